@@ -1,0 +1,3 @@
+from clipphotos.cli import main
+
+raise SystemExit(main())

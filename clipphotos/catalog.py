@@ -1,0 +1,398 @@
+"""The SQLite catalog: the one source of truth of a library, and the one owner of its schema.
+
+Everything the app knows lives here, vectors included; the hnswlib index and the thumbnail
+cache are derived from it and can be rebuilt at any time. The schema is versioned with
+`PRAGMA user_version` and upgraded by the ordered MIGRATIONS list, each step in its own
+transaction, so an old library opens in a new app and a crash mid-upgrade leaves the old one.
+
+Paths are stored as BLOBs of the file system's own bytes (`os.fsencode`): names that are not
+valid UTF-8 survive the round trip. Content (the bytes of a file, by hash) is kept apart from
+the paths that hold it, so a moved file or a byte-identical copy keeps its vector.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MIGRATIONS: list[str] = [
+    # 1: folders, contents, photos, vectors, skip reasons, settings.
+    """
+    CREATE TABLE folders (
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL UNIQUE,
+        follow_links INTEGER NOT NULL DEFAULT 0,
+        added_at REAL NOT NULL
+    );
+    CREATE TABLE contents (
+        id INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        format TEXT,
+        taken_at TEXT,
+        camera TEXT,
+        orientation INTEGER,
+        phash INTEGER
+    );
+    CREATE TABLE photos (
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL UNIQUE,
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        content_id INTEGER NOT NULL REFERENCES contents(id),
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        added_at REAL NOT NULL
+    );
+    CREATE INDEX photos_content ON photos(content_id);
+    CREATE INDEX photos_folder ON photos(folder_id);
+    CREATE INDEX contents_taken ON contents(taken_at);
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        dim INTEGER NOT NULL
+    );
+    CREATE TABLE vectors (
+        content_id INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        vec BLOB NOT NULL,
+        PRIMARY KEY (content_id, model_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE skipped (
+        path BLOB PRIMARY KEY,
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def encode_path(path: str | os.PathLike[str] | bytes) -> bytes:
+    """The path as the file system's bytes: the catalog's key for a file."""
+    return os.fsencode(os.path.abspath(path if isinstance(path, bytes) else os.fspath(path)))
+
+
+def decode_path(raw: bytes) -> str:
+    """A str path that opens the same file (undecodable bytes become surrogate escapes)."""
+    return os.fsdecode(bytes(raw))
+
+
+def folder_prefix(folder: bytes) -> bytes:
+    """The byte prefix that every path inside `folder` starts with."""
+    return folder if folder.endswith(os.sep.encode()) else folder + os.sep.encode()
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One file of the library as the catalog knows it."""
+
+    id: int
+    path: str
+    content_id: int
+    size: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    camera: str | None
+    hash: str
+    phash: int | None
+
+
+@dataclass(frozen=True)
+class ContentInfo:
+    """What the indexer learned from decoding one distinct file content."""
+
+    hash: str
+    size: int
+    width: int
+    height: int
+    format: str
+    taken_at: str | None
+    camera: str | None
+    orientation: int
+    phash: int | None
+
+
+_PHOTO_COLUMNS = ("p.id, p.path, p.content_id, p.size, p.mtime_ns, c.width, c.height, c.format, "
+                  "c.taken_at, c.camera, c.hash, c.phash")
+
+
+def _photo(row: tuple) -> PhotoRecord:
+    return PhotoRecord(row[0], decode_path(row[1]), *row[2:])
+
+
+class Catalog:
+    """A connection to one library's catalog.
+
+    One connection is shared by the threads of a process; a lock serialises its use, and
+    `transaction()` makes a batch of writes atomic. Other processes can read while one writes
+    (WAL), and a second writer waits for the first (busy timeout) instead of failing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer ClipPhotos "
+                                   f"(schema {version}, this one knows {SCHEMA_VERSION}); please upgrade")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={number}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside happen together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- settings ------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self.query("SELECT value FROM settings WHERE key=?", (key,))
+        return rows[0][0] if rows else default
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        with self.transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM settings WHERE key=?", (key,))
+            else:
+                db.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    # -- folders -------------------------------------------------------------------------
+
+    def add_folder(self, path: str | os.PathLike[str] | bytes, follow_links: bool = False) -> int:
+        raw = encode_path(path)
+        with self.transaction() as db:
+            db.execute("INSERT INTO folders(path, follow_links, added_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT(path) DO UPDATE SET follow_links=excluded.follow_links",
+                       (raw, int(follow_links), time.time()))
+            return db.execute("SELECT id FROM folders WHERE path=?", (raw,)).fetchone()[0]
+
+    def remove_folder(self, path: str | os.PathLike[str] | bytes) -> bool:
+        """Forget a folder and every photo in it (the files themselves are untouched)."""
+        with self.transaction() as db:
+            cur = db.execute("DELETE FROM folders WHERE path=?", (encode_path(path),))
+            removed = cur.rowcount > 0
+            if removed:
+                self._drop_orphan_contents(db)
+            return removed
+
+    def folders(self) -> list[tuple[int, str, bool]]:
+        """(id, path, follow_links) of every library folder."""
+        return [(fid, decode_path(p), bool(fl))
+                for fid, p, fl in self.query("SELECT id, path, follow_links FROM folders ORDER BY path")]
+
+    def folder_counts(self) -> dict[int, int]:
+        return dict(self.query("SELECT folder_id, count(*) FROM photos GROUP BY folder_id"))
+
+    # -- models and vectors --------------------------------------------------------------
+
+    def model_id(self, key: str, dim: int) -> int:
+        """The id of a model (by its identity key), registering it on first use."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO models(key, dim) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, dim))
+            return db.execute("SELECT id FROM models WHERE key=?", (key,)).fetchone()[0]
+
+    def vectors(self, model_id: int, content_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(content ids, float32 unit vectors) stored for a model, all or the ones asked for."""
+        if content_ids is None:
+            rows = self.query("SELECT content_id, vec FROM vectors WHERE model_id=?", (model_id,))
+        else:
+            ids = list(content_ids)
+            rows = []
+            for start in range(0, len(ids), 900):
+                chunk = ids[start:start + 900]
+                rows += self.query(f"SELECT content_id, vec FROM vectors WHERE model_id=? AND content_id IN "
+                                   f"({','.join('?' * len(chunk))})", [model_id, *chunk])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.stack([np.frombuffer(r[1], dtype=np.float16) for r in rows]).astype(np.float32)
+        return keys, vecs
+
+    def vector_ids(self, model_id: int) -> set[int]:
+        return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
+
+    def contents_without_vector(self, model_id: int) -> int:
+        return self.query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM vectors v "
+                          "WHERE v.content_id=c.id AND v.model_id=?)", (model_id,))[0][0]
+
+    # -- photos --------------------------------------------------------------------------
+
+    def known_files(self, folder_id: int, model_id: int) -> dict[bytes, tuple[int, int, bool]]:
+        """path → (size, mtime_ns, has a vector for the model) of a folder's photos, to diff a scan against."""
+        return {bytes(p): (s, m, bool(v)) for p, s, m, v in self.query(
+            "SELECT p.path, p.size, p.mtime_ns, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=p.content_id "
+            "AND v.model_id=?) FROM photos p WHERE p.folder_id=?", (model_id, folder_id))}
+
+    def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int]]:
+        return {bytes(p): (s, m) for p, s, m in
+                self.query("SELECT path, size, mtime_ns FROM skipped WHERE folder_id=?", (folder_id,))}
+
+    def content_by_hash(self, hashes: Iterable[str], model_id: int) -> dict[str, tuple[int, bool]]:
+        """hash → (content id, has a vector for the model) for the hashes already known."""
+        found: dict[str, tuple[int, bool]] = {}
+        hashes = list(hashes)
+        for start in range(0, len(hashes), 900):
+            chunk = hashes[start:start + 900]
+            for h, cid, has in self.query(
+                    f"SELECT c.hash, c.id, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=c.id AND v.model_id=?) "
+                    f"FROM contents c WHERE c.hash IN ({','.join('?' * len(chunk))})", [model_id, *chunk]):
+                found[h] = (cid, bool(has))
+        return found
+
+    def photo_count(self) -> int:
+        return self.query("SELECT count(*) FROM photos")[0][0]
+
+    def photos_by_content(self, content_ids: Iterable[int]) -> dict[int, list[PhotoRecord]]:
+        ids = list(dict.fromkeys(content_ids))
+        out: dict[int, list[PhotoRecord]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            for row in self.query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+                                  f"WHERE p.content_id IN ({','.join('?' * len(chunk))}) ORDER BY p.path", chunk):
+                out.setdefault(row[2], []).append(_photo(row))
+        return out
+
+    def photo_by_path(self, path: str | os.PathLike[str] | bytes) -> PhotoRecord | None:
+        rows = self.query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+                          "WHERE p.path=?", (encode_path(path),))
+        return _photo(rows[0]) if rows else None
+
+    def iter_photos(self, order: str = "taken") -> list[PhotoRecord]:
+        """Every photo, newest first by capture date (then path), for browsing."""
+        sort = "coalesce(c.taken_at, '') DESC, p.path" if order == "taken" else "p.path"
+        return [_photo(r) for r in self.query(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id ORDER BY {sort}")]
+
+    def filtered_content_ids(self, folder: str | None = None, since: str | None = None,
+                             until: str | None = None) -> set[int]:
+        """Content ids of the photos inside a folder and/or taken within a date range."""
+        where, params = [], []
+        if folder is not None:
+            prefix = folder_prefix(encode_path(folder))
+            where.append("substr(p.path, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        if since is not None:
+            where.append("c.taken_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("c.taken_at < ?")
+            params.append(until)
+        sql = "SELECT DISTINCT p.content_id FROM photos p JOIN contents c ON c.id=p.content_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return {r[0] for r in self.query(sql, params)}
+
+    # -- writes of the indexer -----------------------------------------------------------
+
+    def upsert_content(self, db: sqlite3.Connection, info: ContentInfo) -> int:
+        db.execute("INSERT INTO contents(hash, size, width, height, format, taken_at, camera, orientation, phash) "
+                   "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET width=excluded.width, "
+                   "height=excluded.height, format=excluded.format, taken_at=excluded.taken_at, "
+                   "camera=excluded.camera, orientation=excluded.orientation, phash=excluded.phash",
+                   (info.hash, info.size, info.width, info.height, info.format, info.taken_at, info.camera,
+                    info.orientation, info.phash))
+        return db.execute("SELECT id FROM contents WHERE hash=?", (info.hash,)).fetchone()[0]
+
+    @staticmethod
+    def put_vector(db: sqlite3.Connection, content_id: int, model_id: int, vec: np.ndarray) -> None:
+        db.execute("INSERT OR REPLACE INTO vectors(content_id, model_id, vec) VALUES (?, ?, ?)",
+                   (content_id, model_id, np.asarray(vec, dtype=np.float16).tobytes()))
+
+    @staticmethod
+    def put_photo(db: sqlite3.Connection, path: bytes, folder_id: int, content_id: int,
+                  size: int, mtime_ns: int) -> None:
+        db.execute("DELETE FROM skipped WHERE path=?", (path,))
+        db.execute("INSERT INTO photos(path, folder_id, content_id, size, mtime_ns, added_at) VALUES (?,?,?,?,?,?) "
+                   "ON CONFLICT(path) DO UPDATE SET folder_id=excluded.folder_id, content_id=excluded.content_id, "
+                   "size=excluded.size, mtime_ns=excluded.mtime_ns",
+                   (path, folder_id, content_id, size, mtime_ns, time.time()))
+
+    @staticmethod
+    def put_skip(db: sqlite3.Connection, path: bytes, folder_id: int, size: int, mtime_ns: int,
+                 reason: str) -> None:
+        db.execute("DELETE FROM photos WHERE path=?", (path,))
+        db.execute("INSERT OR REPLACE INTO skipped(path, folder_id, size, mtime_ns, reason) VALUES (?,?,?,?,?)",
+                   (path, folder_id, size, mtime_ns, reason))
+
+    def forget_paths(self, db: sqlite3.Connection, paths: Iterable[bytes]) -> None:
+        """Drop vanished files (photos or skips); their contents stay until `drop_orphan_contents`."""
+        for path in paths:
+            db.execute("DELETE FROM photos WHERE path=?", (path,))
+            db.execute("DELETE FROM skipped WHERE path=?", (path,))
+
+    @staticmethod
+    def _drop_orphan_contents(db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM photos p WHERE p.content_id=contents.id)")
+
+    def drop_orphan_contents(self) -> list[int]:
+        """Forget contents that no file holds any more; returns their ids (to drop from the index)."""
+        with self.transaction() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM contents WHERE NOT EXISTS (SELECT 1 FROM photos p WHERE p.content_id=contents.id)")]
+            self._drop_orphan_contents(db)
+            return ids
+
+    def drop_other_models(self, keep_model_id: int) -> None:
+        """Vectors of models the library no longer uses are dead weight: free them."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM models WHERE id != ?", (keep_model_id,))
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def skipped(self) -> list[tuple[str, str]]:
+        return [(decode_path(p), r) for p, r in self.query("SELECT path, reason FROM skipped ORDER BY path")]

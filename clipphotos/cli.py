@@ -1,0 +1,277 @@
+"""The `clipphotos` command: index, search, status, watch, … — or the desktop app with no command.
+
+Every command prints for people by default and, with `--json`, one JSON document on stdout
+(progress and messages always go to stderr, so the JSON can be piped). Global options may be
+given before or after the command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from clipphotos import __version__
+from clipphotos.indexer import IndexReport, Progress
+
+EXIT_USAGE = 2
+EXIT_BUSY = 3
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """Options every command shares; on subcommands they default to 'not given' so either place works."""
+    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
+    g = parser.add_argument_group("library and model")
+    g.add_argument("--library", metavar="DIR", default=d(None),
+                   help="library folder (default: $CLIPPHOTOS_LIBRARY or the user data folder)")
+    g.add_argument("--model", metavar="NAME_OR_CONFIG", default=d(None),
+                   help="OpenCLIP model name, or the path of an OpenCLIP model-config JSON")
+    g.add_argument("--pretrained", metavar="TAG", default=d(None),
+                   help="OpenCLIP pretrained tag, downloaded once from the model hub")
+    g.add_argument("--weights", metavar="FILE", default=d(None),
+                   help="local checkpoint (.safetensors/.pt/.bin) instead of downloading")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d(None),
+                   help="where the model runs (default: auto = CUDA, then MPS, then CPU)")
+    g.add_argument("--json", action="store_true", default=d(False), help="machine-readable result on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipphotos", description="Search, tag and de-duplicate your photos with a local CLIP model. "
+                                       "With no command, opens the desktop app.")
+    parser.add_argument("--version", action="version", version=f"clipphotos {__version__}")
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _global_options(p, suppress=True)
+        return p
+
+    p = command("index", "add folders to the library and index new, changed, moved and deleted photos")
+    p.add_argument("folders", nargs="*", metavar="FOLDER", help="folders to add (default: the library's folders)")
+    p.add_argument("--follow-links", action="store_true", help="follow symbolic links that leave the folder")
+    p.add_argument("--workers", type=int, help="decoding threads (default: by CPU count)")
+
+    p = command("search", "find photos by a description and/or a picture")
+    p.add_argument("query", nargs="?", help='what to look for, e.g. "dog on a beach"')
+    p.add_argument("--image", metavar="FILE", help="find photos like this one")
+    p.add_argument("--not", dest="negative", action="append", default=[], metavar="TEXT",
+                   help="push photos matching this down (repeatable)")
+    p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
+    p.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+
+    command("status", "what the library holds: photos, folders, model, skipped files")
+
+    p = command("folders", "list, add or remove the library's folders")
+    p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
+    p.add_argument("paths", nargs="*", metavar="FOLDER")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for name, default in (("library", None), ("model", None), ("pretrained", None), ("weights", None),
+                          ("device", None), ("json", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
+# -- output helpers ------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def emit(args: argparse.Namespace, data: dict, human: Callable[[], None]) -> None:
+    if args.json:
+        json.dump(data, sys.stdout, ensure_ascii=True, indent=1)
+        sys.stdout.write("\n")
+    else:
+        human()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (img/s and ETA) when stderr is a terminal."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if p.phase == "indexing" and now - self._last < 0.1 and p.done != p.total:
+            return
+        self._last = now
+        if p.phase == "scanning":
+            line = "Scanning folders…"
+        elif p.phase == "indexing" and p.total:
+            width = 28
+            filled = int(width * p.done / p.total)
+            name = os.path.basename(p.current)[-30:]
+            line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
+                    f"{p.images_per_second:5.1f} img/s  ETA {_duration(p.eta_seconds)}  {name}")
+        else:
+            line = "Finishing…" if p.phase == "finishing" else ""
+        self.stream.write("\r\033[K" + line + ("\n" if p.phase == "done" else ""))
+        self.stream.flush()
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def open_library(args: argparse.Namespace, workers: int | None = None):
+    """The library named by --library, with the model the options ask for (else its own)."""
+    from clipphotos.library import Library
+    from clipphotos.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
+    model = None
+    if args.model or args.pretrained or args.weights:
+        name = args.model or DEFAULT_MODEL
+        if name.endswith(".json"):
+            name = str(Path(name).expanduser().resolve())
+        weights = str(Path(args.weights).expanduser().resolve()) if args.weights else None
+        pretrained = args.pretrained
+        if pretrained is None and weights is None and name == DEFAULT_MODEL:
+            pretrained = DEFAULT_PRETRAINED
+        model = ModelSpec(name, pretrained, weights)
+    return Library(args.library, model=model, device=args.device, workers=workers)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    lib = open_library(args, workers=args.workers)
+    try:
+        for folder in args.folders:
+            lib.add_folder(folder, follow_links=args.follow_links)
+        if not lib.folders():
+            say("The library has no folders yet: clipphotos index FOLDER")
+            return EXIT_USAGE
+        report = lib.index_folders(on_progress=ProgressBar())
+    finally:
+        lib.close()
+    emit(args, report.to_json(), lambda: _print_index(report))
+    return 0
+
+
+def _print_index(r: IndexReport) -> None:
+    print(f"Indexed {r.indexed} photos ({r.embedded} embedded), {r.unchanged} unchanged, {r.moved} moved, "
+          f"{r.removed} removed, {len(r.skipped)} skipped in {r.seconds:.1f} s")
+    for folder in r.offline_folders:
+        print(f"  offline (kept as it was): {folder}")
+    for path, reason in r.skipped[:20]:
+        print(f"  skipped {path}: {reason}")
+    if len(r.skipped) > 20:
+        print(f"  … and {len(r.skipped) - 20} more (clipphotos status lists them all)")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if not args.query and not args.image:
+        say("Say what to look for: clipphotos search \"dog on a beach\" (or --image FILE)")
+        return EXIT_USAGE
+    lib = open_library(args)
+    try:
+        if lib.catalog.photo_count() == 0:
+            say("The library is empty: add photos with  clipphotos index FOLDER")
+            results = []
+        else:
+            results = lib.search(args.query, image=args.image, negative=args.negative, folder=args.folder,
+                                 since=args.since, until=args.until, limit=args.limit)
+    finally:
+        lib.close()
+
+    def human() -> None:
+        for r in results:
+            print(f"{r.score:6.3f}  {r.path}")
+        if not results:
+            say("No photos matched.")
+    emit(args, {"results": [r.to_json() for r in results]}, human)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from clipphotos.library import Library
+    lib = Library(args.library)
+    try:
+        status = lib.status()
+    finally:
+        lib.close()
+
+    def human() -> None:
+        print(f"Library: {status['library']}")
+        print(f"Model:   {status['model'] or 'none yet (indexing picks the default)'}")
+        print(f"Photos:  {status['photos']}   Skipped: {status['skipped']}")
+        for f in status["folder_details"]:
+            print(f"  {f['photos']:7d}  {f['path']}{'' if f['online'] else '  (offline)'}")
+        if status["skipped_files"]:
+            print("Skipped files:")
+            for s in status["skipped_files"]:
+                print(f"  {s['path']}: {s['reason']}")
+    emit(args, status, human)
+    return 0
+
+
+def cmd_folders(args: argparse.Namespace) -> int:
+    from clipphotos.library import Library
+    lib = Library(args.library)
+    try:
+        for path in args.paths:
+            if args.action == "add":
+                lib.add_folder(path)
+            elif args.action == "remove" and not lib.remove_folder(path):
+                say(f"{path} is not one of the library's folders")
+        folders = [p for _, p, _ in lib.folders()]
+    finally:
+        lib.close()
+    emit(args, {"folders": folders}, lambda: print("\n".join(folders) if folders else "(no folders)"))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "index": cmd_index, "search": cmd_search, "status": cmd_status, "folders": cmd_folders,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command is None:
+        try:
+            from clipphotos.gui.app import run_app
+        except ImportError as exc:
+            say(f"The desktop app cannot start ({exc}); the commands below still work.")
+            build_parser().print_help(sys.stderr)
+            return EXIT_USAGE
+        return run_app(args)
+    from clipphotos.library import LibraryBusy
+    from clipphotos.loader import UnreadableImage
+    from clipphotos.models import ModelUnavailable
+    try:
+        return COMMANDS[args.command](args)
+    except ModelUnavailable as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+    except LibraryBusy as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_BUSY
+    except (UnreadableImage, NotADirectoryError, FileNotFoundError, ValueError) as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        say("Interrupted: nothing is lost; run the command again to carry on.")
+        return 130

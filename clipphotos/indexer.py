@@ -1,0 +1,351 @@
+"""Bring the catalog in line with the folders: the indexing pipeline.
+
+A scan lists the files; anything whose size and modification time are unchanged is left alone.
+Every other file is read once: its bytes are hashed (so a moved file or a byte-identical copy
+reuses the vector it already has) and, only when the content is new, decoded once into the
+model's input and its perceptual hash. Decoding runs in worker threads (Pillow releases the
+GIL) while the model embeds the previous batch, so the model does not wait for pictures.
+
+Each batch is committed in one transaction: a kill at any moment loses at most the batch in
+flight, and the next run picks up exactly where this one stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from clipphotos.catalog import Catalog, ContentInfo, decode_path
+from clipphotos.embedder import Embedder
+from clipphotos.fingerprint import perceptual_hash
+from clipphotos.loader import UnreadableImage, load_image
+from clipphotos.scanner import ScannedFile, scan_folder
+from clipphotos.vector_index import VectorIndex
+
+BATCH_SIZE = 16
+
+
+@dataclass
+class Progress:
+    """What the CLI's progress bar and the GUI's status bar show."""
+
+    phase: str                      # "scanning", "indexing", "finishing", "done"
+    done: int = 0
+    total: int = 0
+    images_per_second: float = 0.0
+    eta_seconds: float | None = None
+    current: str = ""
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0                # files added or updated in the catalog (new vectors or reused)
+    embedded: int = 0               # pictures that went through the model
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    offline_folders: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: bool = False
+
+    def to_json(self) -> dict:
+        return {"indexed": self.indexed, "embedded": self.embedded, "unchanged": self.unchanged,
+                "moved": self.moved, "removed": self.removed,
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+                "offline_folders": self.offline_folders, "seconds": round(self.seconds, 3),
+                "stopped": self.stopped}
+
+
+@dataclass
+class _Item:
+    """One candidate file after its worker is done with it."""
+
+    file: ScannedFile
+    folder_id: int
+    hash: str | None = None
+    reuse: int | None = None                 # content id whose vector this file can reuse
+    info: ContentInfo | None = None
+    tensor: torch.Tensor | None = None
+    error: str | None = None
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def default_workers() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+class Indexer:
+    """One indexing run over some of the library's folders."""
+
+    def __init__(self, catalog: Catalog, embedder: Embedder, index: VectorIndex, model_id: int,
+                 workers: int | None = None, batch_size: int = BATCH_SIZE,
+                 on_decoded: Callable[[str, object], None] | None = None) -> None:
+        self.catalog = catalog
+        self.embedder = embedder
+        self.index = index
+        self.model_id = model_id
+        self.workers = workers or default_workers()
+        self.batch_size = batch_size
+        self.on_decoded = on_decoded      # e.g. the thumbnail cache, fed from the same decode
+        self.pause = threading.Event()    # set = paused
+        self.stop = threading.Event()     # set = finish the batch in flight and return
+        self._claimed: set[str] = set()
+        self._claim_lock = threading.Lock()
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self, folders: Iterable[tuple[int, str, bool]], only: Iterable[bytes] | None = None,
+            on_progress: Callable[[Progress], None] = lambda p: None,
+            excluded: frozenset[bytes] = frozenset()) -> IndexReport:
+        """Index the folders (id, path, follow_links); `only` limits the run to some paths."""
+        started = time.monotonic()
+        report = IndexReport()
+        on_progress(Progress("scanning"))
+        candidates: list[tuple[int, ScannedFile]] = []
+        vanished: list[bytes] = []
+        only_set = set(only) if only is not None else None
+        for folder_id, root, follow in folders:
+            raw_root = os.fsencode(root)
+            if not os.path.isdir(raw_root):
+                # An unplugged drive must not empty the library: keep its photos until it is back.
+                report.offline_folders.append(root)
+                continue
+            known = self.catalog.known_files(folder_id, self.model_id)
+            skips = self.catalog.known_skips(folder_id)
+            seen: set[bytes] = set()
+            files = scan_folder(raw_root, follow, excluded) if only_set is None else self._stat_only(
+                raw_root, only_set)
+            for f in files:
+                seen.add(f.path)
+                old = known.get(f.path)
+                if old is not None and old == (f.size, f.mtime_ns, True):
+                    report.unchanged += 1
+                    continue
+                skip = skips.get(f.path)
+                if old is None and skip is not None and skip == (f.size, f.mtime_ns):
+                    continue  # still the same broken file; listed below with its reason
+                candidates.append((folder_id, f))
+            scope = known.keys() | skips.keys()
+            if only_set is not None:
+                scope = scope & only_set
+            vanished += [p for p in scope if p not in seen]
+        vanished_contents = self._contents_of(vanished)
+        total = len(candidates)
+        on_progress(Progress("indexing", 0, total))
+
+        done = 0
+        rate_window: deque[tuple[float, int]] = deque(maxlen=32)
+        rate_window.append((time.monotonic(), 0))
+        batch: list[_Item] = []
+        settled: list[_Item] = []          # reused or broken: written with the next commit
+        waiting: list[_Item] = []          # copies of a content another worker is embedding
+
+        def commit() -> None:
+            nonlocal batch, settled, waiting
+            vectors = self.embedder.encode_batch(torch.stack([i.tensor for i in batch])) if batch else None
+            new_ids, new_vecs = [], []
+            with self.catalog.transaction() as db:
+                for n, item in enumerate(batch):
+                    cid = self.catalog.upsert_content(db, item.info)
+                    self.catalog.put_vector(db, cid, self.model_id, vectors[n])
+                    self.catalog.put_photo(db, item.file.path, item.folder_id, cid, item.file.size, item.file.mtime_ns)
+                    new_ids.append(cid)
+                    new_vecs.append(vectors[n])
+                    report.indexed += 1
+                    report.embedded += 1
+                for item in settled:
+                    if item.error is not None:
+                        self.catalog.put_skip(db, item.file.path, item.folder_id, item.file.size,
+                                              item.file.mtime_ns, item.error)
+                    else:
+                        self._count_move(item, vanished_contents, report)
+                        self.catalog.put_photo(db, item.file.path, item.folder_id, item.reuse,
+                                               item.file.size, item.file.mtime_ns)
+                        report.indexed += 1
+            if new_ids:
+                self.index.add(np.asarray(new_ids, dtype=np.int64), np.stack(new_vecs))
+            for item in batch:
+                self._release(item.hash)
+            batch, settled = [], []
+            # Copies whose content has now been committed can be attached without decoding.
+            still = []
+            for item in waiting:
+                found = self.catalog.content_by_hash([item.hash], self.model_id).get(item.hash)
+                if found and found[1]:
+                    item.reuse = found[0]
+                    settled.append(item)
+                else:
+                    still.append(item)
+            waiting = still
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            pending: deque[Future[_Item]] = deque()
+            queue = iter(candidates)
+            lookahead = self.batch_size * 3
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < lookahead and not self.stop.is_set():
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    pending.append(pool.submit(self._prepare, *nxt))
+                if not pending:
+                    break
+                item = pending.popleft().result()
+                done += 1
+                if item.error is not None or item.reuse is not None:
+                    settled.append(item)
+                elif item.tensor is None:
+                    waiting.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_size or len(settled) >= 256:
+                    commit()
+                now = time.monotonic()
+                rate_window.append((now, done))
+                t0, n0 = rate_window[0]
+                rate = (rate_window[-1][1] - n0) / (now - t0) if now > t0 else 0.0
+                on_progress(Progress("indexing", done, total, rate,
+                                     (total - done) / rate if rate > 0 else None, decode_path(item.file.path)))
+                while self.pause.is_set() and not self.stop.is_set():
+                    time.sleep(0.1)
+            for fut in pending:
+                fut.cancel()
+            commit()
+            commit()  # copies resolved by the first commit are written by the second
+            if waiting:  # copies whose twin failed to decode: each decodes on its own
+                for item in waiting:
+                    self._release(item.hash)
+                    retry = self._prepare(item.folder_id, item.file)
+                    (batch if retry.tensor is not None else settled).append(retry)
+                waiting = []
+                commit()
+        report.stopped = self.stop.is_set()
+        on_progress(Progress("finishing", done, total))
+        if not report.stopped:
+            report.removed = self._forget(vanished) - report.moved
+        self._drop_orphans()
+        report.skipped = self._skips_in([f for f, *_ in folders])
+        report.seconds = time.monotonic() - started
+        on_progress(Progress("done", done, total))
+        return report
+
+    # -- pieces --------------------------------------------------------------------------
+
+    @staticmethod
+    def _stat_only(root: bytes, paths: set[bytes]) -> Iterable[ScannedFile]:
+        """The given paths under `root` that still exist as regular files (for watch events)."""
+        import stat as st_mod
+        prefix = root.rstrip(b"/") + b"/"
+        for path in sorted(paths):
+            if not path.startswith(prefix):
+                continue
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue
+            if st_mod.S_ISREG(st.st_mode):
+                yield ScannedFile(path, st.st_size, st.st_mtime_ns)
+
+    def _contents_of(self, paths: list[bytes]) -> dict[int, int]:
+        """content id → how many of the vanished paths held it (to tell moves from removals)."""
+        counts: dict[int, int] = {}
+        for start in range(0, len(paths), 900):
+            chunk = paths[start:start + 900]
+            for (cid,) in self.catalog.query(
+                    f"SELECT content_id FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk):
+                counts[cid] = counts.get(cid, 0) + 1
+        return counts
+
+    @staticmethod
+    def _count_move(item: _Item, vanished_contents: dict[int, int], report: IndexReport) -> None:
+        left = vanished_contents.get(item.reuse or -1, 0)
+        if left > 0:
+            vanished_contents[item.reuse] = left - 1  # type: ignore[index]
+            report.moved += 1
+            report.indexed -= 1  # counted as moved, not as indexed
+
+    def _claim(self, digest: str) -> bool:
+        """True if this worker is the one to decode the content; False if another already is."""
+        with self._claim_lock:
+            if digest in self._claimed:
+                return False
+            self._claimed.add(digest)
+            return True
+
+    def _release(self, digest: str | None) -> None:
+        with self._claim_lock:
+            if digest is not None:
+                self._claimed.discard(digest)
+
+    def _prepare(self, folder_id: int, f: ScannedFile) -> _Item:
+        """Worker: read, hash and (for new content) decode one file into the model's input."""
+        item = _Item(f, folder_id)
+        try:
+            with open(f.path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            item.error = f"cannot read: {exc.strerror or exc}"
+            return item
+        if not data:
+            item.error = "empty file"
+            return item
+        item.hash = content_hash(data)
+        known = self.catalog.content_by_hash([item.hash], self.model_id).get(item.hash)
+        if known and known[1]:
+            item.reuse = known[0]
+            return item
+        if not self._claim(item.hash):
+            return item  # a byte-identical copy is being decoded by another worker
+        try:
+            loaded = load_image(data, target=self.embedder.loaded.image_size)
+            item.tensor = self.embedder.prepare(loaded.image)
+            item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
+                                    loaded.taken_at, loaded.camera, loaded.orientation,
+                                    perceptual_hash(loaded.image))
+            if self.on_decoded is not None:
+                self.on_decoded(item.hash, loaded)
+        except UnreadableImage as exc:
+            item.error = str(exc) or "unreadable image"
+        except Exception as exc:  # a decoder bug must cost one file, never the run
+            item.error = f"could not be decoded ({type(exc).__name__}: {exc})"
+        if item.error is not None:
+            self._release(item.hash)
+        return item
+
+    def _forget(self, vanished: list[bytes]) -> int:
+        """Drop the catalog rows of files that are gone; returns how many photos were dropped."""
+        if not vanished:
+            return 0
+        photos = set()
+        for start in range(0, len(vanished), 900):
+            chunk = vanished[start:start + 900]
+            photos.update(bytes(p) for (p,) in self.catalog.query(
+                f"SELECT path FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk))
+        with self.catalog.transaction() as db:
+            self.catalog.forget_paths(db, vanished)
+        return len(photos)
+
+    def _drop_orphans(self) -> None:
+        """Contents no file holds any more (deleted, or edited in place) leave catalog and index."""
+        self.index.remove(self.catalog.drop_orphan_contents())
+
+    def _skips_in(self, folder_ids: list[int]) -> list[tuple[str, str]]:
+        if not folder_ids:
+            return []
+        rows = self.catalog.query(f"SELECT path, reason FROM skipped WHERE folder_id IN "
+                                  f"({','.join('?' * len(folder_ids))}) ORDER BY path", folder_ids)
+        return [(decode_path(p), r) for p, r in rows]

@@ -1,0 +1,282 @@
+"""`Library`: the one door to a photo library, used alike by the CLI and the GUI.
+
+A library is a folder (the platform's user data folder unless told otherwise) holding the
+catalog, the derived vector index and caches. It remembers the model it was indexed with, so
+later commands use it without being told; indexing with another model re-embeds the library
+and then frees the old vectors.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
+from clipphotos.embedder import Embedder
+from clipphotos.indexer import Indexer, IndexReport, Progress
+from clipphotos.loader import load_image
+from clipphotos.models import LoadedModel, ModelSpec, load_model
+from clipphotos.vector_index import VectorIndex
+
+APP_NAME = "ClipPhotos"
+# How strongly a negative term pushes its matches down (the query is pos − weight·neg).
+NEGATIVE_WEIGHT = 0.6
+
+
+def default_library_dir() -> Path:
+    """$CLIPPHOTOS_LIBRARY, else the platform's user data folder (~/.local/share/ClipPhotos, ...)."""
+    env = os.environ.get("CLIPPHOTOS_LIBRARY")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+class LibraryBusy(Exception):
+    """Another process is writing to this library (indexing or watching it)."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    path: str
+    score: float
+    photo: PhotoRecord
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "score": round(self.score, 4), "taken_at": self.photo.taken_at,
+                "width": self.photo.width, "height": self.photo.height}
+
+
+class Library:
+    """A photo library: its folders, catalog, model, index, and what can be asked of it."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
+                 device: str | None = None, workers: int | None = None) -> None:
+        self.root = Path(root).expanduser().resolve() if root else default_library_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.root / "catalog.sqlite3")
+        self.requested_model = model
+        self.requested_device = device
+        self.workers = workers
+        self._loaded: LoadedModel | None = None
+        self._embedder: Embedder | None = None
+        self._index: VectorIndex | None = None
+        self._model_id: int | None = None
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model ---------------------------------------------------------------------------
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The model asked for now, else the one the library was indexed with, else the default."""
+        spec = self.requested_model
+        if spec is None:
+            stored = self.catalog.get_setting("model")
+            spec = ModelSpec.from_json(stored) if stored else ModelSpec()
+        return replace(spec, device=self.requested_device) if self.requested_device else spec
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._loaded = load_model(self.model_spec)
+            self._embedder = Embedder(self._loaded)
+            self._model_id = self.catalog.model_id(self._loaded.key, self._loaded.dim)
+        return self._embedder
+
+    @property
+    def model_id(self) -> int:
+        _ = self.embedder
+        assert self._model_id is not None
+        return self._model_id
+
+    # -- vector index --------------------------------------------------------------------
+
+    def _index_path(self) -> Path:
+        return self.root / "index" / f"model-{self.model_id}.hnsw"
+
+    @property
+    def index(self) -> VectorIndex:
+        """The model's vector index: loaded if intact, rebuilt from the catalog if not, then synced."""
+        if self._index is None:
+            dim = self.embedder.dim
+            checksum = self.catalog.get_setting(f"index.{self.model_id}.checksum")
+            index = VectorIndex.load(self._index_path(), dim, checksum)
+            if index is None:
+                ids, vecs = self.catalog.vectors(self.model_id)
+                index = VectorIndex.build(dim, ids, vecs)
+            else:
+                self._sync_index(index)
+            self._index = index
+        return self._index
+
+    def _sync_index(self, index: VectorIndex) -> None:
+        """Vectors committed after the index was last saved (a crash in between) join it now."""
+        in_catalog = self.catalog.vector_ids(self.model_id)
+        in_index = index.ids()
+        index.remove(in_index - in_catalog)
+        missing = in_catalog - in_index
+        if missing:
+            ids, vecs = self.catalog.vectors(self.model_id, missing)
+            index.add(ids, vecs)
+
+    def save_index(self) -> None:
+        checksum = self.index.save(self._index_path())
+        self.catalog.set_setting(f"index.{self.model_id}.checksum", checksum)
+
+    # -- folders -------------------------------------------------------------------------
+
+    def add_folder(self, path: str | os.PathLike[str], follow_links: bool = False) -> int:
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
+        return self.catalog.add_folder(folder.resolve(), follow_links)
+
+    def remove_folder(self, path: str | os.PathLike[str]) -> bool:
+        removed = self.catalog.remove_folder(Path(path).expanduser().resolve())
+        if removed and self._index is not None:
+            self._sync_index(self._index)
+            self.save_index()
+        return removed
+
+    def folders(self) -> list[tuple[int, str, bool]]:
+        return self.catalog.folders()
+
+    # -- indexing ------------------------------------------------------------------------
+
+    def writer_lock(self) -> FileLock:
+        return FileLock(str(self.root / "writer.lock"))
+
+    def index_folders(self, folders: Iterable[str | os.PathLike[str]] = (), *,
+                      on_progress: Callable[[Progress], None] = lambda p: None,
+                      only: Iterable[bytes] | None = None,
+                      indexer_hook: Callable[[Indexer], None] | None = None) -> IndexReport:
+        """Add the folders (if any) and bring the whole library up to date.
+
+        `only` limits the run to some paths (the watcher's events); `indexer_hook` receives the
+        indexer before it starts, so a GUI can pause or stop it.
+        """
+        lock = self.writer_lock()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise LibraryBusy(f"another ClipPhotos process is indexing {self.root}; "
+                              f"try again when it is done (or stop `clipphotos watch`)") from None
+        try:
+            for folder in folders:
+                self.add_folder(folder)
+            embedder, model_id, index = self.embedder, self.model_id, self.index
+            assert self._loaded is not None
+            indexer = Indexer(self.catalog, embedder, index, model_id, workers=self.workers)
+            if indexer_hook is not None:
+                indexer_hook(indexer)
+            report = indexer.run(self.folders(), only=only, on_progress=on_progress,
+                                 excluded=self.excluded_folders())
+            self.save_index()
+            if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
+                # Everything is embedded with this model now: make it the library's model.
+                self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
+                self.catalog.set_setting("model.key", self._loaded.key)
+                self.catalog.drop_other_models(model_id)
+            return report
+        finally:
+            lock.release()
+
+    def excluded_folders(self) -> frozenset[bytes]:
+        raw = self.catalog.get_setting("excluded_folders")
+        return frozenset(encode_path(p) for p in raw.split("\n") if p) if raw else frozenset()
+
+    # -- search --------------------------------------------------------------------------
+
+    def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None,
+               negative: Sequence[str] = (), folder: str | os.PathLike[str] | None = None,
+               since: str | date | None = None, until: str | date | None = None,
+               limit: int = 20) -> list[SearchResult]:
+        """Photos ranked by similarity to a description and/or a picture, best first.
+
+        Scores are cosine similarities to the (prompt-ensembled) query, so they compare across
+        queries. `negative` terms push their matches down; folder and date filters narrow the
+        candidates before ranking; `until` is inclusive.
+        """
+        if self.catalog.photo_count() == 0 or (not text and image is None):
+            return []
+        query, exclude = self._query_vector(text, image)
+        for term in negative:
+            query = query - NEGATIVE_WEIGHT * self.embedder.encode_query(term)
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
+        allowed = None
+        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
+        if folder is not None or since is not None or until is not None:
+            allowed = self.catalog.filtered_content_ids(
+                str(Path(folder).expanduser().resolve()) if folder else None,
+                _date_bound(since), _date_bound(until, end=True))
+            if not allowed:
+                return []
+        want = limit + len(exclude)
+        hits = self.index.search(query, max(want * 2, want + 10), allowed)
+        hits = [(cid, s) for cid, s in hits if cid not in exclude]
+        photos = self.catalog.photos_by_content(cid for cid, _ in hits)
+        results: list[SearchResult] = []
+        for cid, score in hits:
+            for photo in photos.get(cid, []):
+                if folder_raw is not None and not encode_path(photo.path).startswith(folder_raw):
+                    continue
+                results.append(SearchResult(photo.path, score, photo))
+        return results[:limit]
+
+    def _query_vector(self, text: str | None, image: str | os.PathLike[str] | None) -> tuple[np.ndarray, set[int]]:
+        """The unit query vector, and the content ids to leave out (the query picture itself)."""
+        parts, exclude = [], set()
+        if text:
+            parts.append(self.embedder.encode_query(text))
+        if image is not None:
+            photo = self.catalog.photo_by_path(image)
+            if photo is not None and photo.content_id in self.index.ids():
+                parts.append(self.index.vectors([photo.content_id])[0])
+                exclude.add(photo.content_id)
+            else:
+                loaded = load_image(Path(image), target=self.embedder.loaded.image_size)
+                parts.append(self.embedder.encode_images([loaded.image])[0])
+        vec = np.mean(parts, axis=0)
+        return vec / max(float(np.linalg.norm(vec)), 1e-12), exclude
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def status(self) -> dict:
+        counts = self.catalog.folder_counts()
+        skipped = self.catalog.skipped()
+        stored = self.catalog.get_setting("model")
+        folders = self.folders()
+        return {
+            "library": str(self.root),
+            "photos": self.catalog.photo_count(),
+            "skipped": len(skipped),
+            "folders": [path for _, path, _ in folders],
+            "folder_details": [{"path": path, "photos": counts.get(fid, 0), "follow_links": follow,
+                                "online": os.path.isdir(path)} for fid, path, follow in folders],
+            "model": ModelSpec.from_json(stored).describe() if stored else None,
+            "model_key": self.catalog.get_setting("model.key"),
+            "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+        }
+
+
+def _date_bound(value: str | date | None, end: bool = False) -> str | None:
+    """An ISO bound for taken_at; an end date includes its whole day."""
+    if value is None:
+        return None
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    if end:
+        day = day + timedelta(days=1)
+    return day.isoformat()

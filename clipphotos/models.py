@@ -1,0 +1,266 @@
+"""Create an OpenCLIP model from what the user named: a model and tag, a config file, local weights.
+
+Where the weights come from, in order: the `--weights` file; a copy already in the model hub's
+cache; a download from the hub with a progress bar. We probe the hub ourselves before asking
+huggingface_hub for anything, because offline it retries for most of a minute before failing;
+the user instead gets one short message that names the model, the cache and `--weights`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+DEFAULT_MODEL = "ViT-B-32-256"
+DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
+BUNDLED_DIR = Path(__file__).resolve().parent / "models"
+# The toy model that ships inside the package: enough for the demo and the tests.
+SHAPES_CONFIG = BUNDLED_DIR / "shapes-clip" / "config.json"
+SHAPES_WEIGHTS = BUNDLED_DIR / "shapes-clip" / "shapes-clip.safetensors"
+
+_registry_lock = threading.Lock()
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be built: str(exc) says why and what the user can do, in plain words."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for. A library remembers it and reuses it on later runs."""
+
+    name: str = DEFAULT_MODEL            # an OpenCLIP model name or the path of a model-config JSON
+    pretrained: str | None = DEFAULT_PRETRAINED
+    weights: str | None = None           # a local checkpoint file, instead of the hub
+    device: str = "auto"
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "pretrained": self.pretrained, "weights": self.weights,
+                           "device": self.device})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        data = json.loads(text)
+        return cls(data["name"], data.get("pretrained"), data.get("weights"), data.get("device", "auto"))
+
+    @property
+    def is_config_file(self) -> bool:
+        return self.name.endswith(".json")
+
+    def describe(self) -> str:
+        source = f"weights {self.weights}" if self.weights else (self.pretrained or "random weights")
+        return f"{self.name} ({source})"
+
+
+@dataclass
+class LoadedModel:
+    """A ready model with what the rest of the app needs to feed it."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    dtype: torch.dtype
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    dim: int
+    key: str                             # identity of model + weights: vectors of different keys never mix
+    notes: list[str] = field(default_factory=list)
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloaded weights (respects HF_HOME / HF_HUB_CACHE)."""
+    from huggingface_hub import constants
+    return Path(constants.HF_HUB_CACHE)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU, unless the user chose one."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine. "
+                               "Use --device auto or cpu.")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelUnavailable("--device mps was asked for, but Apple's Metal backend is not available here. "
+                               "Use --device auto or cpu.")
+    if requested not in ("cpu", "cuda", "mps"):
+        raise ModelUnavailable(f"unknown device {requested!r}: use auto, cpu, cuda or mps")
+    return torch.device(requested)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+        return " avx512_bf16" in flags or " amx_bf16" in flags
+    except OSError:
+        pass
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and sys.platform != "darwin"
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _file_fingerprint(path: Path) -> str:
+    """A cheap identity for a weights file: size plus the head and tail bytes."""
+    digest = hashlib.blake2b(digest_size=12)
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def _register_config(path: Path) -> str:
+    """Make a model-config JSON known to OpenCLIP and return the name to create it by."""
+    import open_clip
+    if not path.is_file():
+        raise ModelUnavailable(f"model config {path} does not exist")
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"model config {path} is not valid JSON: {exc}") from None
+    cfg = cfg.get("model_cfg", cfg)  # the hub's open_clip_config.json wraps the model config
+    if not all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
+        raise ModelUnavailable(f"{path} is not an OpenCLIP model config (needs embed_dim, vision_cfg, text_cfg)")
+    name = f"clipphotos-{hashlib.blake2b(json.dumps(cfg, sort_keys=True).encode(), digest_size=6).hexdigest()}"
+    with _registry_lock:
+        # OpenCLIP registers configs by file stem; a private name keeps two "config.json" apart.
+        from open_clip import factory
+        factory._MODEL_CONFIGS[name] = cfg
+    return name
+
+
+def _hub_reachable(timeout: float = 4.0) -> bool:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
+    """The local file of an OpenCLIP pretrained tag: from the hub's cache, or downloaded once."""
+    import open_clip
+    from huggingface_hub import hf_hub_download
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        known = ", ".join(t for m, t in open_clip.list_pretrained() if m == name) or "none"
+        raise ModelUnavailable(f"OpenCLIP has no pretrained weights {tag!r} for {name} (known tags: {known})")
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        raise ModelUnavailable(f"{name} {tag} is only published at {cfg.get('url')}; download it and pass "
+                               f"the file with --weights")
+    repo, filename = _split_hub(hub)
+    candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    for candidate in candidates:
+        try:
+            return Path(hf_hub_download(repo, candidate, local_files_only=True))
+        except Exception:  # not cached: try the next name, then the network
+            pass
+    if not download or not _hub_reachable():
+        raise ModelUnavailable(
+            f"The weights of {name} ({tag}) are not on this computer and the model hub cannot be reached.\n"
+            f"  They would be downloaded once into {hub_cache_dir()}.\n"
+            f"  Connect to the internet and run again, or point at a local checkpoint with "
+            f"--weights FILE (.safetensors, .pt or .bin).")
+    last: Exception | None = None
+    for candidate in candidates:
+        try:
+            return Path(hf_hub_download(repo, candidate))  # prints its own progress bar on stderr
+        except Exception as exc:
+            last = exc
+    raise ModelUnavailable(f"Downloading {name} ({tag}) from {repo} failed: {last}")
+
+
+def _split_hub(hub: str) -> tuple[str, str]:
+    """OpenCLIP writes hub entries as 'org/repo/' or 'org/repo/file.bin'."""
+    parts = hub.split("/")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Build the model, load its weights and choose device and precision."""
+    import open_clip
+    device = pick_device(spec.device)
+    if spec.is_config_file:
+        name = _register_config(Path(spec.name))
+    else:
+        name = spec.name
+        if name not in open_clip.list_models():
+            raise ModelUnavailable(f"unknown OpenCLIP model {name!r}; see `python -m open_clip.factory` "
+                                   f"list_models(), or pass a model-config JSON file")
+    if spec.weights:
+        weights = Path(spec.weights).expanduser()
+        if not weights.is_file():
+            raise ModelUnavailable(f"weights file {weights} does not exist")
+    elif spec.pretrained:
+        weights = resolve_pretrained(name, spec.pretrained)
+    else:
+        weights = None
+    try:
+        model = open_clip.create_model(name, pretrained=str(weights) if weights else None, device="cpu")
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise ModelUnavailable(f"{spec.describe()} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    pcfg = open_clip.get_model_preprocess_cfg(model)
+    size = pcfg.get("size", 224)
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    mean = tuple(pcfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+    std = tuple(pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+    dim = int(model.text_projection.shape[1] if getattr(model, "text_projection", None) is not None
+              else model.visual.output_dim)
+    key_source = f"file:{_file_fingerprint(weights)}" if weights else "random"
+    key = f"{spec.name if not spec.is_config_file else name}|{key_source}"
+    loaded = LoadedModel(spec, model, tokenizer, device, torch.float32, size, mean, std, dim, key)  # type: ignore[arg-type]
+    _choose_precision(loaded)
+    return loaded
+
+
+def _choose_precision(loaded: LoadedModel) -> None:
+    """fp16 on GPUs; bf16 weights on CPUs with native bf16 if embeddings stay within 0.999 cosine."""
+    if loaded.device.type in ("cuda", "mps"):
+        loaded.model.to(device=loaded.device, dtype=torch.float16)
+        loaded.dtype = torch.float16
+        loaded.notes.append(f"{loaded.device.type}, fp16")
+        return
+    if not cpu_has_native_bf16():
+        loaded.notes.append("cpu, fp32 (no native bf16 on this CPU)")
+        return
+    probe = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, loaded.image_size, loaded.image_size))
+                             .astype(np.float32))
+    with torch.inference_mode():
+        ref = torch.nn.functional.normalize(loaded.model.encode_image(probe), dim=-1)
+        loaded.model.to(torch.bfloat16)
+        low = torch.nn.functional.normalize(loaded.model.encode_image(probe.bfloat16()).float(), dim=-1)
+    worst = float((ref * low).sum(-1).min())
+    if worst >= 0.999:
+        loaded.dtype = torch.bfloat16
+        loaded.notes.append(f"cpu, bf16 weights (cosine to fp32 {worst:.5f})")
+    else:
+        loaded.model.to(torch.float32)
+        loaded.notes.append(f"cpu, fp32 (bf16 drifted to cosine {worst:.4f})")

@@ -1,0 +1,74 @@
+"""Walk the library's folders and list the picture files in them, safely.
+
+Only regular files are listed (a FIFO or device named .jpg would block or worse). Symbolic
+links are not followed unless the user allowed it for that folder, and then each directory is
+entered once (no loops). Hidden files, AppleDouble `._*` files and the caches that NAS boxes
+and desktops leave beside photos are skipped. Names are handled as bytes, so file names that
+are not valid UTF-8 work.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from clipphotos.loader import is_supported
+
+# Folders that hold caches or trash, never a person's photos.
+IGNORED_DIRS = frozenset({b"@eaDir", b"#recycle", b"#snapshot", b"$RECYCLE.BIN", b"System Volume Information",
+                          b"lost+found", b"__pycache__"})
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    path: bytes          # absolute, as the file system's bytes
+    size: int
+    mtime_ns: int
+
+
+def is_ignored_name(name: bytes) -> bool:
+    """Hidden entries (incl. AppleDouble `._*`, `.thumbnails`, `.Trash-1000`) and cache folders."""
+    return name.startswith(b".") or name in IGNORED_DIRS
+
+
+def scan_folder(root: bytes, follow_links: bool = False, excluded: frozenset[bytes] = frozenset(),
+                on_error: Callable[[bytes, str], None] | None = None) -> Iterator[ScannedFile]:
+    """Every supported picture file below `root`, depth first, in a stable order."""
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(folder, exc.strerror or str(exc))
+            continue
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if is_ignored_name(name):
+                continue
+            try:
+                if entry.is_symlink() and not follow_links:
+                    continue
+                if entry.is_dir(follow_symlinks=follow_links):
+                    if entry.path not in excluded:
+                        subdirs.append(entry.path)
+                    continue
+                if not is_supported(name):
+                    continue
+                st = entry.stat(follow_symlinks=follow_links)
+            except OSError as exc:
+                if on_error is not None:
+                    on_error(entry.path, exc.strerror or str(exc))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns)
+        stack.extend(reversed(subdirs))

@@ -1,0 +1,185 @@
+"""The on-disk hnswlib index: a derived, rebuildable cache of the catalog's vectors.
+
+The catalog is the truth. This module is the only place that talks to hnswlib. The index is
+saved atomically (temporary file, fsync, rename) together with the list of labels it has
+marked deleted, and the checksum of what was saved is recorded in the catalog. Before a load
+the file is checked against that checksum, because hnswlib can abort the whole process on a
+damaged header; a file that does not match is never handed to hnswlib, the index is rebuilt
+from the catalog instead. After a load the index is reconciled with the catalog, so vectors
+written after the last save (a crash between a commit and a save) are never lost.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+M = 16
+EF_CONSTRUCTION = 200
+EF_SEARCH = 96
+# Below this many candidates, an exact scan is both faster and exact.
+EXACT_LIMIT = 20_000
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open folders; its rename is durable enough
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def file_checksum(*paths: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+class VectorIndex:
+    """Approximate nearest-neighbour search over unit vectors keyed by content id."""
+
+    def __init__(self, dim: int, saved: Path | None = None) -> None:
+        """An empty index, or the one saved at `saved` (which the caller has verified)."""
+        self.dim = dim
+        self._index = hnswlib.Index(space="ip", dim=dim)
+        if saved is None:
+            self._index.init_index(max_elements=1024, M=M, ef_construction=EF_CONSTRUCTION)
+        else:
+            self._index.load_index(str(saved))
+        self._index.set_ef(EF_SEARCH)
+        self._deleted: set[int] = set()
+        self._lock = threading.RLock()
+
+    # -- contents ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._index.get_current_count() - len(self._deleted)
+
+    def ids(self) -> set[int]:
+        with self._lock:
+            return set(self._index.get_ids_list()) - self._deleted
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or replace vectors (rows must be unit length)."""
+        if len(ids) == 0:
+            return
+        with self._lock:
+            needed = self._index.get_current_count() + len(ids)
+            if needed > self._index.get_max_elements():
+                self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+            self._index.add_items(np.asarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            self._deleted.difference_update(int(i) for i in ids)
+
+    def remove(self, ids: Collection[int]) -> None:
+        with self._lock:
+            present = set(self._index.get_ids_list())
+            for i in ids:
+                if i in present and i not in self._deleted:
+                    self._index.mark_deleted(int(i))
+                    self._deleted.add(int(i))
+
+    def search(self, query: np.ndarray, k: int, allowed: Collection[int] | None = None) -> list[tuple[int, float]]:
+        """The k nearest content ids to a unit query vector with their cosine similarity, best first.
+
+        `allowed` restricts the answer to those ids (filters by folder, date, tag): small sets are
+        scanned exactly, large ones go through the graph with a filter.
+        """
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        with self._lock:
+            live = len(self)
+            if live == 0 or k <= 0:
+                return []
+            if allowed is not None:
+                candidates = [i for i in allowed if i not in self._deleted]
+                if len(candidates) <= EXACT_LIMIT:
+                    return self._exact(query, candidates, k)
+                predicate = allowed.__contains__
+            else:
+                predicate = None
+            k = min(k, live)
+            self._index.set_ef(max(EF_SEARCH, k))
+            try:
+                labels, dists = self._index.knn_query(query, k=k, filter=predicate)
+            except RuntimeError:  # fewer reachable than k: fall back to an exact answer
+                return self._exact(query, list(self.ids() if allowed is None else
+                                               [i for i in allowed if i not in self._deleted]), k)
+            return [(int(lab), float(1.0 - d)) for lab, d in zip(labels[0], dists[0])]
+
+    def _exact(self, query: np.ndarray, candidates: list[int], k: int) -> list[tuple[int, float]]:
+        present = set(self._index.get_ids_list())
+        candidates = [i for i in candidates if i in present]
+        if not candidates:
+            return []
+        vecs = np.asarray(self._index.get_items(candidates), dtype=np.float32)
+        scores = vecs @ query[0]
+        top = np.argsort(-scores)[:k]
+        return [(candidates[i], float(scores[i])) for i in top]
+
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self._index.get_items(ids), dtype=np.float32)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    @staticmethod
+    def _deleted_path(path: Path) -> Path:
+        return path.with_name(path.name + ".deleted")
+
+    def save(self, path: Path) -> str:
+        """Write the index atomically and return the checksum to record in the catalog."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with self._lock:
+            self._index.save_index(str(tmp))
+            deleted = np.asarray(sorted(self._deleted), dtype=np.int64).tobytes()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        _atomic_write(self._deleted_path(path), deleted)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return file_checksum(path, self._deleted_path(path))
+
+    @classmethod
+    def load(cls, path: Path, dim: int, checksum: str | None) -> VectorIndex | None:
+        """The saved index if it is intact and matches `checksum`, else None (rebuild it)."""
+        deleted_path = cls._deleted_path(path)
+        if checksum is None or not path.is_file() or not deleted_path.is_file():
+            return None
+        try:
+            if file_checksum(path, deleted_path) != checksum:
+                return None
+            index = cls(dim, saved=path)
+            if index._index.dim != dim:
+                return None
+            index._deleted = set(np.frombuffer(deleted_path.read_bytes(), dtype=np.int64).tolist())
+            return index
+        except (OSError, RuntimeError, ValueError):
+            return None
+
+    @classmethod
+    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        index = cls(dim)
+        if len(ids):
+            index._index.resize_index(max(1024, len(ids)))
+            index.add(ids, vectors)
+        return index
