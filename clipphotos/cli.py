@@ -109,9 +109,9 @@ def _duration(seconds: float | None) -> str:
 class ProgressBar:
     """A one-line progress bar on stderr (img/s and ETA) when stderr is a terminal."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
-        self.live = stream.isatty()
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
         self._last = 0.0
 
     def __call__(self, p: Progress) -> None:
@@ -185,6 +185,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
         say("Say what to look for: clipphotos search \"dog on a beach\" (or --image FILE)")
         return EXIT_USAGE
+    for bound in (args.since, args.until):
+        if bound is not None and not _is_iso_date(bound):
+            say(f"clipphotos: {bound!r} is not a date; use YYYY-MM-DD")
+            return EXIT_USAGE
     lib = open_library(args)
     try:
         if lib.catalog.photo_count() == 0:
@@ -203,6 +207,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             say("No photos matched.")
     emit(args, {"results": [r.to_json() for r in results]}, human)
     return 0
+
+
+def _is_iso_date(text: str) -> bool:
+    from datetime import date
+    try:
+        date.fromisoformat(text)
+        return True
+    except ValueError:
+        return False
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -269,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LibraryBusy as exc:
         say(f"clipphotos: {exc}")
         return EXIT_BUSY
-    except (UnreadableImage, NotADirectoryError, FileNotFoundError, ValueError) as exc:
+    except (UnreadableImage, NotADirectoryError, FileNotFoundError) as exc:
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,71 @@
+"""Model loading: local configs and weights, device choice, and a clear word when offline."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clipphotos.models import ModelSpec, ModelUnavailable, load_model, pick_device
+from conftest import MODEL_ARGS, shapes_spec
+
+
+def test_loads_config_and_local_weights(shapes_model):
+    assert shapes_model.device.type == "cpu"
+    assert shapes_model.dim > 0 and shapes_model.image_size > 0
+    assert "|file:" in shapes_model.key
+    # the same weights always give the same identity; the notes say how it runs
+    assert load_model(shapes_spec()).key == shapes_model.key
+    assert shapes_model.notes and shapes_model.notes[0].startswith("cpu")
+
+
+def test_missing_weights_offline_is_one_clear_message(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    from clipphotos.shapes import write_library
+    write_library(tmp_path / "photos", 2, seed=1)
+    started = time.monotonic()
+    r = cli("index", tmp_path / "photos", "--library", tmp_path / "lib", "--json")
+    assert time.monotonic() - started < 30
+    assert r.code == 2 and r.out == ""
+    assert "ViT-B-32-256" in r.err and "datacomp_s34b_b86k" in r.err
+    assert str(tmp_path / "hub-cache") in r.err and "--weights" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_unreachable_hub_fails_fast_without_offline_flag(tmp_path, monkeypatch):
+    """No HF_HUB_OFFLINE: our own probe must still answer in seconds, not after a minute of retries."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailable, match="cannot be reached"):
+        load_model(ModelSpec("ViT-B-32", "laion2b_s34b_b79k", None, "cpu"))
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize("spec, words", [
+    (ModelSpec("no-such-model", None, None, "cpu"), "unknown OpenCLIP model"),
+    (ModelSpec("ViT-B-32", "no-such-tag", None, "cpu"), "no pretrained weights"),
+    (ModelSpec(MODEL_ARGS[1], None, "/nonexistent/weights.safetensors", "cpu"), "does not exist"),
+    (ModelSpec("/nonexistent/config.json", None, None, "cpu"), "does not exist"),
+])
+def test_bad_model_options_say_what_is_wrong(spec, words):
+    with pytest.raises(ModelUnavailable, match=words):
+        load_model(spec)
+
+
+def test_wrong_weights_for_config_is_reported(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    from safetensors.torch import save_file
+    import torch
+    save_file({"nothing": torch.zeros(2)}, str(bad))
+    with pytest.raises(ModelUnavailable, match="could not be loaded"):
+        load_model(ModelSpec(MODEL_ARGS[1], None, str(bad), "cpu"))
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    import torch
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelUnavailable, match="CUDA"):
+            pick_device("cuda")
