@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
 from clipphotos.models import LoadedModel, ModelSpec, load_model
+from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 
 APP_NAME = "ClipPhotos"
@@ -39,6 +40,12 @@ def default_library_dir() -> Path:
 
 class LibraryBusy(Exception):
     """Another process is writing to this library (indexing or watching it)."""
+
+
+@dataclass
+class TrashReport:
+    trashed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class Library:
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None
         self._model_id: int | None = None
+        self.thumbnails = ThumbnailCache(self.root / "thumbnails")
 
     def close(self) -> None:
         self.catalog.close()
@@ -179,7 +187,8 @@ class Library:
                 self.add_folder(folder)
             embedder, model_id, index = self.embedder, self.model_id, self.index
             assert self._loaded is not None
-            indexer = Indexer(self.catalog, embedder, index, model_id, workers=self.workers)
+            indexer = Indexer(self.catalog, embedder, index, model_id, workers=self.workers,
+                              on_decoded=self.thumbnails.from_decoded)
             if indexer_hook is not None:
                 indexer_hook(indexer)
             report = indexer.run(self.folders(), only=only, on_progress=on_progress,
@@ -197,6 +206,44 @@ class Library:
     def excluded_folders(self) -> frozenset[bytes]:
         raw = self.catalog.get_setting("excluded_folders")
         return frozenset(encode_path(p) for p in raw.split("\n") if p) if raw else frozenset()
+
+    def set_excluded_folders(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        """Folders (inside library folders) that indexing skips; their photos leave on the next run."""
+        self.catalog.set_setting("excluded_folders", "\n".join(os.fspath(p) for p in paths) or None)
+
+    # -- deleting ------------------------------------------------------------------------
+
+    def trash(self, paths: Iterable[str | os.PathLike[str]]) -> TrashReport:
+        """Move files to the system trash and forget them; a file that cannot be trashed stays.
+
+        Nothing is ever deleted for good: a failure (no trash on that drive, no permission) is
+        reported with its reason and the file keeps its place in the library.
+        """
+        from send2trash import send2trash
+        report = TrashReport()
+        hashes: dict[int, str] = {}
+        gone: list[bytes] = []
+        for path in map(os.fspath, paths):
+            photo = self.catalog.photo_by_path(path)
+            if photo is not None:
+                hashes[photo.content_id] = photo.hash
+            try:
+                send2trash(path)
+                report.trashed.append(path)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
+                reason = "the file no longer exists" if not os.path.lexists(path) else (
+                    getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+                report.failed.append((path, reason))
+            if not os.path.lexists(path):
+                gone.append(encode_path(path))
+        with self.catalog.transaction() as db:
+            self.catalog.forget_paths(db, gone)
+        dropped = self.catalog.drop_orphan_contents()
+        if dropped and self._index is not None:
+            self._index.remove(dropped)
+            self.save_index()
+        self.thumbnails.discard(hashes[cid] for cid in dropped if cid in hashes)
+        return report
 
     # -- search --------------------------------------------------------------------------
 
