@@ -1,0 +1,87 @@
+"""Search through the app with the project's small shapes model: the answers must be right."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from clipphotos.library import Library
+from clipphotos.shapes import COLOURS, SHAPES, draw_shape
+from conftest import MODEL_ARGS, shapes_spec
+
+
+@pytest.fixture(scope="module")
+def indexed(shapes_folder, tmp_path_factory) -> tuple[Library, Path, dict[str, dict]]:
+    root, truth = shapes_folder
+    lib = Library(tmp_path_factory.mktemp("lib"), model=shapes_spec())
+    lib.index_folders([root])
+    yield lib, root, {str(root / t["path"]): t for t in truth}
+    lib.close()
+
+
+def test_precision_at_5_for_every_class(indexed):
+    lib, _, truth = indexed
+    precisions = {}
+    for colour in COLOURS:
+        for shape in SHAPES:
+            top = lib.search(f"a {colour} {shape}", limit=5)
+            right = sum(truth[r.path]["colour"] == colour and truth[r.path]["shape"] == shape for r in top)
+            precisions[f"{colour} {shape}"] = right / 5
+    worst = min(precisions, key=precisions.get)
+    assert min(precisions.values()) >= 0.8, (worst, precisions[worst])
+
+
+def test_results_are_ranked_by_comparable_scores(indexed):
+    lib, _, _ = indexed
+    results = lib.search("a red circle", limit=30)
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= s <= 1.0 for s in scores)
+
+
+def test_negative_terms_push_matches_down(indexed):
+    lib, _, truth = indexed
+    plain = lib.search("a star", limit=15)
+    without_red = lib.search("a star", negative=["red"], limit=15)
+    red = lambda rs: sum(truth[r.path]["colour"] == "red" for r in rs)  # noqa: E731
+    assert red(plain) > 0
+    assert red(without_red) == 0
+    assert sum(truth[r.path]["shape"] == "star" for r in without_red) >= 12
+
+
+def test_more_like_this(indexed):
+    lib, root, truth = indexed
+    query = next(p for p, t in truth.items() if (t["colour"], t["shape"]) == ("blue", "square"))
+    results = lib.search(image=query, limit=4)
+    assert query not in [r.path for r in results]   # the photo itself is not news
+    assert sum(truth[r.path]["colour"] == "blue" for r in results) >= 3
+
+
+def test_image_from_outside_the_library(indexed, tmp_path, cli):
+    import random
+    lib, _, truth = indexed
+    picture = tmp_path / "query.png"
+    draw_shape(random.Random(99), "yellow", "circle", (600, 400)).save(picture)
+    r = cli("search", "--image", picture, "--library", lib.root, *MODEL_ARGS, "--limit", "3", "--json")
+    assert r.code == 0, r.err
+    colours = [truth[x["path"]]["colour"] for x in r.json["results"]]
+    assert colours.count("yellow") >= 2
+
+
+def test_subject_at_the_edge_of_a_panorama_is_found(tmp_path):
+    """Letterboxing keeps the whole photo: a centre crop would cut these stars off."""
+    import random
+    rng = random.Random(5)
+    root = tmp_path / "panoramas"
+    root.mkdir()
+    for i, colour in enumerate(["red", "green", "blue", "yellow", "purple", "orange"]):
+        scene = Image.new("RGB", (1600, 400), (128, 128, 128))
+        star = draw_shape(rng, colour, "star", (300, 300))
+        scene.paste(star, (0 if i % 2 else 1300, 50))      # far left or far right
+        scene.save(root / f"pano-{colour}.jpg", quality=90)
+    with Library(tmp_path / "lib", model=shapes_spec()) as lib:
+        lib.index_folders([root])
+        for colour in ["red", "green", "blue"]:
+            top = lib.search(f"a {colour} star", limit=1)[0]
+            assert Path(top.path).name == f"pano-{colour}.jpg"
