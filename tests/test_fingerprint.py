@@ -1,0 +1,137 @@
+"""The perceptual hash: same photo after everyday edits stays close, different photos do not."""
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+
+from clipphotos.fingerprint import _dct_matrix, hamming, perceptual_hash
+from clipphotos.loader import load_image
+
+SEED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-photos"
+
+
+def synthetic_photo(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A random 'scene': a gradient sky, blurred shapes of random colours and sizes."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, h)[:, None, None]
+    sky = (top * (1 - t) + bottom * t).repeat(w, axis=1).astype(np.uint8)
+    im = Image.fromarray(sky)
+    draw = ImageDraw.Draw(im)
+    for _ in range(int(rng.integers(6, 14))):
+        x0, y0 = int(rng.integers(-w // 4, w)), int(rng.integers(-h // 4, h))
+        x1, y1 = x0 + int(rng.integers(w // 10, w // 2)), y0 + int(rng.integers(h // 10, h // 2))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+    return im.filter(ImageFilter.GaussianBlur(2))
+
+
+def photos() -> dict[str, Image.Image]:
+    """The seed photos as the loader gives them to the indexer, or synthetic stand-ins."""
+    if SEED_PHOTOS.is_dir():
+        paths = sorted(p for p in SEED_PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+        if len(paths) >= 5:
+            return {p.stem: load_image(p, target=256).image for p in paths}
+    return {f"synthetic-{i}": synthetic_photo(i) for i in range(12)}
+
+
+@pytest.fixture(scope="module")
+def library() -> dict[str, Image.Image]:
+    return photos()
+
+
+def reencode(im: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return load_image(buf.getvalue()).image
+
+
+EDITS = {
+    "jpeg quality 60": lambda im: reencode(im, 60),
+    "resized to 40 %": lambda im: im.resize((max(1, round(im.width * 0.4)), max(1, round(im.height * 0.4))),
+                                            Image.Resampling.LANCZOS),
+    "brightness x1.1": lambda im: ImageEnhance.Brightness(im).enhance(1.1),
+    "contrast x0.9": lambda im: ImageEnhance.Contrast(im).enhance(0.9),
+    "png round trip": lambda im: im.convert("RGBA").convert("RGB"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_same_photo_after_edits_stays_close(library: dict[str, Image.Image], edit: str) -> None:
+    distances = {name: hamming(perceptual_hash(im), perceptual_hash(EDITS[edit](im)))
+                 for name, im in library.items()}
+    assert max(distances.values()) <= 8, distances
+
+
+def test_reduced_and_full_size_decodes_hash_alike() -> None:
+    big = synthetic_photo(42, (2400, 1800))
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=85)
+    full = perceptual_hash(load_image(buf.getvalue()).image)
+    reduced = perceptual_hash(load_image(buf.getvalue(), target=256).image)
+    assert hamming(full, reduced) <= 4
+
+
+def test_different_photos_are_far_apart(library: dict[str, Image.Image]) -> None:
+    hashes = {name: perceptual_hash(im) for name, im in library.items()}
+    distances = [hamming(a, b) for a, b in itertools.combinations(hashes.values(), 2)]
+    print(f"\nunrelated pairs: {len(distances)}, mean distance {np.mean(distances):.1f}, "
+          f"min {min(distances)}, max {max(distances)}")
+    assert sum(d >= 16 for d in distances) >= 0.9 * len(distances)
+    assert 24 <= float(np.mean(distances)) <= 40
+
+
+def test_synthetic_photos_are_far_apart_too() -> None:
+    hashes = [perceptual_hash(synthetic_photo(i)) for i in range(100, 112)]
+    distances = [hamming(a, b) for a, b in itertools.combinations(hashes, 2)]
+    assert sum(d >= 16 for d in distances) >= 0.9 * len(distances)
+
+
+def test_hash_fits_a_signed_64_bit_sqlite_integer(library: dict[str, Image.Image]) -> None:
+    for im in library.values():
+        h = perceptual_hash(im)
+        assert isinstance(h, int)
+        assert -(2**63) <= h < 2**63
+        assert h == perceptual_hash(im.copy())  # deterministic
+
+
+def test_hash_ignores_mode_and_handles_tiny_or_flat_pictures() -> None:
+    im = synthetic_photo(5)
+    assert hamming(perceptual_hash(im), perceptual_hash(im.convert("L"))) == 0
+    assert hamming(perceptual_hash(im), perceptual_hash(im.convert("RGBA"))) == 0
+    for odd in (Image.new("RGB", (1, 1), "red"), Image.new("RGB", (3, 700), "blue"),
+                Image.new("RGB", (64, 64), (128, 128, 128))):
+        h = perceptual_hash(odd)
+        assert -(2**63) <= h < 2**63
+
+
+def test_flip_is_a_different_picture() -> None:
+    im = synthetic_photo(9)
+    flipped = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert hamming(perceptual_hash(im), perceptual_hash(flipped)) >= 8
+
+
+def test_hamming() -> None:
+    assert hamming(0, 0) == 0
+    assert hamming(0b1011, 0b0001) == 2
+    assert hamming(0, -1) == 64  # signed values compare as their 64-bit patterns
+    assert hamming(-(2**63), 2**63 - 1) == 64
+    assert hamming(-5, -5) == 0
+    assert hamming(12345, -12345) == hamming(-12345, 12345)
+
+
+def test_dct_matrix_is_orthonormal_dct_ii() -> None:
+    m = _dct_matrix(32)
+    assert np.allclose(m @ m.T, np.eye(32))
+    x = np.random.default_rng(0).normal(size=32)
+    n = np.arange(32)
+    naive = np.array([np.sum(x * np.cos(np.pi * k * (2 * n + 1) / 64)) for k in range(32)])
+    naive *= np.sqrt(2 / 32)
+    naive[0] /= np.sqrt(2)
+    assert np.allclose(m @ x, naive)
