@@ -197,6 +197,22 @@ class Catalog:
         with self._lock:
             self._db.close()
 
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the catalog while it stays in use (SQLite's online backup)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".tmp")
+        target = sqlite3.connect(tmp)
+        try:
+            with self._lock:
+                self._db.backup(target)
+        finally:
+            target.close()
+        os.replace(tmp, dest)
+
+    def integrity(self) -> str:
+        """'ok', or what SQLite found wrong."""
+        return "; ".join(r[0] for r in self.query("PRAGMA integrity_check"))
+
     # -- settings ------------------------------------------------------------------------
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
@@ -311,6 +327,11 @@ class Catalog:
         rows = self.query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
                           "WHERE p.path=?", (encode_path(path),))
         return _photo(rows[0]) if rows else None
+
+    def photos_in_folder(self, folder_id: int) -> list[PhotoRecord]:
+        return [_photo(r) for r in self.query(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+            "WHERE p.folder_id=? ORDER BY p.path", (folder_id,))]
 
     def iter_photos(self, order: str = "taken") -> list[PhotoRecord]:
         """Every photo, newest first by capture date (then path), for browsing."""

@@ -1,0 +1,116 @@
+"""`clipphotos doctor`: what support needs to know, each finding with a fix in plain words.
+
+Every check is cheap and read-only: nothing is downloaded, nothing in the library changes.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from clipphotos import __version__
+from clipphotos.library import Library
+
+LOW_DISK_BYTES = 2 * 2**30
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def check_device() -> Finding:
+    import torch
+
+    from clipphotos.models import cpu_has_native_bf16
+    if torch.cuda.is_available():
+        return Finding("device", True, f"CUDA GPU: {torch.cuda.get_device_name(0)} (fp16)")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return Finding("device", True, "Apple GPU through Metal (MPS, fp16)")
+    bf16 = cpu_has_native_bf16()
+    return Finding("device", True, f"CPU, {os.cpu_count()} cores, {'native bf16' if bf16 else 'no native bf16 (fp32)'}",
+                   "" if bf16 else "Indexing runs on the CPU; a CUDA or Apple GPU would be several times faster.")
+
+
+def check_model(lib: Library) -> Finding:
+    from clipphotos.models import ModelUnavailable, hub_cache_dir, resolve_pretrained
+    spec = lib.model_spec
+    if spec.weights:
+        present = Path(spec.weights).is_file()
+        return Finding("model", present, f"{spec.describe()}",
+                       "" if present else f"The weights file {spec.weights} is gone: copy it back or index "
+                                          f"with --weights pointing at its new place.")
+    if not spec.pretrained:
+        return Finding("model", True, f"{spec.describe()}")
+    try:
+        path = resolve_pretrained(spec.name, spec.pretrained, download=False)
+        return Finding("model", True, f"{spec.describe()}: weights at {path}")
+    except ModelUnavailable:
+        return Finding("model", False, f"{spec.describe()}: weights not downloaded yet",
+                       f"They download once into {hub_cache_dir()} on the next index (about 350 MB for the "
+                       f"default model); offline, pass a local checkpoint with --weights FILE.")
+
+
+def check_catalog(lib: Library) -> Finding:
+    result = lib.catalog.query("PRAGMA integrity_check")[0][0]
+    ok = result == "ok"
+    return Finding("catalog", ok, f"{lib.catalog.path}: integrity {result}",
+                   "" if ok else "Restore the latest `clipphotos backup`, or copy the library folder aside and "
+                                 "re-index: the photos themselves are untouched.")
+
+
+def check_index(lib: Library) -> Finding:
+    from clipphotos.vector_index import file_checksum
+    key = lib.catalog.get_setting("model.key")
+    if key is None:
+        return Finding("index", True, "no index yet (nothing indexed)")
+    ids = lib.catalog.query("SELECT id FROM models WHERE key=?", (key,))
+    if not ids:
+        return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
+    path = lib.root / "index" / f"model-{ids[0][0]}.hnsw"
+    recorded = lib.catalog.get_setting(f"index.{ids[0][0]}.checksum")
+    deleted = path.with_name(path.name + ".deleted")
+    if not path.is_file() or not deleted.is_file():
+        return Finding("index", False, f"{path} is missing", "It is rebuilt from the catalog on the next search, "
+                                                             "or now with `clipphotos repair`.")
+    actual = file_checksum(path, deleted)
+    ok = actual == recorded
+    return Finding("index", ok, f"{path}: checksum {'matches' if ok else 'does not match'} the catalog",
+                   "" if ok else "It is rebuilt from the catalog automatically; `clipphotos repair` does it now.")
+
+
+def check_watch_limits() -> Finding:
+    limit_file = Path("/proc/sys/fs/inotify/max_user_watches")
+    if not limit_file.exists():
+        return Finding("watch limits", True, f"{platform.system()}: no inotify limits to check")
+    limit = int(limit_file.read_text().strip())
+    ok = limit >= 65536
+    return Finding("watch limits", ok, f"inotify max_user_watches = {limit}",
+                   "" if ok else "Large libraries may exceed it (folders then fall back to polling). Raise it: "
+                                 "echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-clipphotos.conf "
+                                 "&& sudo sysctl --system")
+
+
+def check_disk(lib: Library) -> Finding:
+    free = shutil.disk_usage(lib.root).free
+    ok = free >= LOW_DISK_BYTES
+    return Finding("disk", ok, f"{free / 2**30:.1f} GiB free where the library lives ({lib.root})",
+                   "" if ok else "Free some space: the catalog, index and thumbnails need room to grow "
+                                 "(about 3 KB per photo plus thumbnails).")
+
+
+def diagnose(lib: Library) -> list[Finding]:
+    return [check_device(), check_model(lib), check_catalog(lib), check_index(lib), check_watch_limits(),
+            check_disk(lib)]
+
+
+def report(lib: Library) -> dict:
+    findings = diagnose(lib)
+    return {"version": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            "library": str(lib.root), "ok": all(f.ok for f in findings),
+            "checks": [asdict(f) for f in findings]}
