@@ -78,6 +78,47 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: auto-tagging (clipphotos.tags): the user's labels and prompts, tag decisions, reviews,
+    # each label's calibration per model, and which contents the labels have been decided for.
+    """
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE label_prompts (
+        label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        prompt TEXT NOT NULL,
+        PRIMARY KEY (label_id, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE tags (
+        content_id INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+        label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+        confidence REAL NOT NULL,
+        PRIMARY KEY (content_id, label_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_label ON tags(label_id);
+    CREATE TABLE tag_reviews (
+        content_id INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+        label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+        accepted INTEGER NOT NULL,
+        reviewed_at REAL NOT NULL,
+        PRIMARY KEY (label_id, content_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE label_calibrations (
+        label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        params TEXT NOT NULL,
+        fitted_at REAL NOT NULL,
+        PRIMARY KEY (label_id, model_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE tagged_contents (
+        content_id INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+        model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+        PRIMARY KEY (model_id, content_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
