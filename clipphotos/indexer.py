@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from clipphotos.catalog import Catalog, ContentInfo, decode_path
+from clipphotos.catalog import Catalog, ContentInfo, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
 from clipphotos.fingerprint import perceptual_hash
-from clipphotos.loader import UnreadableImage, load_image
-from clipphotos.scanner import ScannedFile, scan_folder
+from clipphotos.loader import UnreadableImage, is_supported, load_image
+from clipphotos.scanner import ScannedFile, is_ignored_name, scan_folder
 from clipphotos.vector_index import VectorIndex
 
 BATCH_SIZE = 16
@@ -56,6 +58,7 @@ class IndexReport:
     offline_folders: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False
+    deferred: list[bytes] = field(default_factory=list)  # still being written: left for a later run
 
     def to_json(self) -> dict:
         return {"indexed": self.indexed, "embedded": self.embedded, "unchanged": self.unchanged,
@@ -86,6 +89,63 @@ def default_workers() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
 
+def _scan_only(root: bytes, paths: set[bytes], follow_links: bool,
+               excluded: frozenset[bytes]) -> Iterator[ScannedFile]:
+    """The picture files among `paths` inside `root`, folders standing for what is below them.
+
+    What a full scan would leave out (hidden names, caches, excluded folders, other file types,
+    links not to be followed) is left out here too, so a watcher's events cannot sneak it in.
+    """
+    yielded: set[bytes] = set()
+    for path in sorted(paths):
+        if not scan_reaches(root, path, excluded):
+            continue
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode) and follow_links:
+                st = os.stat(path)
+        except OSError:
+            continue  # gone: its catalog rows are dropped as vanished
+        if stat.S_ISDIR(st.st_mode):
+            found: Iterable[ScannedFile] = scan_folder(path, follow_links, excluded)
+        elif stat.S_ISREG(st.st_mode) and is_supported(path):
+            found = [ScannedFile(path, st.st_size, st.st_mtime_ns)]
+        else:
+            continue
+        for f in found:
+            if f.path not in yielded:
+                yielded.add(f.path)
+                yield f
+
+
+def scan_reaches(root: bytes, path: bytes, excluded: frozenset[bytes]) -> bool:
+    """Whether a full scan of `root` would go down to `path`."""
+    if path == root:
+        return True
+    prefix = folder_prefix(root)
+    if not path.startswith(prefix):
+        return False
+    ancestor = prefix[:-1]
+    for part in path[len(prefix):].split(os.sep.encode()):
+        ancestor = ancestor + os.sep.encode() + part
+        if is_ignored_name(part) or ancestor in excluded:
+            return False
+    return True
+
+
+def _within(paths: Iterable[bytes], roots: set[bytes]) -> set[bytes]:
+    """The paths that are one of `roots` or lie below one of them."""
+    ordered = sorted(paths)
+    found = set(ordered) & roots
+    for root in roots:
+        prefix = folder_prefix(root)
+        i = bisect_left(ordered, prefix)
+        while i < len(ordered) and ordered[i].startswith(prefix):
+            found.add(ordered[i])
+            i += 1
+    return found
+
+
 class Indexer:
     """One indexing run over some of the library's folders."""
 
@@ -108,8 +168,15 @@ class Indexer:
 
     def run(self, folders: Iterable[tuple[int, str, bool]], only: Iterable[bytes] | None = None,
             on_progress: Callable[[Progress], None] = lambda p: None,
-            excluded: frozenset[bytes] = frozenset()) -> IndexReport:
-        """Index the folders (id, path, follow_links); `only` limits the run to some paths."""
+            excluded: frozenset[bytes] = frozenset(),
+            settled_before_ns: int | None = None) -> IndexReport:
+        """Index the folders (id, path, follow_links).
+
+        `only` limits the run to some paths: files, and folders meaning everything below them
+        (a folder that is gone means its photos are gone). Files modified after
+        `settled_before_ns` may still be being written: they are listed in `report.deferred`
+        instead of being read half-written.
+        """
         started = time.monotonic()
         report = IndexReport()
         on_progress(Progress("scanning"))
@@ -125,10 +192,13 @@ class Indexer:
             known = self.catalog.known_files(folder_id, self.model_id)
             skips = self.catalog.known_skips(folder_id)
             seen: set[bytes] = set()
-            files = scan_folder(raw_root, follow, excluded) if only_set is None else self._stat_only(
-                raw_root, only_set)
+            files = scan_folder(raw_root, follow, excluded) if only_set is None else _scan_only(
+                raw_root, only_set, follow, excluded)
             for f in files:
                 seen.add(f.path)
+                if settled_before_ns is not None and f.mtime_ns > settled_before_ns:
+                    report.deferred.append(f.path)
+                    continue
                 old = known.get(f.path)
                 if old is not None and old == (f.size, f.mtime_ns, True):
                     report.unchanged += 1
@@ -139,7 +209,7 @@ class Indexer:
                 candidates.append((folder_id, f))
             scope = known.keys() | skips.keys()
             if only_set is not None:
-                scope = scope & only_set
+                scope = _within(scope, only_set)
             vanished += [p for p in scope if p not in seen]
         vanished_contents = self._contents_of(vanished)
         total = len(candidates)
@@ -244,21 +314,6 @@ class Indexer:
         return report
 
     # -- pieces --------------------------------------------------------------------------
-
-    @staticmethod
-    def _stat_only(root: bytes, paths: set[bytes]) -> Iterable[ScannedFile]:
-        """The given paths under `root` that still exist as regular files (for watch events)."""
-        import stat as st_mod
-        prefix = root.rstrip(b"/") + b"/"
-        for path in sorted(paths):
-            if not path.startswith(prefix):
-                continue
-            try:
-                st = os.stat(path, follow_symlinks=False)
-            except OSError:
-                continue
-            if st_mod.S_ISREG(st.st_mode):
-                yield ScannedFile(path, st.st_size, st.st_mtime_ns)
 
     def _contents_of(self, paths: list[bytes]) -> dict[int, int]:
         """content id → how many of the vanished paths held it (to tell moves from removals)."""
