@@ -8,6 +8,7 @@ and then frees the old vectors.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -74,6 +75,7 @@ class Library:
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None
         self._model_id: int | None = None
+        self._data_version: int | None = None
         self.thumbnails = ThumbnailCache(self.root / "thumbnails")
 
     def close(self) -> None:
@@ -140,6 +142,13 @@ class Library:
             ids, vecs = self.catalog.vectors(self.model_id, missing)
             index.add(ids, vecs)
 
+    def refresh_index(self) -> None:
+        """Take in what other processes committed since we last looked (an `index` beside a watcher)."""
+        version = self.catalog.query("PRAGMA data_version")[0][0]
+        if self._index is not None and version != self._data_version:
+            self._sync_index(self._index)
+        self._data_version = version
+
     def save_index(self) -> None:
         checksum = self.index.save(self._index_path())
         self.catalog.set_setting(f"index.{self.model_id}.checksum", checksum)
@@ -170,18 +179,21 @@ class Library:
     def index_folders(self, folders: Iterable[str | os.PathLike[str]] = (), *,
                       on_progress: Callable[[Progress], None] = lambda p: None,
                       only: Iterable[bytes] | None = None,
-                      indexer_hook: Callable[[Indexer], None] | None = None) -> IndexReport:
+                      indexer_hook: Callable[[Indexer], None] | None = None,
+                      settle_seconds: float | None = None, save: bool = True) -> IndexReport:
         """Add the folders (if any) and bring the whole library up to date.
 
-        `only` limits the run to some paths (the watcher's events); `indexer_hook` receives the
-        indexer before it starts, so a GUI can pause or stop it.
+        `only` limits the run to some paths (the watcher's events), folders meaning everything
+        below them; `indexer_hook` receives the indexer before it starts, so a GUI can pause or
+        stop it. Files modified in the last `settle_seconds` may still be being copied: they are
+        left for later (`report.deferred`). `save=False` leaves the index file for a later
+        `save_index()` (the catalog has everything; a watcher saves now and then, not each run).
         """
         lock = self.writer_lock()
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise LibraryBusy(f"another ClipPhotos process is indexing {self.root}; "
-                              f"try again when it is done (or stop `clipphotos watch`)") from None
+            raise LibraryBusy(self._busy_message()) from None
         try:
             for folder in folders:
                 self.add_folder(folder)
@@ -191,9 +203,11 @@ class Library:
                               on_decoded=self.thumbnails.from_decoded)
             if indexer_hook is not None:
                 indexer_hook(indexer)
+            settled_before = None if settle_seconds is None else time.time_ns() - int(settle_seconds * 1e9)
             report = indexer.run(self.folders(), only=only, on_progress=on_progress,
-                                 excluded=self.excluded_folders())
-            self.save_index()
+                                 excluded=self.excluded_folders(), settled_before_ns=settled_before)
+            if save:
+                self.save_index()
             if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
                 # Everything is embedded with this model now: make it the library's model.
                 self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
@@ -202,6 +216,14 @@ class Library:
             return report
         finally:
             lock.release()
+
+    def _busy_message(self) -> str:
+        from clipphotos.watcher import live_watcher
+        watcher = live_watcher(self.catalog)
+        if watcher is not None and watcher.get("indexing"):
+            return (f"`clipphotos watch` (pid {watcher['pid']}) is indexing {self.root} right now and keeps "
+                    f"it up to date by itself; try again when it is done, or stop the watcher first")
+        return f"another ClipPhotos process is indexing {self.root}; try again when it is done"
 
     def excluded_folders(self) -> frozenset[bytes]:
         raw = self.catalog.get_setting("excluded_folders")
@@ -302,6 +324,7 @@ class Library:
     # -- reporting -----------------------------------------------------------------------
 
     def status(self) -> dict:
+        from clipphotos.watcher import watch_status
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
         stored = self.catalog.get_setting("model")
@@ -316,6 +339,7 @@ class Library:
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.catalog.get_setting("model.key"),
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+            **watch_status(self.catalog),
         }
 
 
