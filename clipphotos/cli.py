@@ -7,11 +7,13 @@ given before or after the command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from clipphotos import __version__
@@ -67,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
 
     command("status", "what the library holds: photos, folders, model, skipped files")
+
+    p = command("watch", "keep the library's folders indexed as photos come and go, until Ctrl+C")
+    p.add_argument("folders", nargs="*", metavar="FOLDER", help="folders to add (default: the library's folders)")
+    p.add_argument("--follow-links", action="store_true", help="follow symbolic links that leave the folder")
+    p.add_argument("--workers", type=int, help="decoding threads (default: by CPU count)")
+    p.add_argument("--stability", type=float, metavar="SECONDS",
+                   help="read a file once its size and time held still this long (default 1.5)")
+    p.add_argument("--rescan", type=float, metavar="MINUTES",
+                   help="rescan every folder this often, as events can be lost (default 10)")
+    p.add_argument("--poll", type=float, metavar="SECONDS",
+                   help="rescan folders that give no events (network shares) this often (default 60)")
+    p.add_argument("--polling", action="store_true", help="use no file system events: rescan every --poll seconds")
 
     p = command("folders", "list, add or remove the library's folders")
     p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
@@ -181,6 +195,62 @@ def _print_index(r: IndexReport) -> None:
         print(f"  … and {len(r.skipped) - 20} more (clipphotos status lists them all)")
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Watch until Ctrl+C or SIGTERM: the batch in flight is finished and saved, and the exit code is 0."""
+    from clipphotos.watcher import WatchEngine, settings_from
+    lib = open_library(args, workers=args.workers)
+    try:
+        for folder in args.folders:
+            lib.add_folder(folder, follow_links=args.follow_links)
+        if not lib.folders():
+            say("The library has no folders yet: clipphotos watch FOLDER")
+            return EXIT_USAGE
+        settings = settings_from(stability_seconds=args.stability, poll_seconds=args.poll,
+                                 reconcile_seconds=args.rescan * 60 if args.rescan else None,
+                                 events=False if args.polling else None)
+        engine = WatchEngine(lib, settings, on_progress=ProgressBar(), on_report=_print_watch_run)
+        with _stopped_by_signals(engine.stop):
+            engine.start()
+            say("Watching the library's folders; Ctrl+C stops (nothing is lost).")
+            shown: list = []
+            while not engine.join(0.5):
+                shown = _print_watched(engine.state().watching, shown)
+    finally:
+        lib.close()
+    if engine.error is not None:
+        raise engine.error
+    emit(args, engine.totals.to_json(), lambda: _print_index(engine.totals))
+    return 0
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(stop: Callable[..., None]) -> Iterator[None]:
+    """While inside, Ctrl+C and SIGTERM ask `stop(wait=False)` instead of killing the command."""
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous[sig] = signal.signal(sig, lambda *_: stop(wait=False))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_watched(watching: list, shown: list) -> list:
+    """Say how each folder is watched, whenever that changes (a share falls back to polling, say)."""
+    for w in watching:
+        if w not in shown:
+            say(f"  {w.mode:8s} {w.folder}" + (f"  ({w.reason})" if w.reason else ""))
+    return watching
+
+
+def _print_watch_run(r: IndexReport) -> None:
+    if r.indexed or r.moved or r.removed:
+        say(f"{time.strftime('%H:%M:%S')}  indexed {r.indexed} ({r.embedded} embedded), {r.moved} moved, "
+            f"{r.removed} removed in {r.seconds:.1f} s")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     if not args.query and not args.image:
         say("Say what to look for: clipphotos search \"dog on a beach\" (or --image FILE)")
@@ -232,6 +302,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"Photos:  {status['photos']}   Skipped: {status['skipped']}")
         for f in status["folder_details"]:
             print(f"  {f['photos']:7d}  {f['path']}{'' if f['online'] else '  (offline)'}")
+        if status.get("watching"):
+            print(f"Watching: {status['queued']} queued")
+            for w in status["watching"]:
+                print(f"  {w['mode']:8s} {w['folder']}")
         if status["skipped_files"]:
             print("Skipped files:")
             for s in status["skipped_files"]:
@@ -258,6 +332,7 @@ def cmd_folders(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index, "search": cmd_search, "status": cmd_status, "folders": cmd_folders,
+    "watch": cmd_watch,
 }
 
 
