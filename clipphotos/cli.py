@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
     p.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("--tag", metavar="NAME", help="only photos this label applies to")
 
     command("status", "what the library holds: photos, folders, model, skipped files")
 
@@ -82,10 +83,55 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rescan folders that give no events (network shares) this often (default 60)")
     p.add_argument("--polling", action="store_true", help="use no file system events: rescan every --poll seconds")
 
+    p = command("demo", "draw a demo library of shapes, index it with the bundled toy model and show it")
+    p.add_argument("folder", nargs="?", help="where to create the demo library (default: a demo folder "
+                                             "beside the user data folder; never your own library)")
+    p.add_argument("--no-gui", action="store_true", help="print the walk-through instead of opening the app")
+
+    command("doctor", "check device, model, catalog, index, watch limits and disk, each with a fix")
+    p = command("backup", "copy the library's catalog (its source of truth) while it stays in use")
+    p.add_argument("dest", metavar="DEST", help="a file, or a folder to put a dated copy in")
+    p = command("repair", "rebuild the search index from the catalog and forget files that are gone")
+    p.add_argument("--yes", action="store_true", help="forget vanished files without asking")
+
+    _tag_commands(command("tag", "auto-tag photos with your own labels, review them, export XMP sidecars"))
+
     p = command("folders", "list, add or remove the library's folders")
     p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
     p.add_argument("paths", nargs="*", metavar="FOLDER")
     return parser
+
+
+def _tag_commands(tag: argparse.ArgumentParser) -> None:
+    """`clipphotos tag ACTION …`: labels, runs, reviews and XMP export (see clipphotos.tags)."""
+    sub = tag.add_subparsers(dest="tag_action", metavar="ACTION", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _global_options(p, suppress=True)
+        return p
+
+    p = action("add", "create a label (or give it new prompts)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--prompt", action="extend", nargs="+", default=[], metavar="TEXT",
+                   help='a describing phrase, e.g. "a photo of a shopping receipt" (repeatable)')
+    p = action("remove", "forget a label, its tags and reviews")
+    p.add_argument("name", metavar="NAME")
+    action("list", "the labels with their prompts, counts and thresholds")
+    p = action("run", "calibrate every label on the library and tag the photos")
+    p.add_argument("--folder", metavar="DIR", help="only tag the photos in this folder")
+    p.add_argument("--label", action="append", metavar="NAME", help="only decide this label (repeatable)")
+    for name, verb in (("accept", "the label applies to"), ("reject", "the label does not apply to")):
+        p = action(name, f"tell ClipPhotos {verb} these photos; the rest of the library is decided again")
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("paths", nargs="+", metavar="PATH")
+    p = action("show", "a label's suggestions, most confident first, with the reasons")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--limit", type=int, default=20, help="how many photos (default 20)")
+    p.add_argument("--uncertain", action="store_true", help="the photos the label is least sure of first")
+    p.add_argument("--folder", metavar="DIR", help="only photos in this folder")
+    p = action("export-xmp", "write the tags into XMP sidecars beside the photos (photos are never modified)")
+    p.add_argument("--folder", metavar="DIR", help="only photos in this folder")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -266,7 +312,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             results = []
         else:
             results = lib.search(args.query, image=args.image, negative=args.negative, folder=args.folder,
-                                 since=args.since, until=args.until, limit=args.limit)
+                                 since=args.since, until=args.until, tag=args.tag, limit=args.limit)
     finally:
         lib.close()
 
@@ -330,9 +376,175 @@ def cmd_folders(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from clipphotos.demo import build_demo, print_walk_through, walk_through
+    say("Drawing and indexing the demo library (a few seconds)…")
+    demo = build_demo(args.folder, on_progress=ProgressBar())
+    report = walk_through(demo)
+    if args.no_gui or args.json:
+        emit(args, report, lambda: print_walk_through(report))
+        return 0
+    try:
+        from clipphotos.gui.app import run_app
+    except ImportError as exc:
+        say(f"The desktop app cannot start ({exc}); here is the walk-through instead.")
+        print_walk_through(report)
+        return 0
+    args.library = str(demo.root)
+    return run_app(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from clipphotos.doctor import report
+    lib = open_library(args)
+    try:
+        data = report(lib)
+    finally:
+        lib.close()
+
+    def human() -> None:
+        print(f"ClipPhotos {data['version']} on {data['platform']}, Python {data['python']}")
+        for c in data["checks"]:
+            print(f"{'ok ' if c['ok'] else 'FIX'}  {c['check']:<13} {c['detail']}")
+            if c["fix"]:
+                print(f"{'':18}→ {c['fix']}")
+    emit(args, data, human)
+    return 0 if data["ok"] else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from clipphotos.library import Library
+    with Library(args.library) as lib:
+        dest = lib.backup(args.dest)
+    emit(args, {"backup": str(dest)}, lambda: print(f"Catalog backed up to {dest}"))
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    lib = open_library(args)
+    try:
+        with lib.writing():
+            vectors = lib.rebuild_index()
+            vanished = lib.vanished_files()
+            forgotten = 0
+            if vanished and not args.yes:
+                for path in vanished[:20]:
+                    say(f"  gone: {path}")
+                if sys.stdin.isatty() and not args.json:
+                    answer = input(f"Forget these {len(vanished)} files that no longer exist? [y/N] ")
+                    args.yes = answer.strip().lower() in ("y", "yes")
+                else:
+                    say(f"{len(vanished)} catalogued files no longer exist; run again with --yes to forget them.")
+            if vanished and args.yes:
+                forgotten = lib.forget(vanished)
+    finally:
+        lib.close()
+    data = {"index_vectors": vectors, "vanished": vanished, "forgotten": forgotten}
+    emit(args, data, lambda: print(f"Index rebuilt ({vectors} vectors); {forgotten} vanished files forgotten."))
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from clipphotos.tags import UnknownLabel, UnknownPhoto
+    lib = open_library(args)
+    try:
+        return _TAG_ACTIONS[args.tag_action](args, lib.labels)
+    except (UnknownLabel, UnknownPhoto, ValueError) as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+    finally:
+        lib.close()
+
+
+def _tag_add(args: argparse.Namespace, labels) -> int:
+    label = labels.add(args.name, args.prompt)
+    emit(args, {"label": label.name, "prompts": list(label.prompts)},
+         lambda: print(f"Label {label.name!r} ready; tag the library with  clipphotos tag run"))
+    return 0
+
+
+def _tag_remove(args: argparse.Namespace, labels) -> int:
+    removed = labels.remove(args.name)
+    if not removed:
+        say(f"clipphotos: no label named {args.name!r}")
+    emit(args, {"removed": removed}, lambda: print(f"Label {args.name!r} removed.") if removed else None)
+    return 0 if removed else EXIT_USAGE
+
+
+def _tag_list(args: argparse.Namespace, labels) -> int:
+    infos = labels.info()
+
+    def human() -> None:
+        for i in infos:
+            cut = f"threshold {i.threshold:+.3f} ({i.method})" if i.threshold is not None else "not run yet"
+            print(f"{i.name:20s} {i.tagged:7d} photos  {cut}  +{i.accepted}/-{i.rejected} reviewed"
+                  + (f"  prompts: {'; '.join(i.prompts)}" if i.prompts else ""))
+        if not infos:
+            say('No labels yet: clipphotos tag add NAME [--prompt "a photo of …"]')
+    emit(args, {"labels": [i.to_json() for i in infos]}, human)
+    return 0
+
+
+def _tag_run(args: argparse.Namespace, labels) -> int:
+    result = labels.run(args.label, folder=args.folder)
+
+    def human() -> None:
+        counts = {name: 0 for name in result.labels}
+        for names in result.tags.values():
+            for name in names:
+                counts[name] = counts.get(name, 0) + 1
+        for name, summary in result.labels.items():
+            rivals = f"; rivals: {', '.join(summary['rivals'])}" if summary["rivals"] else ""
+            print(f"{name:20s} {counts.get(name, 0):7d} photos  threshold {summary['threshold']:+.3f} "
+                  f"({summary['method']}{rivals})")
+        print(f"Tagged {sum(bool(t) for t in result.tags.values())} of {len(result.tags)} photos.")
+    emit(args, result.to_json(), human)
+    return 0
+
+
+def _tag_review(args: argparse.Namespace, labels) -> int:
+    accepted = args.tag_action == "accept"
+    result = labels.review(args.name, args.paths, accepted)
+    label = labels.get(args.name).name
+    summary = result.labels[label]
+    tagged = sum(label in names for names in result.tags.values())
+    emit(args, {"label": label, "answer": "accepted" if accepted else "rejected", "paths": args.paths,
+                "tagged": tagged, "calibration": summary},
+         lambda: print(f"{len(args.paths)} photos {args.tag_action}ed; {label!r} now applies to {tagged} "
+                       f"photos (threshold {summary['threshold']:+.3f})."))
+    return 0
+
+
+def _tag_show(args: argparse.Namespace, labels) -> int:
+    found = labels.suggestions(args.name, limit=args.limit, uncertain_first=args.uncertain,
+                               include_reviewed=True, folder=args.folder)
+
+    def human() -> None:
+        for d in found:
+            print(f"{d.confidence:5.0%}  {d.path}\n       {d.explain()}")
+    emit(args, {"label": labels.get(args.name).name, "suggestions": [d.to_json() for d in found]}, human)
+    return 0
+
+
+def _tag_export(args: argparse.Namespace, labels) -> int:
+    report = labels.export_xmp(folder=args.folder)
+
+    def human() -> None:
+        print(f"{len(report.written)} sidecars written, {report.unchanged} already up to date.")
+        for path, reason in report.failed:
+            print(f"  not written {path}: {reason}")
+    emit(args, report.to_json(), human)
+    return 1 if report.failed else 0
+
+
+_TAG_ACTIONS = {"add": _tag_add, "remove": _tag_remove, "list": _tag_list, "run": _tag_run,
+                "accept": _tag_review, "reject": _tag_review, "show": _tag_show, "export-xmp": _tag_export}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "index": cmd_index, "search": cmd_search, "status": cmd_status, "folders": cmd_folders,
-    "watch": cmd_watch,
+    "doctor": cmd_doctor, "backup": cmd_backup, "repair": cmd_repair,
+    "index": cmd_index, "search": cmd_search, "status": cmd_status, "folders": cmd_folders, "demo": cmd_demo,
+    "watch": cmd_watch, "tag": cmd_tag,
 }
 
 

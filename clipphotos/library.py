@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
+from clipphotos.tags import Labels
 from clipphotos.models import LoadedModel, ModelSpec, load_model
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
@@ -153,6 +155,42 @@ class Library:
         checksum = self.index.save(self._index_path())
         self.catalog.set_setting(f"index.{self.model_id}.checksum", checksum)
 
+    # -- upkeep --------------------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the catalog (the library's truth) to `dest`, a file or a folder, while in use."""
+        target = Path(dest).expanduser()
+        if target.is_dir():
+            target = target / f"clipphotos-catalog-{date.today().isoformat()}.sqlite3"
+        self.catalog.backup(target)
+        return target
+
+    def rebuild_index(self) -> int:
+        """Rebuild the vector index from the catalog and save it; returns how many vectors it holds."""
+        ids, vecs = self.catalog.vectors(self.model_id)
+        self._index = VectorIndex.build(self.embedder.dim, ids, vecs)
+        self.save_index()
+        return len(self._index)
+
+    def vanished_files(self) -> list[str]:
+        """Catalogued photos whose file is gone, in folders that are online (an unplugged drive is not 'gone')."""
+        online = [(fid, path) for fid, path, _ in self.folders() if os.path.isdir(path)]
+        return [p.path for fid, _ in online for p in self.catalog.photos_in_folder(fid)
+                if not os.path.lexists(p.path)]
+
+    def forget(self, paths: Iterable[str]) -> int:
+        """Drop catalog rows of files (never touching the files); returns how many photos left."""
+        raw = [encode_path(p) for p in paths]
+        hashes = {photo.content_id: photo.hash for photo in map(self.catalog.photo_by_path, raw) if photo}
+        with self.catalog.transaction() as db:
+            self.catalog.forget_paths(db, raw)
+        dropped = self.catalog.drop_orphan_contents()
+        if self._index is not None and dropped:
+            self._index.remove(dropped)
+            self.save_index()
+        self.thumbnails.discard(hashes[cid] for cid in dropped if cid in hashes)
+        return len(raw)
+
     # -- folders -------------------------------------------------------------------------
 
     def add_folder(self, path: str | os.PathLike[str], follow_links: bool = False) -> int:
@@ -176,6 +214,19 @@ class Library:
     def writer_lock(self) -> FileLock:
         return FileLock(str(self.root / "writer.lock"))
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the library's single-writer lock, or raise LibraryBusy at once if another process has it."""
+        lock = self.writer_lock()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise LibraryBusy(self._busy_message()) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     def index_folders(self, folders: Iterable[str | os.PathLike[str]] = (), *,
                       on_progress: Callable[[Progress], None] = lambda p: None,
                       only: Iterable[bytes] | None = None,
@@ -189,12 +240,7 @@ class Library:
         left for later (`report.deferred`). `save=False` leaves the index file for a later
         `save_index()` (the catalog has everything; a watcher saves now and then, not each run).
         """
-        lock = self.writer_lock()
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise LibraryBusy(self._busy_message()) from None
-        try:
+        with self.writing():
             for folder in folders:
                 self.add_folder(folder)
             embedder, model_id, index = self.embedder, self.model_id, self.index
@@ -213,9 +259,9 @@ class Library:
                 self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
                 self.catalog.set_setting("model.key", self._loaded.key)
                 self.catalog.drop_other_models(model_id)
+            if not report.stopped:
+                self.labels.tag_new_contents()   # new photos get the user's labels right away
             return report
-        finally:
-            lock.release()
 
     def _busy_message(self) -> str:
         from clipphotos.watcher import live_watcher
@@ -243,12 +289,8 @@ class Library:
         """
         from send2trash import send2trash
         report = TrashReport()
-        hashes: dict[int, str] = {}
-        gone: list[bytes] = []
+        gone: list[str] = []
         for path in map(os.fspath, paths):
-            photo = self.catalog.photo_by_path(path)
-            if photo is not None:
-                hashes[photo.content_id] = photo.hash
             try:
                 send2trash(path)
                 report.trashed.append(path)
@@ -257,27 +299,28 @@ class Library:
                     getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
                 report.failed.append((path, reason))
             if not os.path.lexists(path):
-                gone.append(encode_path(path))
-        with self.catalog.transaction() as db:
-            self.catalog.forget_paths(db, gone)
-        dropped = self.catalog.drop_orphan_contents()
-        if dropped and self._index is not None:
-            self._index.remove(dropped)
-            self.save_index()
-        self.thumbnails.discard(hashes[cid] for cid in dropped if cid in hashes)
+                gone.append(path)
+        self.forget(gone)
         return report
+
+    # -- tags ----------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> Labels:
+        """The user's labels: define, decide, review and export tags (see clipphotos.tags)."""
+        return Labels(self)
 
     # -- search --------------------------------------------------------------------------
 
     def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None,
                negative: Sequence[str] = (), folder: str | os.PathLike[str] | None = None,
                since: str | date | None = None, until: str | date | None = None,
-               limit: int = 20) -> list[SearchResult]:
+               tag: str | None = None, limit: int = 20) -> list[SearchResult]:
         """Photos ranked by similarity to a description and/or a picture, best first.
 
         Scores are cosine similarities to the (prompt-ensembled) query, so they compare across
         queries. `negative` terms push their matches down; folder and date filters narrow the
-        candidates before ranking; `until` is inclusive.
+        candidates before ranking; `until` is inclusive. `tag` keeps the photos a label applies to.
         """
         if self.catalog.photo_count() == 0 or (not text and image is None):
             return []
@@ -291,6 +334,11 @@ class Library:
             allowed = self.catalog.filtered_content_ids(
                 str(Path(folder).expanduser().resolve()) if folder else None,
                 _date_bound(since), _date_bound(until, end=True))
+            if not allowed:
+                return []
+        if tag is not None:
+            tagged = self.catalog.content_ids_with_tag(tag)
+            allowed = tagged if allowed is None else allowed & tagged
             if not allowed:
                 return []
         want = limit + len(exclude)
