@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipphotos.raw import is_raw_path
+
 MIGRATIONS: list[str] = [
     # 1: folders, contents, photos, vectors, skip reasons, settings.
     """
@@ -119,6 +121,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (model_id, content_id)
     ) WITHOUT ROWID;
     """,
+    # 3: a camera RAW and its sidecar JPEG (IMG_0001.CR2 + IMG_0001.JPG) are one shot: the
+    # files of one folder named alike but for the extension share a `shot` key (`shot_key`).
+    """
+    ALTER TABLE photos ADD COLUMN shot BLOB;
+    UPDATE photos SET shot = clipphotos_shot_key(path);
+    CREATE INDEX photos_shot ON photos(shot);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -132,6 +141,20 @@ def encode_path(path: str | os.PathLike[str] | bytes) -> bytes:
 def decode_path(raw: bytes) -> str:
     """A str path that opens the same file (undecodable bytes become surrogate escapes)."""
     return os.fsdecode(bytes(raw))
+
+
+def shot_key(path: bytes) -> bytes:
+    """The key the files of one shot share: the path without its extension, ASCII case aside."""
+    return os.path.splitext(bytes(path))[0].lower()
+
+
+def _shot_order(photo: PhotoRecord) -> tuple[bool, bool, str]:
+    """Sort key putting a shot's primary file first: a rendered picture (JPEG first), not the RAW."""
+    return is_raw_path(photo.path), photo.format != "JPEG", photo.path
+
+
+def _is_raw_shot(files: list[PhotoRecord]) -> bool:
+    return len(files) > 1 and any(is_raw_path(f.path) for f in files)
 
 
 def folder_prefix(folder: bytes) -> bytes:
@@ -196,6 +219,7 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.create_function("clipphotos_shot_key", 1, shot_key, deterministic=True)
         self._migrate()
 
     # -- plumbing ------------------------------------------------------------------------
@@ -364,6 +388,32 @@ class Catalog:
                 out.setdefault(row[2], []).append(_photo(row))
         return out
 
+    def shot_files(self, photo_ids: Iterable[int]) -> dict[int, list[PhotoRecord]]:
+        """photo id → every file of its shot (itself included), primary first, for RAW shots.
+
+        Only photos whose shot holds a camera RAW and at least one other file are answered.
+        """
+        ids = list(dict.fromkeys(photo_ids))
+        shots: dict[int, list[PhotoRecord]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            for row in self.query(f"SELECT q.id, {_PHOTO_COLUMNS} FROM photos q JOIN photos p ON p.shot=q.shot "
+                                  f"JOIN contents c ON c.id=p.content_id WHERE q.id IN ({','.join('?' * len(chunk))})",
+                                  chunk):
+                shots.setdefault(row[0], []).append(_photo(row[1:]))
+        return {pid: sorted(files, key=_shot_order) for pid, files in shots.items() if _is_raw_shot(files)}
+
+    def companions(self) -> list[list[PhotoRecord]]:
+        """Every shot kept as a camera RAW plus other files (e.g. its JPEG), primary file first.
+
+        These files show one picture on purpose: they are companions, never duplicates to delete.
+        """
+        groups: dict[bytes, list[PhotoRecord]] = {}
+        for row in self.query(f"SELECT p.shot, {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+                              "WHERE p.shot IN (SELECT shot FROM photos GROUP BY shot HAVING count(*) > 1)"):
+            groups.setdefault(bytes(row[0]), []).append(_photo(row[1:]))
+        return [sorted(files, key=_shot_order) for _, files in sorted(groups.items()) if _is_raw_shot(files)]
+
     def photo_by_path(self, path: str | os.PathLike[str] | bytes) -> PhotoRecord | None:
         rows = self.query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
                           "WHERE p.path=?", (encode_path(path),))
@@ -399,6 +449,11 @@ class Catalog:
             sql += " WHERE " + " AND ".join(where)
         return {r[0] for r in self.query(sql, params)}
 
+    def content_ids_with_tag(self, label: str) -> set[int]:
+        """Content ids a label (by name, any case) applies to: the search filter by tag."""
+        return {r[0] for r in self.query("SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
+                                         "WHERE l.name=?", (label.strip(),))}
+
     # -- writes of the indexer -----------------------------------------------------------
 
     def upsert_content(self, db: sqlite3.Connection, info: ContentInfo) -> int:
@@ -419,10 +474,10 @@ class Catalog:
     def put_photo(db: sqlite3.Connection, path: bytes, folder_id: int, content_id: int,
                   size: int, mtime_ns: int) -> None:
         db.execute("DELETE FROM skipped WHERE path=?", (path,))
-        db.execute("INSERT INTO photos(path, folder_id, content_id, size, mtime_ns, added_at) VALUES (?,?,?,?,?,?) "
-                   "ON CONFLICT(path) DO UPDATE SET folder_id=excluded.folder_id, content_id=excluded.content_id, "
-                   "size=excluded.size, mtime_ns=excluded.mtime_ns",
-                   (path, folder_id, content_id, size, mtime_ns, time.time()))
+        db.execute("INSERT INTO photos(path, folder_id, content_id, size, mtime_ns, added_at, shot) "
+                   "VALUES (?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET folder_id=excluded.folder_id, "
+                   "content_id=excluded.content_id, size=excluded.size, mtime_ns=excluded.mtime_ns",
+                   (path, folder_id, content_id, size, mtime_ns, time.time(), shot_key(path)))
 
     @staticmethod
     def put_skip(db: sqlite3.Connection, path: bytes, folder_id: int, size: int, mtime_ns: int,

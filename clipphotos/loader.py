@@ -2,7 +2,8 @@
 
 Indexing, thumbnails, duplicate hashes and the preview all decode through `load_image`, so
 every quirk is handled once: EXIF orientation, odd colour modes, transparency, animations,
-HEIC/AVIF, truncated downloads, decompression bombs and plain junk with a photo's name.
+HEIC/AVIF, camera RAW files (through `clipphotos.raw`), truncated downloads, decompression
+bombs and plain junk with a photo's name.
 Whatever goes wrong with a file ends as `UnreadableImage` with a reason a person can read;
 the rest of the library keeps indexing.
 
@@ -25,6 +26,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
+
+from clipphotos import raw as _raw
 
 try:  # HEIC/HEIF from phones; the app still runs (without HEIC) if pillow-heif is missing.
     import pillow_heif
@@ -102,10 +105,11 @@ _WANTED_EXTENSIONS = (
 def _supported_extensions() -> frozenset[str]:
     registered = Image.registered_extensions()
     alias = {"MPO": "JPEG"}
-    return frozenset(
+    pillow = frozenset(
         e for e in _WANTED_EXTENSIONS
         if alias.get(registered.get(e, ""), registered.get(e)) in _OPEN_FORMATS
     )
+    return pillow | _raw.RAW_EXTENSIONS if _raw.available() else pillow
 
 
 SUPPORTED_EXTENSIONS: frozenset[str] = _supported_extensions()
@@ -144,7 +148,8 @@ class LoadedImage:
     height: int
     format: str
     """Pillow's format name ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF",
-    "JPEG2000"), except that multi-picture JPEGs (Pillow's "MPO") are "JPEG"."""
+    "JPEG2000"), except that multi-picture JPEGs (Pillow's "MPO") are "JPEG"; for camera
+    RAW files the RAW format ("DNG", "CR2", "CR3", "NEF", "ARW", "RAF", "ORF", "RW2", ...)."""
     taken_at: str | None
     """"YYYY-MM-DDTHH:MM:SS" camera local time from EXIF, None if absent or nonsense."""
     camera: str | None
@@ -255,6 +260,12 @@ def _load_from_stream(fp: BinaryIO, target: int | None) -> LoadedImage:
     if not head:
         raise UnreadableImage("empty file")
     fp.seek(0)
+    if _raw.might_be_raw(head) and _raw.available():
+        data = fp.read()
+        raw_format = _raw.identify(data)
+        if raw_format is not None:
+            return _load_raw(data, raw_format, target)
+        fp.seek(0)
     try:
         return _decode(fp, target, head)
     except _Truncated as trunc:
@@ -273,6 +284,51 @@ def _load_from_stream(fp: BinaryIO, target: int | None) -> LoadedImage:
         except _Truncated:
             raise UnreadableImage("truncated file") from trunc.__cause__
         return _replace_truncated(loaded)
+
+
+def _load_raw(data: bytes, raw_format: str, target: int | None) -> LoadedImage:
+    """A camera RAW file through its embedded preview or a half-size demosaic (see `raw`).
+
+    The preview is decoded like any JPEG (DCT scaling, its own EXIF). It is stored as the
+    sensor saw it, so the RAW's orientation turns it upright, unless the preview carries an
+    orientation of its own (then that one was applied already). Date and camera come from
+    the preview's EXIF, else the RAW's own TIFF/EXIF tags, else LibRaw's timestamp.
+    """
+    try:
+        picture = _raw.decode(data, target)
+        preview = _load_from_bytes(picture.jpeg, target) if picture.jpeg is not None else None
+    except _raw.RawError as exc:
+        raise UnreadableImage(str(exc)) from exc
+    except UnreadableImage:  # a damaged preview: the sensor data may still be fine
+        try:
+            picture, preview = _raw.decode(data, target, use_preview=False), None
+        except _raw.RawError as exc:
+            raise UnreadableImage(str(exc)) from exc
+    _, taken_at, camera = _tiff_metadata(data)
+    if preview is not None:
+        img = preview.image
+        undo = picture.orientation if preview.orientation == 1 else 1
+        taken_at, camera = preview.taken_at or taken_at, preview.camera or camera
+    else:
+        assert picture.pixels is not None
+        img = Image.fromarray(picture.pixels)
+        undo = 1 if picture.upright else picture.orientation
+    if undo in _UNDO_ORIENTATION:
+        img = img.transpose(_UNDO_ORIENTATION[undo])
+    return LoadedImage(img, picture.width, picture.height, raw_format, taken_at or picture.taken_at,
+                       camera, picture.orientation)
+
+
+def _tiff_metadata(data: bytes) -> tuple[int, str | None, str | None]:
+    """(orientation, taken_at, camera) from a TIFF-based file's own tags (CR2, NEF, ARW, DNG)."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return 1, None, None
+    exif = Image.Exif()
+    try:
+        exif.load(data)
+    except Exception:  # noqa: BLE001 - broken tags never cost the picture
+        return 1, None, None
+    return _exif_metadata(exif)
 
 
 def _replace_truncated(loaded: LoadedImage) -> LoadedImage:
@@ -479,6 +535,10 @@ def _metadata(im: Image.Image) -> tuple[int, str | None, str | None]:
         exif = im.getexif()
     except Exception:  # noqa: BLE001 - broken EXIF is common; the pixels are still fine
         return 1, None, None
+    return _exif_metadata(exif)
+
+
+def _exif_metadata(exif: Image.Exif) -> tuple[int, str | None, str | None]:
     orientation = taken_at = camera = None
     try:
         orientation = _valid_orientation(exif.get(_TAG_ORIENTATION))
