@@ -26,7 +26,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 EVENTS, POLLING = "events", "polling"
 STATE_KEY = "watch.state"
-# A published state older than this is a watcher that died without saying so.
+# The state is published when it changes, and at least this often as a heartbeat...
+HEARTBEAT_SECONDS = 5.0
+# ...so a published state older than this is a watcher that died without saying so.
 STALE_SECONDS = 15.0
 # File systems whose changes made elsewhere (another machine, the host of a VM) raise no events.
 NETWORK_FILESYSTEMS = frozenset({
@@ -70,7 +72,7 @@ class WatchSettings:
     reconcile_seconds: float = 600.0    # full rescan of watched folders (events get lost)
     poll_seconds: float = 60.0          # rescan of a folder that gives no events
     save_seconds: float = 60.0          # the index file is written at most this often (the catalog always)
-    publish_seconds: float = 1.0        # state published for `status` in other processes
+    publish_seconds: float = 1.0        # a changed state is published this soon for `status` elsewhere
     retry_seconds: float = 5.0          # wait after a failed run, or while another process indexes
     tick_seconds: float = 0.2           # how often the engine looks at its queue
     events: bool = True                 # False: no file system events at all, every folder polled
@@ -96,8 +98,7 @@ class WatchState:
     paused: bool
 
     def to_json(self) -> dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time(),
-                "queued": self.queued, "watching": [w.to_json() for w in self.watching],
+        return {"queued": self.queued, "watching": [w.to_json() for w in self.watching],
                 "indexing": self.indexing, "paused": self.paused}
 
 
@@ -161,6 +162,14 @@ def filesystem_type(path: str | os.PathLike[str], mounts: str | None = None) -> 
         if inside and len(point) >= len(best):  # the deepest mount wins; a later one shadows
             best, found = point, parts[2]
     return found
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _refusal(exc: OSError) -> str:
@@ -276,6 +285,7 @@ class _Folder:
     mode: str
     reason: str = ""
     watch: ObservedWatch | None = None
+    identity: tuple[int, int] | None = None  # (device, inode) it had when the watch began
     next_scan: float = 0.0              # monotonic deadline of its next rescan
 
 
@@ -508,8 +518,8 @@ class WatchEngine:
         for raw, (path, follow) in wanted.items():
             if raw not in self._folders:
                 self._watch(raw, path, follow)
-            elif self._folders[raw].mode == EVENTS and not self._emitter_alive(self._folders[raw]):
-                self._unwatch(raw)  # deleted or unmounted under us: poll until it is back
+            elif self._folders[raw].mode == EVENTS and not self._still_watched(self._folders[raw]):
+                self._unwatch(raw)  # deleted, renamed or unmounted under us: poll until it is back
                 self._watch(raw, path, follow)
 
     def _watch(self, raw: bytes, path: str, follow: bool) -> None:
@@ -533,7 +543,7 @@ class WatchEngine:
             try:
                 folder.watch = self._observer.schedule(_Events(self), folder.path, recursive=True,
                                                        follow_symlink=folder.follow_links)
-                folder.mode, folder.reason = EVENTS, ""
+                folder.mode, folder.reason, folder.identity = EVENTS, "", _identity(folder.path)
             except OSError as exc:
                 folder.reason = _refusal(exc)
 
@@ -548,9 +558,11 @@ class WatchEngine:
                 pass
         self._pending.drop_under(raw)
 
-    def _emitter_alive(self, folder: _Folder) -> bool:
+    def _still_watched(self, folder: _Folder) -> bool:
+        """Whether its watch still sees the folder at its path (not deleted, renamed, unmounted)."""
         assert self._observer is not None
-        return any(e.watch == folder.watch and e.is_alive() for e in self._observer.emitters)
+        alive = any(e.watch == folder.watch and e.is_alive() for e in self._observer.emitters)
+        return alive and _identity(folder.path) == folder.identity
 
     def _remove_folder(self, folder: Path) -> None:
         lock = self.library.writer_lock()
@@ -694,11 +706,17 @@ class WatchEngine:
     # -- published state -------------------------------------------------------------------------
 
     def _publish_loop(self) -> None:
+        """Publish the state when it changes and as a heartbeat, until the engine ends."""
+        last, written = None, 0.0
         while True:
-            try:
-                self.library.catalog.set_setting(STATE_KEY, json.dumps(self.state().to_json()))
-            except Exception as exc:  # noqa: BLE001 - a busy catalog must not end the watcher
-                log.debug("could not publish the watcher's state: %s", exc)
+            state = self.state().to_json()
+            if state != last or time.monotonic() - written >= HEARTBEAT_SECONDS:
+                try:
+                    self.library.catalog.set_setting(STATE_KEY, json.dumps(
+                        {**state, "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}))
+                    last, written = state, time.monotonic()
+                except Exception as exc:  # noqa: BLE001 - a busy catalog must not end the watcher
+                    log.debug("could not publish the watcher's state: %s", exc)
             if self._done.wait(self.settings.publish_seconds):
                 return
 
@@ -708,7 +726,3 @@ def settings_from(**overrides: float | bool | None) -> WatchSettings:
     known = {f.name for f in fields(WatchSettings)}
     return WatchSettings(**{k: v for k, v in overrides.items() if v is not None and k in known})
 
-
-def watched_summary(folders: Iterable[WatchedFolder]) -> list[str]:
-    """One line a folder, for people: how it is watched and why not with events."""
-    return [f"{w.folder}: {w.mode}" + (f" ({w.reason})" if w.reason else "") for w in folders]
