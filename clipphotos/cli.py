@@ -215,14 +215,27 @@ def open_library(args: argparse.Namespace, workers: int | None = None):
     return Library(args.library, model=model, device=args.device, workers=workers)
 
 
-def cmd_index(args: argparse.Namespace) -> int:
+def open_with_folders(args: argparse.Namespace):
+    """The library with the command's FOLDERs added; None, having said why, if it has no folder at all."""
     lib = open_library(args, workers=args.workers)
     try:
         for folder in args.folders:
             lib.add_folder(folder, follow_links=args.follow_links)
-        if not lib.folders():
-            say("The library has no folders yet: clipphotos index FOLDER")
-            return EXIT_USAGE
+        if lib.folders():
+            return lib
+    except BaseException:
+        lib.close()
+        raise
+    lib.close()
+    say(f"The library has no folders yet: clipphotos {args.command} FOLDER")
+    return None
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    lib = open_with_folders(args)
+    if lib is None:
+        return EXIT_USAGE
+    try:
         report = lib.index_folders(on_progress=ProgressBar())
     finally:
         lib.close()
@@ -244,13 +257,10 @@ def _print_index(r: IndexReport) -> None:
 def cmd_watch(args: argparse.Namespace) -> int:
     """Watch until Ctrl+C or SIGTERM: the batch in flight is finished and saved, and the exit code is 0."""
     from clipphotos.watcher import WatchEngine, settings_from
-    lib = open_library(args, workers=args.workers)
+    lib = open_with_folders(args)
+    if lib is None:
+        return EXIT_USAGE
     try:
-        for folder in args.folders:
-            lib.add_folder(folder, follow_links=args.follow_links)
-        if not lib.folders():
-            say("The library has no folders yet: clipphotos watch FOLDER")
-            return EXIT_USAGE
         settings = settings_from(stability_seconds=args.stability, poll_seconds=args.poll,
                                  reconcile_seconds=args.rescan * 60 if args.rescan else None,
                                  events=False if args.polling else None)
