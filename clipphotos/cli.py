@@ -15,9 +15,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipphotos import __version__
-from clipphotos.indexer import IndexReport, Progress
+
+if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to its window
+    from clipphotos.indexer import IndexReport, Progress
 
 EXIT_USAGE = 2
 EXIT_BUSY = 3
