@@ -207,6 +207,10 @@ class Indexer:
                 if old is None and skip is not None and skip == (f.size, f.mtime_ns):
                     continue  # still the same broken file; listed below with its reason
                 candidates.append((folder_id, f))
+            if only_set is None and not seen and known and not os.listdir(raw_root):
+                # An empty mount point where a drive used to be: offline, not "everything deleted".
+                report.offline_folders.append(root)
+                continue
             scope = known.keys() | skips.keys()
             if only_set is not None:
                 scope = _within(scope, only_set)

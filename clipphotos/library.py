@@ -56,10 +56,12 @@ class SearchResult:
     path: str
     score: float
     photo: PhotoRecord
+    companions: tuple[str, ...] = ()
+    """Other files of the same shot (the RAW beside this JPEG), shown as this one photo."""
 
     def to_json(self) -> dict:
         return {"path": self.path, "score": round(self.score, 4), "taken_at": self.photo.taken_at,
-                "width": self.photo.width, "height": self.photo.height}
+                "width": self.photo.width, "height": self.photo.height, "companions": list(self.companions)}
 
 
 class Library:
@@ -272,8 +274,11 @@ class Library:
         return f"another ClipPhotos process is indexing {self.root}; try again when it is done"
 
     def excluded_folders(self) -> frozenset[bytes]:
+        """Folders indexing never enters: the user's exclusions and the library's own folder
+        (its thumbnails are not photos, even when the library sits inside a photo folder)."""
         raw = self.catalog.get_setting("excluded_folders")
-        return frozenset(encode_path(p) for p in raw.split("\n") if p) if raw else frozenset()
+        user = {encode_path(p) for p in raw.split("\n") if p} if raw else set()
+        return frozenset(user | {encode_path(self.root)})
 
     def set_excluded_folders(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         """Folders (inside library folders) that indexing skips; their photos leave on the next run."""
@@ -351,7 +356,24 @@ class Library:
                 if folder_raw is not None and not encode_path(photo.path).startswith(folder_raw):
                     continue
                 results.append(SearchResult(photo.path, score, photo))
-        return results[:limit]
+        return self._one_per_shot(results)[:limit]
+
+    def _one_per_shot(self, results: list[SearchResult]) -> list[SearchResult]:
+        """A RAW and its JPEG are one photo: one result, the primary file listing the others.
+
+        The shot ranks where its best-matching file ranks (results come best first).
+        """
+        shots = self.catalog.shot_files(r.photo.id for r in results)
+        out: list[SearchResult] = []
+        shown: set[int] = set()
+        for result in results:
+            files = shots.get(result.photo.id)
+            if files is None:
+                out.append(result)
+            elif files[0].id not in shown:
+                shown.add(files[0].id)
+                out.append(SearchResult(files[0].path, result.score, files[0], tuple(f.path for f in files[1:])))
+        return out
 
     def _query_vector(self, text: str | None, image: str | os.PathLike[str] | None) -> tuple[np.ndarray, set[int]]:
         """The unit query vector, and the content ids to leave out (the query picture itself)."""
@@ -363,6 +385,8 @@ class Library:
             if photo is not None and photo.content_id in self.index.ids():
                 parts.append(self.index.vectors([photo.content_id])[0])
                 exclude.add(photo.content_id)
+                # Its RAW (or JPEG) companion is the same picture, not a similar one.
+                exclude.update(f.content_id for f in self.catalog.shot_files([photo.id]).get(photo.id, []))
             else:
                 loaded = load_image(Path(image), target=self.embedder.loaded.image_size)
                 parts.append(self.embedder.encode_images([loaded.image])[0])

@@ -176,3 +176,28 @@ def test_library_api_reuses_model_across_calls(tmp_path):
         top = library.search("a green triangle", limit=1)[0]
         record = next(t for t in truth if str(root / t["path"]) == top.path)
         assert (record["colour"], record["shape"]) == ("green", "triangle")
+
+
+def test_library_inside_a_photo_folder_is_not_indexed(tmp_path, cli):
+    from clipphotos.shapes import write_library
+    photos = tmp_path / "Pictures"
+    write_library(photos, 4, seed=8)
+    lib = photos / "ClipPhotos library"
+    assert cli("index", photos, "--library", lib, *MODEL_ARGS, "--json").json["indexed"] == 4
+    (lib / "thumbnails" / "ab").mkdir(parents=True, exist_ok=True)   # as the app's thumbnails are
+    shutil.copy(next(photos.rglob("*.jpg")), lib / "thumbnails" / "ab" / "abcdef.jpg")
+    again = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
+    assert again["indexed"] == 0 and again["unchanged"] == 4
+
+
+def test_empty_mount_point_is_offline_not_deleted(tmp_path, cli):
+    from clipphotos.shapes import write_library
+    card = tmp_path / "media" / "card"
+    write_library(card, 3, seed=9)
+    lib = tmp_path / "lib"
+    cli("index", card, "--library", lib, *MODEL_ARGS)
+    shutil.rmtree(card)
+    card.mkdir()                                        # the card is out: its mount point stays, empty
+    r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
+    assert r["removed"] == 0 and r["offline_folders"] == [str(card.resolve())]
+    assert cli("status", "--library", lib, "--json").json["photos"] == 3
