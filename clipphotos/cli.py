@@ -331,7 +331,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     def human() -> None:
         for r in results:
-            print(f"{r.score:6.3f}  {r.path}")
+            also = f"  (+ {', '.join(os.path.basename(c) for c in r.companions)})" if r.companions else ""
+            print(f"{r.score:6.3f}  {r.path}{also}")
         if not results:
             say("No photos matched.")
     emit(args, {"results": [r.to_json() for r in results]}, human)

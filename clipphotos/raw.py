@@ -25,8 +25,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any, TypeVar
@@ -42,6 +45,7 @@ __all__ = [
     "RawPicture",
     "WorkerCrashed",
     "WorkerTimedOut",
+    "WorkerUnavailable",
     "available",
     "decode",
     "identify",
@@ -61,6 +65,7 @@ DECODE_TIMEOUT = 60.0
 
 CRASHED = "the RAW decoder crashed on this file"
 TIMED_OUT = f"the RAW decoder took too long on this file (over {DECODE_TIMEOUT:.0f} s)"
+NO_DECODER = "the RAW decoder could not be started"
 
 # LibRaw's `flip` (bit 0: mirror left-right, bit 1: upside down, bit 2: swap axes) as the
 # EXIF orientation that means the same turn.
@@ -160,7 +165,7 @@ class RawPicture:
     """Full upright size of the shot, as a RAW developer shows it."""
     height: int
     taken_at: str | None
-    """"YYYY-MM-DDTHH:MM:SS" camera local time as LibRaw read it, or None."""
+    """"YYYY-MM-DDTHH:MM:SS" camera local time as LibRaw read it (demosaic only), or None."""
     source: str
     """"preview" or "demosaic": which path made the picture."""
 
@@ -179,6 +184,8 @@ def decode(data: bytes, target: int | None, *, use_preview: bool = True,
         raise RawError(CRASHED) from exc
     except WorkerTimedOut as exc:
         raise RawError(TIMED_OUT) from exc
+    except WorkerUnavailable as exc:
+        raise RawError(NO_DECODER) from exc
 
 
 def _decode_in_worker(data: bytes, target: int | None, use_preview: bool) -> RawPicture:
@@ -191,14 +198,15 @@ def _decode_in_worker(data: bytes, target: int | None, use_preview: bool) -> Raw
             sizes = raw.sizes
             orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
             width, height = (sizes.height, sizes.width) if orientation >= 5 else (sizes.width, sizes.height)
-            taken_at = _timestamp(raw)
             need = target or -(-max(width, height) // 2)
             preview = _preview(raw, need) if use_preview else None
             if preview is not None:
-                jpeg, pixels, upright, source = *preview, False, "preview"
+                # No LibRaw timestamp here: rawpy reads it only after unpacking the sensor data,
+                # the very cost the preview saves (the preview's or the file's EXIF has it).
+                jpeg, pixels, upright, source, taken_at = *preview, False, "preview", None
             else:
                 rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
-                jpeg, pixels, upright, source = None, rgb, True, "demosaic"
+                jpeg, pixels, upright, source, taken_at = None, rgb, True, "demosaic", _timestamp(raw)
     except rawpy.LibRawError as exc:
         raise RawError(_libraw_reason(exc)) from None
     except MemoryError:
@@ -272,6 +280,16 @@ class WorkerTimedOut(Exception):
     """The call ran past its deadline; its worker was killed."""
 
 
+class WorkerUnavailable(Exception):
+    """No worker process could be started (e.g. the program's main script fails when a
+    'spawn' worker imports it again), so the call was never run."""
+
+
+START_TIMEOUT = 60.0
+"""Seconds a new worker process may take to start (imports included) before it is given up."""
+_READY = "ready"
+
+
 class ContainedPool:
     """Runs functions in a few long-lived worker processes, so a crash or hang costs one call.
 
@@ -279,13 +297,16 @@ class ContainedPool:
     call here has a worker of its own for its duration: a crash or a deadline blames exactly
     that call, the worker is replaced, and the next call works. Threads may call at once; at
     most `size` calls run together, the others wait for a free worker. `fn`, its arguments
-    and its result must pickle; an exception raised by `fn` is raised by `call`.
+    and its result must pickle (so `fn` lives in a module, not in the main script); an
+    exception raised by `fn` is raised by `call`.
     """
 
-    def __init__(self, size: int, start_method: str = "spawn") -> None:
+    def __init__(self, size: int, initializer: Callable[[], None] | None = None,
+                 start_method: str = "spawn") -> None:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         self.size = size
+        self.initializer = initializer
         self._context = multiprocessing.get_context(start_method)
         self._idle: list[_Worker] = []
         self._started = 0
@@ -293,7 +314,7 @@ class ContainedPool:
         self._changed = threading.Condition()
 
     def call(self, fn: Callable[..., T], *args: object, timeout: float | None = None) -> T:
-        """`fn(*args)` in a worker; raises WorkerCrashed or WorkerTimedOut if the worker fails."""
+        """`fn(*args)` in a worker; raises WorkerCrashed, WorkerTimedOut or WorkerUnavailable if that fails."""
         worker = self._acquire()
         try:
             ok, value = worker.run(fn, args, timeout)
@@ -333,7 +354,7 @@ class ContainedPool:
                     break
                 self._changed.wait()
         try:
-            return _Worker(self._context)  # started outside the lock: spawning takes a moment
+            return _Worker(self._context, self.initializer)  # outside the lock: spawning takes a moment
         except BaseException:
             with self._changed:
                 self._started -= 1
@@ -355,11 +376,20 @@ class ContainedPool:
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, initializer: Callable[[], None] | None) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), name="clipphotos-raw", daemon=True)
-        self.process.start()
+        self.process = context.Process(target=_serve, args=(child, initializer), name="clipphotos-worker",
+                                       daemon=True)
+        with _main_script_left_out():
+            self.process.start()
         child.close()  # so that the worker's death reads as end-of-file here
+        try:
+            ready = self.conn.poll(START_TIMEOUT) and self.conn.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.stop()
+            raise WorkerUnavailable(f"a worker process did not start (exit code {self.process.exitcode})")
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -391,10 +421,34 @@ class _Worker:
         self.conn.close()
 
 
-def _serve(conn: multiprocessing.connection.Connection) -> None:
+_MAIN_SWAP = threading.Lock()
+
+
+@contextmanager
+def _main_script_left_out() -> Iterator[None]:
+    """While starting a worker, hide the program's main script from multiprocessing.
+
+    'spawn' would run it again in the worker (as `__mp_main__`), which costs seconds and
+    hundreds of MB for a script that imports torch, fails for one read from stdin, and starts
+    over an unguarded one; the worker needs nothing from it. Functions run in a pool must
+    therefore live in an importable module, not in the main script.
+    """
+    with _MAIN_SWAP:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
+
+
+def _serve(conn: multiprocessing.connection.Connection, initializer: Callable[[], None] | None) -> None:
     """Worker main loop: run each call sent, send back (True, result) or (False, exception)."""
     # Ctrl+C in a terminal reaches the whole process group; the app decides when to stop us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+    conn.send(_READY)
     while True:
         try:
             job = conn.recv()
@@ -422,5 +476,13 @@ def _shared_pool() -> ContainedPool:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ContainedPool(size=min(4, max(2, (os.cpu_count() or 2) // 2)))
+            _POOL = ContainedPool(size=min(4, max(2, (os.cpu_count() or 2) // 2)), initializer=_quiet)
         return _POOL
+
+
+def _quiet() -> None:
+    """Worker start: LibRaw prints its complaints ("Unexpected end of file") to stderr, where
+    they would only clutter the app's terminal; the file's skip reason says it already."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
