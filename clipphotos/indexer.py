@@ -29,6 +29,7 @@ from clipphotos.catalog import Catalog, ContentInfo, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
 from clipphotos.fingerprint import perceptual_hash
 from clipphotos.loader import UnreadableImage, is_supported, load_image
+from clipphotos.raw import is_raw_path
 from clipphotos.scanner import ScannedFile, is_ignored_name, scan_folder
 from clipphotos.vector_index import VectorIndex
 
@@ -370,7 +371,9 @@ class Indexer:
         if not self._claim(item.hash):
             return item  # a byte-identical copy is being decoded by another worker
         try:
-            loaded = load_image(data, target=self.embedder.loaded.image_size)
+            # A RAW file goes to its decoder process by path, which is cheaper than its bytes.
+            source = decode_path(f.path) if is_raw_path(f.path) else data
+            loaded = load_image(source, target=self.embedder.loaded.image_size)
             item.tensor = self.embedder.prepare(loaded.image)
             item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
                                     loaded.taken_at, loaded.camera, loaded.orientation,

@@ -245,7 +245,7 @@ def _load_from_path(path: str | os.PathLike, target: int | None) -> LoadedImage:
     # We hand Pillow our own file object so that we, not Pillow, close it: a plain path
     # would let some plugins keep the file open (or memory-mapped) after an error.
     with f:
-        return _load_from_stream(f, target)
+        return _load_from_stream(f, target, os.path.abspath(os.fsdecode(os.fspath(path))))
 
 
 def _load_from_bytes(data: bytes, target: int | None) -> LoadedImage:
@@ -254,17 +254,19 @@ def _load_from_bytes(data: bytes, target: int | None) -> LoadedImage:
     return _load_from_stream(io.BytesIO(data), target)
 
 
-def _load_from_stream(fp: BinaryIO, target: int | None) -> LoadedImage:
+def _load_from_stream(fp: BinaryIO, target: int | None, path: str | None = None) -> LoadedImage:
     fp.seek(0)
     head = fp.read(64)
     if not head:
         raise UnreadableImage("empty file")
     fp.seek(0)
     if _raw.might_be_raw(head) and _raw.available():
-        data = fp.read()
-        raw_format = _raw.identify(data)
+        start = fp.read(_raw.HEADER_BYTES)
+        raw_format = _raw.identify(start)
         if raw_format is not None:
-            return _load_raw(data, raw_format, target)
+            # A file on disk is read by the decoder process itself (LibRaw reads just the
+            # headers and the preview); only content without a path travels to it.
+            return _load_raw(path or start + fp.read(), start, raw_format, target)
         fp.seek(0)
     try:
         return _decode(fp, target, head)
@@ -286,7 +288,7 @@ def _load_from_stream(fp: BinaryIO, target: int | None) -> LoadedImage:
         return _replace_truncated(loaded)
 
 
-def _load_raw(data: bytes, raw_format: str, target: int | None) -> LoadedImage:
+def _load_raw(source: bytes | str, start: bytes, raw_format: str, target: int | None) -> LoadedImage:
     """A camera RAW file through its embedded preview or a half-size demosaic (see `raw`).
 
     The preview is decoded like any JPEG (DCT scaling, its own EXIF). It is stored as the
@@ -295,16 +297,16 @@ def _load_raw(data: bytes, raw_format: str, target: int | None) -> LoadedImage:
     the preview's EXIF, else the RAW's own TIFF/EXIF tags, else LibRaw's timestamp.
     """
     try:
-        picture = _raw.decode(data, target)
+        picture = _raw.decode(source, target)
         preview = _load_from_bytes(picture.jpeg, target) if picture.jpeg is not None else None
     except _raw.RawError as exc:
         raise UnreadableImage(str(exc)) from exc
     except UnreadableImage:  # a damaged preview: the sensor data may still be fine
         try:
-            picture, preview = _raw.decode(data, target, use_preview=False), None
+            picture, preview = _raw.decode(source, target, use_preview=False), None
         except _raw.RawError as exc:
             raise UnreadableImage(str(exc)) from exc
-    _, taken_at, camera = _tiff_metadata(data)
+    _, taken_at, camera = _tiff_metadata(start)
     if preview is not None:
         img = preview.image
         undo = picture.orientation if preview.orientation == 1 else 1

@@ -209,6 +209,18 @@ def test_date_and_camera_come_along(preview):
     assert (loaded.taken_at, loaded.camera) == ("2021-06-05T14:03:02", "Canon EOS 80D")
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux keeps file names that are not UTF-8")
+def test_a_raw_file_by_path_even_with_a_name_that_is_not_utf8(tmp_path):
+    """By path, the worker reads the file itself; the picture is the one its bytes give."""
+    data = shape_dng("red", "star", 12)
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9.dng")
+    with open(name, "wb") as f:
+        f.write(data)
+    by_path = load_image(os.fsdecode(name), target=96)
+    assert by_path.format == "DNG"
+    assert by_path.image.tobytes() == load_image(data, target=96).image.tobytes()
+
+
 # ---------------------------------------------------------------------------------------
 # Broken files
 
