@@ -261,8 +261,8 @@ def _load_from_stream(fp: BinaryIO, target: int | None, path: str | None = None)
         raise UnreadableImage("empty file")
     fp.seek(0)
     if _raw.might_be_raw(head) and _raw.available():
-        start = fp.read(_raw.HEADER_BYTES)
-        raw_format = _raw.identify(start)
+        start = _raw.read_header(fp)
+        raw_format = _raw.identify(start, path)
         if raw_format is not None:
             # A file on disk is read by the decoder process itself (LibRaw reads just the
             # headers and the preview); only content without a path travels to it.

@@ -25,6 +25,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import struct
 import sys
 import threading
 import types
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -50,6 +51,8 @@ __all__ = [
     "decode",
     "identify",
     "is_raw_path",
+    "might_be_raw",
+    "read_header",
 ]
 
 T = TypeVar("T")
@@ -61,7 +64,8 @@ RAW_EXTENSIONS: frozenset[str] = frozenset(
 """Lower-case extensions (with the dot) of the camera RAW formats handed to LibRaw."""
 
 HEADER_BYTES = 1 << 20
-"""How much of a file `identify` needs: the first TIFF directory lies near the start."""
+"""How much of a file `identify` needs: the first TIFF directory usually lies near the start."""
+_IFD_BYTES = 1 << 16  # a TIFF directory and the values it points to, generously
 
 DECODE_TIMEOUT = 60.0
 """Seconds one file may take in a worker (a half-size demosaic of 100 MP takes a few)."""
@@ -90,7 +94,7 @@ _TIFF_RAW_NAMES = {"NIKON": "NEF", "SONY": "ARW", "PENTAX": "PEF", "RICOH": "PEF
                    "HASSELBLAD": "3FR", "EPSON": "ERF", "KODAK": "DCR", "MAMIYA": "MEF",
                    "PHASE ONE": "IIQ", "CANON": "CR2", "LEICA": "RWL"}
 _CFA_PHOTOMETRICS = {32803, 34892}  # CFA (Bayer mosaic), LinearRaw
-_TAG_NEW_SUBFILE_TYPE, _TAG_COMPRESSION, _TAG_PHOTOMETRIC = 254, 259, 262
+_TAG_NEW_SUBFILE_TYPE, _TAG_PHOTOMETRIC = 254, 262
 _TAG_MAKE, _TAG_SUB_IFDS, _TAG_DNG_VERSION = 271, 330, 50706
 
 
@@ -111,7 +115,7 @@ def is_raw_path(path: str | bytes | os.PathLike) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# Recognising RAW files by content (the indexer hands the loader bytes, not names)
+# Recognising RAW files by content (the loader is often handed bytes, not a name)
 
 
 def might_be_raw(head: bytes) -> bool:
@@ -119,14 +123,26 @@ def might_be_raw(head: bytes) -> bool:
     return head[:4] in _TIFF_MAGIC or any(head[o:o + len(m)] == m for m, o, _ in _MAGIC)
 
 
-def identify(data: bytes) -> str | None:
+def read_header(fp: BinaryIO) -> bytes:
+    """The first bytes of a file, as many as `identify` and the metadata need: the first
+    HEADER_BYTES, or up to the first TIFF directory if a writer put it after the pixels."""
+    start = fp.read(HEADER_BYTES)
+    if start[:4] in _TIFF_MAGIC and len(start) == HEADER_BYTES:
+        ifd0 = struct.unpack("<I" if start[:2] == b"II" else ">I", start[4:8])[0]
+        if ifd0 + _IFD_BYTES > len(start):
+            start += fp.read(ifd0 + _IFD_BYTES - len(start))
+    return start
+
+
+def identify(data: bytes, name: str | None = None) -> str | None:
     """The RAW format of a file's content ("DNG", "CR2", "NEF", ...), or None if not a RAW.
 
-    `data` may be just the file's first HEADER_BYTES.
+    `data` may be just the file's header (`read_header`).
 
     TIFF-based RAWs share their first bytes with plain TIFFs, so for those the first
     directory decides: a DNG version, a Bayer mosaic, or a thumbnail standing in for a main
     picture kept in sub-directories (Nikon, Sony) mark a RAW; a scan or an export does not.
+    Failing those, a file `name` with a RAW extension does (rarer makers' TIFF layouts).
     """
     for magic, offset, fmt in _MAGIC:
         if data[offset:offset + len(magic)] == magic:
@@ -136,18 +152,39 @@ def identify(data: bytes) -> str | None:
     if data[8:10] == b"CR":
         return "CR2"
     try:
-        ifd0 = Image.Exif()
-        ifd0.load(data)
-    except Exception:  # noqa: BLE001 - a TIFF we cannot parse is left to Pillow to refuse
-        return None
+        ifd0 = _first_directory(data)
+    except struct.error:  # a damaged directory: a name may still tell
+        ifd0 = {}
     if _TAG_DNG_VERSION in ifd0:
         return "DNG"
     mosaic = ifd0.get(_TAG_PHOTOMETRIC) in _CFA_PHOTOMETRICS
     stand_in = ifd0.get(_TAG_NEW_SUBFILE_TYPE) == 1 and _TAG_SUB_IFDS in ifd0
     if not (mosaic or stand_in):
-        return None
-    make = str(ifd0.get(_TAG_MAKE) or "").upper()
-    return next((name for maker, name in _TIFF_RAW_NAMES.items() if maker in make), "RAW")
+        return os.path.splitext(name)[1][1:].upper() if name and is_raw_path(name) else None
+    make = bytes(ifd0.get(_TAG_MAKE) or b"").decode("latin-1").upper()
+    return next((raw_name for maker, raw_name in _TIFF_RAW_NAMES.items() if maker in make), "RAW")
+
+
+def _first_directory(data: bytes) -> dict[int, int | bytes | None]:
+    """The tags of a TIFF's first directory: SHORT and LONG values as numbers, ASCII as bytes.
+
+    Just what `identify` asks, read quietly (Pillow warns about every odd tag of a damaged
+    file, and most TIFFs that come here are ordinary ones).
+    """
+    order = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack_from(order + "I", data, 4)
+    (count,) = struct.unpack_from(order + "H", data, offset)
+    tags: dict[int, int | bytes | None] = {}
+    for entry in range(offset + 2, offset + 2 + 12 * min(count, 4096), 12):
+        tag, kind, n, value = struct.unpack_from(order + "HHI4s", data, entry)
+        if kind in (3, 4):  # SHORT, LONG: the first value
+            tags[tag] = struct.unpack_from(order + ("H" if kind == 3 else "I"), value)[0]
+        elif kind == 2:  # ASCII, inline when it fits
+            at = 0 if n <= 4 else struct.unpack(order + "I", value)[0]
+            tags[tag] = value[:n] if n <= 4 else data[at:at + n]
+        else:
+            tags[tag] = None
+    return tags
 
 
 # ---------------------------------------------------------------------------------------
@@ -506,6 +543,9 @@ def _shared_pool() -> ContainedPool:
 def _quiet() -> None:
     """Worker start: LibRaw prints its complaints ("Unexpected end of file") to stderr, where
     they would only clutter the app's terminal; the file's skip reason says it already."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:  # no stderr to quieten (a windowed app on Windows): fine as it is
+        pass

@@ -145,6 +145,14 @@ def test_raw_extensions_are_supported_and_recognised_by_content():
     assert load_image(plain.getvalue()).format == "TIFF"
 
 
+def test_a_dng_whose_first_directory_follows_the_pixels_is_recognised():
+    """libtiff-based writers put IFD0 after the image data, past the first megabyte."""
+    ifd0 = 2 << 20
+    entry = (50706).to_bytes(2, "little") + (1).to_bytes(2, "little") + (4).to_bytes(4, "little") + bytes([1, 4, 0, 0])
+    data = b"II*\x00" + ifd0.to_bytes(4, "little") + bytes(ifd0 - 8) + (1).to_bytes(2, "little") + entry + bytes(4)
+    assert raw.identify(raw.read_header(io.BytesIO(data))) == "DNG"
+
+
 def test_nikon_style_tiff_is_recognised_as_raw():
     """NEF/ARW: IFD0 a small stand-in thumbnail, the picture itself in sub-IFDs."""
     out = io.BytesIO()
@@ -153,6 +161,13 @@ def test_nikon_style_tiff_is_recognised_as_raw():
                   extratags=[(271, "s", 0, "NIKON CORPORATION", True)], metadata=None)
         tif.write(np.zeros((64, 96), np.uint16), photometric=32803, metadata=None)
     assert raw.identify(out.getvalue()) == "NEF"
+
+
+def test_a_tiff_layout_we_do_not_know_is_raw_by_its_name():
+    plain = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(plain, "TIFF")
+    assert raw.identify(plain.getvalue(), "/photos/IMG_1.ERF") == "ERF"
+    assert raw.identify(plain.getvalue(), "/photos/IMG_1.tif") is None
 
 
 # ---------------------------------------------------------------------------------------
