@@ -1,0 +1,59 @@
+"""`clipphotos` with no command: the desktop app.
+
+Only PySide6 and the GUI's own light modules load before the window shows; the core (and
+with it torch and open_clip) is imported by the worker that opens the library.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from clipphotos.gui import theme
+from clipphotos.gui.main_window import AppOptions, MainWindow
+from clipphotos.gui.model_choices import ModelRequest
+
+_STARTED = time.perf_counter()
+
+
+def options_from_args(args: Namespace) -> AppOptions:
+    """The command line's --library/--model/--pretrained/--weights/--device as app options."""
+    model = None
+    name, pretrained, weights = (getattr(args, k, None) for k in ("model", "pretrained", "weights"))
+    if name or pretrained or weights:
+        from clipphotos.gui.model_choices import CHOICES
+        name = name or CHOICES[0].name
+        if name.endswith(".json"):
+            name = str(Path(name).expanduser().resolve())
+        weights = str(Path(weights).expanduser().resolve()) if weights else None
+        if pretrained is None and weights is None and name == CHOICES[0].name:
+            pretrained = CHOICES[0].pretrained
+        model = ModelRequest(name, pretrained, weights)
+    return AppOptions(getattr(args, "library", None), model, getattr(args, "device", None))
+
+
+def run_app(args: Namespace) -> int:
+    """Show the main window and run the event loop; returns the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ClipPhotos")
+    app.setApplicationDisplayName("ClipPhotos")
+    app.setOrganizationName("ClipPhotos")
+    app.setDesktopFileName("clipphotos")
+    theme.apply(app)
+    app.setWindowIcon(theme.app_icon())
+    window = MainWindow(options_from_args(args))
+    window.show()
+    if os.environ.get("CLIPPHOTOS_EXIT_WHEN_SHOWN"):
+        # For bench/time_to_window.py: report when the first frame is painted, then quit.
+        def shown() -> None:
+            print(f"window shown {time.perf_counter() - _STARTED:.3f} s after app.py was imported",
+                  file=sys.stderr, flush=True)
+            window.close()
+            app.quit()
+        QTimer.singleShot(0, shown)
+    return app.exec()

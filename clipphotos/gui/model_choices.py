@@ -1,0 +1,164 @@
+"""The models the app offers, and fetching their weights with progress and a real cancel.
+
+Qt-free. Names and tags are OpenCLIP's (`open_clip.list_pretrained()`); sizes are the fp32
+checkpoints (parameter count × 4 bytes). Downloads go into the model hub's own cache, where
+`clipphotos.models.resolve_pretrained` (and every other OpenCLIP program) finds them later.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    key: str
+    title: str
+    blurb: str
+    name: str                  # OpenCLIP model name
+    pretrained: str            # OpenCLIP pretrained tag
+    hub_repo: str
+    download_mb: int
+    needs: str | None = None   # an optional Python package the model needs
+
+    @property
+    def size_text(self) -> str:
+        return f"{self.download_mb / 1000:.1f} GB" if self.download_mb >= 1000 else f"{self.download_mb} MB"
+
+    @property
+    def available(self) -> bool:
+        return self.needs is None or importlib.util.find_spec(self.needs) is not None
+
+
+CHOICES: tuple[ModelChoice, ...] = (
+    ModelChoice("fast", "Fast", "Quick on any computer, good for everyday searches.",
+                "ViT-B-32-256", "datacomp_s34b_b86k", "laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K", 605),
+    ModelChoice("best", "Best quality", "Understands harder descriptions; indexing is slower without a GPU.",
+                "ViT-L-14", "datacomp_xl_s13b_b90k", "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K", 1710),
+    ModelChoice("multilingual", "Multilingual", "Search in about 100 languages, not only English.",
+                "xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k",
+                "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k", 1470, needs="transformers"),
+)
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model as the GUI names it; becomes a core ModelSpec in a worker (models.py imports torch)."""
+
+    name: str
+    pretrained: str | None
+    weights: str | None = None
+
+    @classmethod
+    def of(cls, choice: ModelChoice, weights: str | None = None) -> ModelRequest:
+        return cls(choice.name, None if weights else choice.pretrained, weights)
+
+    def spec(self, device: str | None = None):  # -> ModelSpec
+        from clipphotos.models import ModelSpec
+        return ModelSpec(self.name, self.pretrained, self.weights, device or "auto")
+
+    @property
+    def choice(self) -> ModelChoice | None:
+        return next((c for c in CHOICES if c.name == self.name and (self.weights or c.pretrained == self.pretrained)),
+                    None)
+
+    def describe(self) -> str:
+        label = os.path.basename(self.name) if self.name.endswith(".json") else self.name
+        source = f"file {os.path.basename(self.weights)}" if self.weights else (self.pretrained or "random weights")
+        return f"{label} ({source})"
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "pretrained": self.pretrained, "weights": self.weights})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ModelRequest | None:
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(data["name"], data.get("pretrained"), data.get("weights"))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class DownloadCancelled(Exception):
+    """The user stopped the download; the partial file stays in the cache to resume later."""
+
+
+def cached_weights(choice: ModelChoice) -> Path | None:
+    """The weights' file if the hub cache already holds it (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+    for filename in HUB_FILES:
+        found = try_to_load_from_cache(choice.hub_repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | None]], None],
+                     cancel: threading.Event) -> Path:
+    """Fetch the weights into the hub cache, reporting (bytes done, total) as it goes.
+
+    Raises ModelUnavailable (with the core's plain-language message) when the hub cannot be
+    reached, DownloadCancelled as soon as `cancel` is set: the transfer loop itself checks it,
+    so a cancel stops the download within one chunk rather than at the end.
+    """
+    from huggingface_hub import constants, hf_hub_download
+
+    from clipphotos.models import ModelUnavailable, _hub_reachable, resolve_pretrained
+    found = cached_weights(choice)
+    if found is not None:
+        return found
+    if not _hub_reachable():
+        return resolve_pretrained(choice.name, choice.pretrained, download=False)  # raises the message
+
+    class _Bar:
+        """Enough of tqdm for huggingface_hub: reports bytes and is where a cancel strikes."""
+
+        def __init__(self, *args: object, total: int | None = None, initial: int = 0, **kwargs: object) -> None:
+            self.n, self.total, self._last = initial, total, 0.0
+            progress((self.n, self.total))
+
+        def update(self, n: int = 1) -> None:
+            if cancel.is_set():
+                raise DownloadCancelled()
+            self.n += n
+            now = time.monotonic()
+            if now - self._last >= 0.1 or (self.total and self.n >= self.total):
+                self._last = now
+                progress((self.n, self.total))
+
+        def close(self) -> None:
+            pass
+
+        def __enter__(self) -> _Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    # The Xet transfer runs in native threads that a Python exception cannot stop; the plain
+    # HTTP path streams chunk by chunk through _Bar.update, so a cancel really stops it.
+    xet, constants.HF_HUB_DISABLE_XET = constants.HF_HUB_DISABLE_XET, True
+    last: Exception | None = None
+    try:
+        for filename in HUB_FILES:
+            if cancel.is_set():
+                raise DownloadCancelled()
+            try:
+                return Path(hf_hub_download(choice.hub_repo, filename, tqdm_class=_Bar))  # type: ignore[arg-type]
+            except DownloadCancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this name is missing: try the next one
+                last = exc
+    finally:
+        constants.HF_HUB_DISABLE_XET = xet
+    raise ModelUnavailable(f"Downloading {choice.name} ({choice.pretrained}) from {choice.hub_repo} failed: {last}")

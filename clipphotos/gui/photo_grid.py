@@ -1,0 +1,376 @@
+"""The thumbnail grid: Qt's own model/view classes, so 100 000 photos scroll like 100.
+
+- `PhotoGridModel` holds the photos as a plain list; `data()` never touches the disk, it asks
+  the `ThumbnailProvider` for a pixmap it may already have.
+- `ThumbnailProvider` keeps an LRU of pixmaps and loads missing thumbnails on a small pool:
+  the newest request first (what is on screen now), stale requests dropped after a fast fling.
+  Workers read the cached JPEG (or make it from the photo through the one loader) into a
+  QImage; the pixmap is made on the UI thread when it arrives.
+- `PhotoDelegate` paints a square cell: the picture fitted inside, a placeholder while loading.
+- `PhotoGrid` is the QListView (IconMode, uniform sizes) that stretches its cells to the width.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QRunnable,
+                            QSize, Qt, QThreadPool, QTimer, Signal)
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+if TYPE_CHECKING:
+    from clipphotos.catalog import PhotoRecord
+    from clipphotos.thumbnails import ThumbnailCache
+
+PhotoRole = Qt.ItemDataRole.UserRole + 1
+ScoreRole = Qt.ItemDataRole.UserRole + 2
+BROKEN = object()              # DecorationRole value of a photo whose thumbnail cannot be made
+DEFAULT_CELL = 176
+PLACEHOLDER = QColor("#e8eaee")
+SELECTION = QColor("#2f6fde")
+SELECTION_FILL = QColor(47, 111, 222, 34)
+HOVER_FILL = QColor(0, 0, 0, 14)
+
+
+class _ThumbSignals(QObject):
+    loaded = Signal(str, object)      # content hash, QImage or None (cannot be made)
+
+
+class _Drain(QRunnable):
+    """A pool worker: takes the newest request, loads it, repeats until the queue is empty."""
+
+    def __init__(self, provider: ThumbnailProvider) -> None:
+        super().__init__()
+        self.provider = provider
+
+    def run(self) -> None:
+        p = self.provider
+        while True:
+            with p._lock:
+                if not p._queue or p._closed:
+                    p._draining -= 1
+                    return
+                digest, (path, box) = p._queue.popitem(last=True)
+                cache = p._cache
+            image = _load_thumbnail(cache, digest, path, box) if cache is not None else None
+            p._signals.loaded.emit(digest, image)
+
+
+def _load_thumbnail(cache: ThumbnailCache, digest: str, path: str, box: int) -> QImage | None:
+    from clipphotos.loader import UnreadableImage
+    try:
+        file = cache.ensure(digest, path)
+    except (UnreadableImage, OSError):
+        return None
+    image = QImage(str(file))
+    if image.isNull():
+        return None
+    if max(image.width(), image.height()) > box:
+        image = image.scaled(box, box, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    return image
+
+
+class ThumbnailProvider(QObject):
+    """Pixmaps of thumbnails by content hash: an LRU in memory, loaded on demand in the background."""
+
+    ready = Signal(str)          # a thumbnail arrived (or is known to be broken)
+
+    MAX_QUEUE = 300              # requests beyond this (old ones) are forgotten: scrolled past
+
+    def __init__(self, parent: QObject | None = None, capacity: int = 1200, threads: int = 2) -> None:
+        super().__init__(parent)
+        self._cache: ThumbnailCache | None = None
+        self._lru: OrderedDict[str, QPixmap] = OrderedDict()
+        self._broken: set[str] = set()
+        self._capacity = capacity
+        self._queue: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._draining = 0
+        self._closed = False
+        self._box = round(DEFAULT_CELL * 1.3)
+        self._dpr = 1.0
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
+        self._signals = _ThumbSignals()
+        self._signals.loaded.connect(self._on_loaded)
+
+    def set_cache(self, cache: ThumbnailCache | None) -> None:
+        self._cache = cache
+        self.clear()
+
+    def set_box(self, px: int, device_pixel_ratio: float = 1.0) -> None:
+        """Largest side the grid draws a picture at; cached pixmaps of another size are dropped."""
+        box = max(32, round(px * device_pixel_ratio))
+        if box != self._box:
+            self._box, self._dpr = box, device_pixel_ratio
+            self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+        self._lru.clear()
+        self._broken.clear()
+
+    def cached(self, digest: str) -> QPixmap | None:
+        """The pixmap if it is in memory now; never schedules a load."""
+        return self._lru.get(digest)
+
+    def pixmap(self, digest: str, path: str) -> QPixmap | object | None:
+        """The pixmap, BROKEN, or None while it loads (the load is scheduled, newest first)."""
+        pm = self._lru.get(digest)
+        if pm is not None:
+            self._lru.move_to_end(digest)
+            return pm
+        if digest in self._broken:
+            return BROKEN
+        with self._lock:
+            if digest in self._queue:
+                self._queue.move_to_end(digest)
+            else:
+                self._queue[digest] = (path, self._box)
+                while len(self._queue) > self.MAX_QUEUE:
+                    self._queue.popitem(last=False)
+            start = self._draining < self._pool.maxThreadCount()
+            if start:
+                self._draining += 1
+        if start:
+            self._pool.start(_Drain(self))
+        return None
+
+    def _on_loaded(self, digest: str, image: QImage | None) -> None:
+        if image is None:
+            self._broken.add(digest)
+        else:
+            pm = QPixmap.fromImage(image)
+            pm.setDevicePixelRatio(self._dpr)
+            self._lru[digest] = pm
+            self._lru.move_to_end(digest)
+            while len(self._lru) > self._capacity:
+                self._lru.popitem(last=False)
+        self.ready.emit(digest)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+        self._pool.waitForDone(2000)
+
+
+class PhotoGridModel(QAbstractListModel):
+    """The photos on show (browsing or search results), in order."""
+
+    def __init__(self, provider: ThumbnailProvider, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.provider = provider
+        self._photos: list[PhotoRecord] = []
+        self._scores: Sequence[float] | None = None
+
+    # -- contents ------------------------------------------------------------------------
+
+    def set_photos(self, photos: Sequence[PhotoRecord], scores: Sequence[float] | None = None) -> None:
+        self.beginResetModel()
+        self._photos = list(photos)
+        self._scores = list(scores) if scores is not None else None
+        self.endResetModel()
+
+    def remove_paths(self, paths: Iterable[str]) -> None:
+        """Drop rows (trashed files) without resetting the view: selection and scroll stay."""
+        gone = set(paths)
+        for row in sorted((r for r, p in enumerate(self._photos) if p.path in gone), reverse=True):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._photos[row]
+            if self._scores is not None:
+                self._scores = [*self._scores[:row], *self._scores[row + 1:]]
+            self.endRemoveRows()
+
+    def photo(self, row: int) -> PhotoRecord | None:
+        return self._photos[row] if 0 <= row < len(self._photos) else None
+
+    def photos(self) -> list[PhotoRecord]:
+        return list(self._photos)
+
+    def thumbnail(self, row: int) -> QPixmap | object | None:
+        """The row's pixmap, BROKEN, or None while it loads (which this call schedules)."""
+        photo = self.photo(row)
+        return self.provider.pixmap(photo.hash, photo.path) if photo is not None else None
+
+    def row_of(self, path: str) -> int | None:
+        for row, photo in enumerate(self._photos):
+            if photo.path == path:
+                return row
+        return None
+
+    # -- Qt model ------------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._photos)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._photos):
+            return None
+        photo = self._photos[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.provider.pixmap(photo.hash, photo.path)
+        if role == PhotoRole:
+            return photo
+        if role == Qt.ItemDataRole.ToolTipRole:
+            when = photo.taken_at.replace("T", " ")[:16] if photo.taken_at else "date unknown"
+            return f"{os.path.basename(photo.path)}\n{when}"
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return os.path.basename(photo.path)
+        if role == ScoreRole and self._scores is not None:
+            return self._scores[index.row()]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+
+def fit_rect(outer: QRect, width: int, height: int) -> QRect:
+    """The largest rectangle of the picture's aspect ratio centred in `outer`."""
+    if width <= 0 or height <= 0:
+        return QRect(outer)
+    scale = min(outer.width() / width, outer.height() / height)
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    return QRect(outer.x() + (outer.width() - w) // 2, outer.y() + (outer.height() - h) // 2, w, h)
+
+
+class PhotoDelegate(QStyledItemDelegate):
+    """Paints one cell: the photo fitted in a square, rounded; a soft placeholder while it loads."""
+
+    PADDING = 5
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cell = QSize(DEFAULT_CELL, DEFAULT_CELL)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return self.cell
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        cell = option.rect.adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected or option.state & QStyle.StateFlag.State_MouseOver:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(SELECTION_FILL if selected else HOVER_FILL)
+            painter.drawRoundedRect(cell, 8, 8)
+        inner = cell.adjusted(self.PADDING, self.PADDING, -self.PADDING, -self.PADDING)
+        # Ask the model directly, not through index.data(): PySide6 6.12 drops a reference to
+        # None each time an empty QVariant comes back to Python, and a long scroll then aborts.
+        model = index.model()
+        pm = model.thumbnail(index.row())
+        photo = model.photo(index.row())
+        if isinstance(pm, QPixmap) and not pm.isNull():
+            size = pm.deviceIndependentSize()
+            target = fit_rect(inner, round(size.width()), round(size.height()))
+            clip = QPainterPath()
+            clip.addRoundedRect(target, 4, 4)
+            painter.setClipPath(clip)
+            painter.drawPixmap(target, pm)
+            painter.setClipping(False)
+        else:
+            w, h = (photo.width or 4, photo.height or 3) if photo is not None else (4, 3)
+            target = fit_rect(inner, w, h)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(PLACEHOLDER)
+            painter.drawRoundedRect(target, 4, 4)
+            if pm is BROKEN:
+                painter.setPen(QColor("#8a8f98"))
+                painter.drawText(target, Qt.AlignmentFlag.AlignCenter, "Can’t open")
+        if selected:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(SELECTION, 3))
+            painter.drawRoundedRect(target.adjusted(-1, -1, 1, 1), 5, 5)
+        painter.restore()
+
+
+class PhotoGrid(QListView):
+    """The grid view: square cells that stretch to fill the width, pixel scrolling."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.base_cell = DEFAULT_CELL
+        self.delegate = PhotoDelegate(self)
+        self.setItemDelegate(self.delegate)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setUniformItemSizes(True)
+        self.setWrapping(True)
+        self.setSpacing(0)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setSelectionRectVisible(True)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setDragEnabled(False)
+        self.setMouseTracking(True)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setFrameShape(QListView.Shape.NoFrame)
+        # 100 000 cells are laid out a batch at a time between events: the grid never freezes.
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setObjectName("photoGrid")
+        # Arriving thumbnails repaint the visible cells, at most once a frame: cheaper than
+        # finding their rows among 100 000 for dataChanged, and what is visible is all that counts.
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(16)
+        self._repaint.timeout.connect(self.viewport().update)
+        self._relayout()
+
+    def setModel(self, model: Any) -> None:
+        super().setModel(model)
+        provider = getattr(model, "provider", None)
+        if provider is not None:
+            provider.ready.connect(self._thumbnail_arrived)
+        self._relayout()
+
+    def _thumbnail_arrived(self, digest: str) -> None:
+        if not self._repaint.isActive():
+            self._repaint.start()
+
+    def set_cell_size(self, px: int) -> None:
+        self.base_cell = px
+        self._relayout()
+
+    def cell_size(self) -> QSize:
+        return self.gridSize()
+
+    def keyboardSearch(self, search: str) -> None:
+        """Letters are shortcuts here (M: more like this), not a jump to a file name."""
+
+    def resizeEvent(self, event: Any) -> None:
+        self._relayout()
+        super().resizeEvent(event)
+
+    def _relayout(self) -> None:
+        # Set aside what QListView's own wrapping sets aside (the scroll bar, always, and twice
+        # the style's default frame, 2 px in Fusion, even with no frame), so the last column
+        # never wraps and the scroll bar's coming and going never reflows the grid.
+        slack = self.verticalScrollBar().sizeHint().width() + 2 * max(2, self.style().pixelMetric(
+            QStyle.PixelMetric.PM_DefaultFrameWidth)) + 2
+        width = max(1, self.maximumViewportSize().width() - slack)
+        columns = max(1, width // self.base_cell)
+        side = max(self.base_cell, width // columns)
+        size = QSize(side, side)
+        if size != self.gridSize():
+            self.delegate.cell = size
+            self.setGridSize(size)
+            self.verticalScrollBar().setSingleStep(max(20, side // 4))
+        model = self.model()
+        provider = getattr(model, "provider", None)
+        if provider is not None:
+            # Pixmaps are kept at the size of a slightly grown cell, so resizing keeps them.
+            provider.set_box(round(self.base_cell * 1.3), self.devicePixelRatioF())

@@ -1,0 +1,237 @@
+"""The preview pane beside the grid, and the large viewer that Enter/Space opens.
+
+Both show the grid's thumbnail at once and swap in a sharper decode when a worker has made
+it: a click never waits for a 24-megapixel JPEG.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
+from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
+                               QWidget)
+
+from clipphotos.gui.photo_grid import fit_rect
+from clipphotos.gui.workers import Runner, load_preview
+
+if TYPE_CHECKING:
+    from clipphotos.catalog import PhotoRecord
+
+
+def format_date(taken_at: str | None) -> str:
+    if not taken_at:
+        return "Date unknown"
+    try:
+        when = datetime.fromisoformat(taken_at)
+    except ValueError:
+        return taken_at
+    return f"{when:%a} {when.day} {when:%b %Y} · {when:%H:%M}"
+
+
+def format_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit in ("bytes", "KB") else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} bytes"
+
+
+class ImageView(QWidget):
+    """A picture fitted and centred in the widget; a quiet message when there is none."""
+
+    def __init__(self, background: str = "#f1f2f4", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pixmap: QPixmap | None = None
+        self._message = ""
+        self._background = QColor(background)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_pixmap(self, pixmap: QPixmap | None, message: str = "") -> None:
+        self._pixmap, self._message = pixmap, message
+        self.update()
+
+    def has_pixmap(self) -> bool:
+        return self._pixmap is not None
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 240)
+
+    def paintEvent(self, event: object) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self._background)
+        painter.drawRoundedRect(self.rect(), 8, 8)
+        if self._pixmap is not None and not self._pixmap.isNull():
+            size = self._pixmap.deviceIndependentSize()
+            painter.drawPixmap(fit_rect(self.rect().adjusted(8, 8, -8, -8), round(size.width()),
+                                        round(size.height())), self._pixmap)
+        elif self._message:
+            painter.setPen(QColor("#8a8f98") if self._background.lightness() > 128 else QColor("#b8bcc4"))
+            painter.drawText(self.rect().adjusted(16, 16, -16, -16),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
+        painter.end()
+
+
+class _SharpLoader:
+    """Loads a sharp version of the photo on show; answers for another photo are dropped."""
+
+    def __init__(self, runner: Runner, view: ImageView) -> None:
+        self.runner, self.view = runner, view
+        self.path: str | None = None
+
+    def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int) -> None:
+        self.path = photo.path if photo is not None else None
+        if photo is None:
+            self.view.set_pixmap(None, "Select a photo to see it here")
+            return
+        self.view.set_pixmap(thumb, "" if thumb is not None else "Loading…")
+        path = photo.path
+        self.runner.submit(load_preview, path, long_side,
+                           on_done=lambda image: self._loaded(path, image),
+                           on_failed=lambda exc: self._failed(path, exc))
+
+    def _loaded(self, path: str, image: QImage) -> None:
+        if path == self.path:
+            pm = QPixmap.fromImage(image)
+            pm.setDevicePixelRatio(self.view.devicePixelRatioF())
+            self.view.set_pixmap(pm)
+
+    def _failed(self, path: str, exc: BaseException) -> None:
+        if path == self.path and not self.view.has_pixmap():
+            self.view.set_pixmap(None, f"This photo can’t be shown: {exc}")
+
+
+class PreviewPane(QFrame):
+    """The selected photo: larger, with its date, camera, size, place on disk, tags, and actions."""
+
+    openRequested = Signal(str)
+    showInFolderRequested = Signal(str)
+    moreLikeThisRequested = Signal(str)
+
+    def __init__(self, runner: Runner, icons: dict[str, QIcon], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("previewPane")
+        self.photo: PhotoRecord | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setSpacing(12)
+        self.image = ImageView()
+        self.image.setMinimumHeight(200)
+        layout.addWidget(self.image, 1)
+        self.loader = _SharpLoader(runner, self.image)
+
+        self.title = QLabel()
+        self.title.setObjectName("previewTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.when = QLabel()
+        self.when.setObjectName("previewSubtitle")
+        layout.addWidget(self.title)
+        layout.addWidget(self.when)
+
+        self.details = QWidget()
+        grid = QGridLayout(self.details)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(6)
+        self.fields: dict[str, QLabel] = {}
+        for row, name in enumerate(("Camera", "Size", "Folder", "Tags")):
+            key = QLabel(name)
+            key.setObjectName("fieldName")
+            value = QLabel()
+            value.setObjectName("fieldValue")
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            grid.addWidget(key, row, 0, Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(value, row, 1)
+            self.fields[name] = value
+        grid.setColumnStretch(1, 1)
+        layout.addWidget(self.details)
+
+        actions = QHBoxLayout()
+        actions.setSpacing(8)
+        self.open_button = QPushButton(icons.get("open", QIcon()), "Open")
+        self.open_button.setToolTip("Open in the default viewer")
+        self.folder_button = QPushButton(icons.get("folder", QIcon()), "Show in folder")
+        actions.addWidget(self.open_button)
+        actions.addWidget(self.folder_button)
+        layout.addLayout(actions)
+        self.like_button = QPushButton(icons.get("similar", QIcon()), "More like this")
+        self.like_button.setObjectName("primaryButton")
+        self.like_button.setToolTip("Find photos that look like this one (M)")
+        layout.addWidget(self.like_button)
+        self.open_button.clicked.connect(lambda: self.photo and self.openRequested.emit(self.photo.path))
+        self.folder_button.clicked.connect(lambda: self.photo and self.showInFolderRequested.emit(self.photo.path))
+        self.like_button.clicked.connect(lambda: self.photo and self.moreLikeThisRequested.emit(self.photo.path))
+        self.show_photo(None, None)
+
+    def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None) -> None:
+        self.photo = photo
+        for button in (self.open_button, self.folder_button, self.like_button):
+            button.setEnabled(photo is not None)
+        side = max(self.image.width(), self.image.height(), 480)
+        self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())))
+        self.details.setVisible(photo is not None)
+        self.when.setVisible(photo is not None)
+        if photo is None:
+            self.title.setText("No photo selected")
+            return
+        self.title.setText(os.path.basename(photo.path))
+        self.when.setText(format_date(photo.taken_at))
+        self.fields["Camera"].setText(photo.camera or "—")
+        dims = f"{photo.width} × {photo.height} px · " if photo.width and photo.height else ""
+        self.fields["Size"].setText(f"{dims}{format_bytes(photo.size)}{' · ' + photo.format if photo.format else ''}")
+        folder = os.path.dirname(photo.path)
+        home = os.path.expanduser("~")
+        self.fields["Folder"].setText(folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder)
+        self.fields["Folder"].setToolTip(photo.path)
+        self.fields["Tags"].setText("No tags yet")
+
+
+class PhotoViewer(QWidget):
+    """The photo large, on a dark stage: ←/→ step through the grid, Esc/Space/Enter go back."""
+
+    stepRequested = Signal(int)
+    closeRequested = Signal()
+
+    def __init__(self, runner: Runner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("photoViewer")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.image = ImageView("#17191c")
+        layout.addWidget(self.image, 1)
+        self.caption = QLabel()
+        self.caption.setObjectName("viewerCaption")
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.caption)
+        self.loader = _SharpLoader(runner, self.image)
+
+    def show_photo(self, photo: PhotoRecord, thumb: QPixmap | None) -> None:
+        side = max(self.width(), self.height(), 800)
+        self.loader.show(photo, thumb, min(4096, round(side * self.devicePixelRatioF())))
+        self.caption.setText(f"{os.path.basename(photo.path)}   ·   {format_date(photo.taken_at)}"
+                             f"      ←  →  to browse,  Esc to go back")
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Left, Qt.Key.Key_Up):
+            self.stepRequested.emit(-1)
+        elif key in (Qt.Key.Key_Right, Qt.Key.Key_Down):
+            self.stepRequested.emit(1)
+        elif key in (Qt.Key.Key_Escape, Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.closeRequested.emit()
+        else:
+            super().keyPressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: object) -> None:
+        self.closeRequested.emit()
+

@@ -1,0 +1,124 @@
+"""Settings: model, device, thumbnail size, excluded folders.
+
+The dialog only edits an `AppSettings` value; the main window stores it in the catalog's
+settings table (through `Library`) and reloads what changed.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from clipphotos.gui.library_jobs import AppSettings
+from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.gui.welcome import ModelPicker
+from clipphotos.gui.workers import Runner
+
+THUMBNAIL_SIZES = (("Small", 128), ("Medium", 176), ("Large", 224), ("Extra large", 288))
+GPU = "mps" if sys.platform == "darwin" else "cuda"
+DEVICES = (("Automatic (a GPU if there is one)", "auto"), ("CPU only", "cpu"), ("GPU", GPU))
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, runner: Runner, current: AppSettings, fixed_model: ModelRequest | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settings")
+        self.setWindowTitle("Settings")
+        self.resize(600, 640)
+        self.current = current
+        self.result_settings: AppSettings | None = None
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(28, 24, 28, 20)
+        outer.setSpacing(14)
+        title = QLabel("Settings")
+        title.setObjectName("dialogTitle")
+        outer.addWidget(title)
+
+        outer.addWidget(_section("Model"))
+        self.picker = ModelPicker(runner, current=current.model, fixed=fixed_model)
+        outer.addWidget(self.picker)
+        note = QLabel("A new model re-indexes your photos in the background; search keeps working meanwhile.")
+        note.setObjectName("note")
+        note.setWordWrap(True)
+        outer.addWidget(note)
+
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(10)
+        self.device = QComboBox()
+        for label, _value in DEVICES:
+            self.device.addItem(label)
+        self.device.setCurrentIndex(next((i for i, (_l, v) in enumerate(DEVICES) if v == current.device), 0))
+        form.addRow("Run the model on", self.device)
+        self.thumbs = QComboBox()
+        for label, px in THUMBNAIL_SIZES:
+            self.thumbs.addItem(f"{label} ({px} px)")
+        self.thumbs.setCurrentIndex(min(range(len(THUMBNAIL_SIZES)),
+                                        key=lambda i: abs(THUMBNAIL_SIZES[i][1] - current.thumbnail_size)))
+        form.addRow("Thumbnails", self.thumbs)
+        outer.addLayout(form)
+
+        outer.addWidget(_section("Excluded folders"))
+        hint = QLabel("Photos inside these folders are left out of the library (e.g. app caches, exports).")
+        hint.setObjectName("note")
+        hint.setWordWrap(True)
+        outer.addWidget(hint)
+        self.excluded = QListWidget()
+        self.excluded.setObjectName("folderList")
+        self.excluded.addItems(list(current.excluded))
+        self.excluded.setMinimumHeight(90)
+        outer.addWidget(self.excluded, 1)
+        row = QHBoxLayout()
+        add = QPushButton("Add…")
+        add.clicked.connect(self._add_excluded)
+        remove = QPushButton("Remove")
+        remove.clicked.connect(lambda: self.excluded.takeItem(self.excluded.currentRow()))
+        row.addWidget(add)
+        row.addWidget(remove)
+        row.addStretch(1)
+        outer.addLayout(row)
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        cancel = QPushButton("Cancel")
+        cancel.clicked.connect(self.reject)
+        self.save = QPushButton("Save")
+        self.save.setObjectName("primaryButton")
+        self.save.setDefault(True)
+        self.save.clicked.connect(self._save)
+        buttons.addWidget(cancel)
+        buttons.addWidget(self.save)
+        outer.addLayout(buttons)
+        self.picker.busyChanged.connect(lambda busy: self.save.setEnabled(not busy))
+
+    def add_excluded(self, path: str) -> None:
+        if path and path not in self.settings().excluded:
+            self.excluded.addItem(path)
+
+    def _add_excluded(self) -> None:
+        self.add_excluded(QFileDialog.getExistingDirectory(self, "Folder to leave out", str(Path.home())))
+
+    def settings(self) -> AppSettings:
+        return AppSettings(self.picker.request(), DEVICES[self.device.currentIndex()][1],
+                           THUMBNAIL_SIZES[self.thumbs.currentIndex()][1],
+                           tuple(self.excluded.item(i).text() for i in range(self.excluded.count())))
+
+    def _save(self) -> None:
+        self.picker.prepare(self._ready)
+
+    def _ready(self, _request: ModelRequest) -> None:
+        self.result_settings = self.settings()
+        self.accept()
+
+    def reject(self) -> None:
+        self.picker.cancel()
+        super().reject()
+
+
+def _section(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("sectionTitle")
+    return label

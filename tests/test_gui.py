@@ -1,0 +1,251 @@
+"""The desktop app on real widgets (offscreen), a real library and the project's shapes model."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import clipphotos.gui  # noqa: F401 - first: keeps None/True/False alive under PySide6 6.12 on Python < 3.12
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from clipphotos.gui.library_jobs import SEARCH_LIMIT
+from clipphotos.gui.main_window import AppOptions, MainWindow
+from clipphotos.gui.model_choices import CHOICES, ModelRequest
+from clipphotos.gui.search_bar import split_negatives
+from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, shapes_spec
+
+SHAPES = ModelRequest(str(SHAPES_CONFIG), None, str(SHAPES_WEIGHTS))
+LONG = 90_000   # ms: the first model load imports torch and open_clip
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory) -> tuple[Path, Path, dict[str, tuple[str, str]]]:
+    """96 drawn shapes (3 of each colour × shape), indexed once for the module's read-only tests."""
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    folder = tmp_path_factory.mktemp("gui") / "photos"
+    truth = write_library(folder, 96, seed=20261130, long_side=(200, 900))
+    root = folder.parent / "library"
+    with Library(root, model=shapes_spec()) as lib:
+        lib.index_folders([folder])
+    return root, folder, {str((folder / t["path"]).resolve()): (t["colour"], t["shape"]) for t in truth}
+
+
+@pytest.fixture
+def open_window(qtbot):
+    """Open the main window on a library with the shapes model; waits until it watches the folders."""
+    from clipphotos.watcher import WatchSettings
+    brisk = WatchSettings(stability_seconds=0.2, debounce_seconds=0.1, tick_seconds=0.05, save_seconds=1.0,
+                          publish_seconds=0.2, retry_seconds=0.5)
+
+    def open_(library: Path) -> MainWindow:
+        window = MainWindow(AppOptions(str(library), SHAPES, "cpu", welcome=False, watch=brisk))
+        qtbot.addWidget(window)
+        with qtbot.waitSignal(window.modelReady, timeout=LONG):
+            window.show()
+        qtbot.waitUntil(lambda: window.reports > 0 or not window.status.get("folders"), timeout=LONG)
+        return window
+    return open_
+
+
+def shown_paths(window: MainWindow) -> list[str]:
+    return [p.path for p in window.model.photos()]
+
+
+def search(qtbot, window: MainWindow, text: str) -> list[str]:
+    window.search.field.setFocus()
+    qtbot.keyClicks(window.search.field, text)
+    qtbot.waitUntil(lambda: window.header_title.text() == f"Best matches for “{text}”", timeout=30_000)
+    return shown_paths(window)
+
+
+def focus_grid(qtbot, window: MainWindow, row: int) -> None:
+    window.activateWindow()
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.model.index(row))
+    qtbot.waitUntil(window.grid.hasFocus)
+
+
+# -- search, more like this, trash ------------------------------------------------------------
+
+
+def test_typing_a_description_shows_the_matching_photos_first(qtbot, open_window, indexed):
+    root, _folder, truth = indexed
+    window = open_window(root)
+    assert window.model.rowCount() == len(truth)            # browsing: every photo
+    results = search(qtbot, window, "a red star")
+    assert results == [r.path for r in window.library.search("a red star", limit=SEARCH_LIMIT)]
+    top = [truth[p] for p in results[:3]]
+    assert top.count(("red", "star")) >= 2, top              # 3 red stars among 96 pictures
+    qtbot.keyClick(window.search.field, Qt.Key.Key_Escape)   # Esc clears: back to browsing
+    qtbot.waitUntil(lambda: window.header_title.text() == "All photos" and window.model.rowCount() == len(truth))
+
+
+def test_more_like_this_finds_the_same_kind_of_picture(qtbot, open_window, indexed):
+    root, _folder, truth = indexed
+    window = open_window(root)
+    paths = shown_paths(window)
+    row = next(i for i, p in enumerate(paths) if truth[p] == ("blue", "circle"))
+    focus_grid(qtbot, window, row)
+    qtbot.keyClick(window.grid, Qt.Key.Key_M)
+    name = os.path.basename(paths[row])
+    qtbot.waitUntil(lambda: window.header_title.text() == f"Photos like {name}", timeout=30_000)
+    results = shown_paths(window)
+    assert results == [r.path for r in window.library.search(image=paths[row], limit=SEARCH_LIMIT)]
+    assert paths[row] not in results                         # not the photo itself
+    top = [truth[p] for p in results[:4]]
+    assert all(colour == "blue" for colour, _ in top), top   # pictures like it, by colour at least
+    assert window.search.chip.isVisible()
+
+
+def test_delete_moves_the_photo_to_the_trash_and_out_of_the_library(qtbot, open_window, tmp_path, monkeypatch):
+    from clipphotos.shapes import write_library
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))   # the trash lives in tmp
+    folder = tmp_path / "photos"
+    write_library(folder, 8, seed=5)
+    from clipphotos.library import Library
+    with Library(tmp_path / "library", model=shapes_spec()) as lib:
+        lib.index_folders([folder])
+    window = open_window(tmp_path / "library")
+    victim = shown_paths(window)[2]
+    asked: list[list[str]] = []
+    monkeypatch.setattr(MainWindow, "confirm_trash", lambda self, paths: asked.append(paths) or True)
+    focus_grid(qtbot, window, 2)
+    with qtbot.waitSignal(window.trashFinished, timeout=30_000) as done:
+        qtbot.keyClick(window.grid, Qt.Key.Key_Delete)
+    assert asked == [[victim]]
+    assert done.args[0].trashed == [victim] and not done.args[0].failed
+    assert not os.path.exists(victim)
+    assert (tmp_path / "xdg" / "Trash" / "files" / os.path.basename(victim)).is_file()
+    assert window.library.catalog.photo_by_path(victim) is None
+    assert victim not in shown_paths(window) and window.model.rowCount() == 7
+    assert window.preview.photo is not None and window.preview.photo.path != victim
+
+
+def test_added_folder_is_indexed_in_the_background_and_searchable(qtbot, open_window, tmp_path, monkeypatch):
+    from clipphotos.shapes import write_library
+    folder = tmp_path / "new photos"
+    truth = write_library(folder, 32, seed=11)
+    window = open_window(tmp_path / "library")
+    assert window.model.rowCount() == 0 and window.message.title.text() == "No photos yet"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    seen: list[str] = []
+    window.engine_signals.progress.connect(lambda p: seen.append(p.phase))
+    with qtbot.waitSignal(window.indexingFinished, timeout=60_000,
+                          check_params_cb=lambda report: report.indexed == len(truth)):
+        qtbot.mouseClick(window.sidebar.add_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "indexing" in seen and window.progress.isVisible(), timeout=30_000)
+    qtbot.waitUntil(lambda: window.model.rowCount() == len(truth))
+    assert window.sidebar.all_item.text(1) == str(len(truth))
+    assert window.status_text.text().startswith(f"{len(truth)} photos")
+    red = {str((folder / t["path"]).resolve()) for t in truth if t["colour"] == "red"}
+    results = search(qtbot, window, "a red star")
+    assert len(results) == len(truth) and results[0] in red
+
+
+# -- first run -----------------------------------------------------------------------------------
+
+
+def test_welcome_says_when_the_hub_is_out_of_reach_and_takes_a_local_file(qtbot, tmp_path):
+    from clipphotos.gui.welcome import WelcomeDialog
+    from clipphotos.gui.workers import Runner
+    runner = Runner(1)
+    dialog = WelcomeDialog(runner, {})
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.folder_list.clear()
+    assert not dialog.next.isEnabled()                       # no folder yet
+    dialog.add_folder(str(tmp_path))
+    qtbot.mouseClick(dialog.next, Qt.MouseButton.LeftButton)
+    assert dialog.pages.currentIndex() == 1 and dialog.next.text() == "Download and start"
+    qtbot.mouseClick(dialog.next, Qt.MouseButton.LeftButton)   # HF_HUB_OFFLINE=1 (conftest)
+    qtbot.waitUntil(dialog.picker.error.isVisible, timeout=LONG)
+    assert "cannot be reached" in dialog.picker.error.text()
+    assert dialog.picker.file_button.isVisible() and dialog.next.isEnabled()
+    weights = tmp_path / "fast.safetensors"
+    weights.write_bytes(b"weights")
+    dialog.picker.use_file(str(weights))
+    assert dialog.next.text() == "Start"
+    with qtbot.waitSignal(dialog.accepted):
+        qtbot.mouseClick(dialog.next, Qt.MouseButton.LeftButton)
+    assert dialog.folders == [str(tmp_path)]
+    assert dialog.model == ModelRequest(CHOICES[0].name, None, str(weights))
+    runner.shutdown()
+
+
+def test_offered_models_exist_in_open_clip():
+    import open_clip
+    known = set(open_clip.list_pretrained())
+    assert all((c.name, c.pretrained) in known for c in CHOICES)
+    assert all(open_clip.get_pretrained_cfg(c.name, c.pretrained)["hf_hub"].rstrip("/") == c.hub_repo
+               for c in CHOICES)
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def test_app_shows_its_window_without_importing_torch():
+    code = ("import sys, clipphotos.cli, clipphotos.gui.app, clipphotos.gui.main_window; "
+            "print(sorted(m for m in ('torch', 'open_clip', 'clipphotos.library') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
+
+
+def test_minus_words_are_excluded():
+    assert split_negatives('dog on a beach -people -"red car"') == ("dog on a beach", ("people", "red car"))
+    assert split_negatives("- lonely dash") == ("- lonely dash", ())
+
+
+def test_thumbnails_are_made_once_from_the_loader_and_found_by_hash(tmp_path):
+    from PIL import Image
+
+    from clipphotos.loader import load_image
+    from clipphotos.thumbnails import THUMB_SIZE, ThumbnailCache
+    photo = tmp_path / "p.jpg"
+    Image.new("RGB", (3000, 2000), (200, 40, 40)).save(photo)
+    cache = ThumbnailCache(tmp_path / "thumbnails")
+    assert cache.lookup("ab12") is None
+    made = cache.ensure("ab12", photo)
+    assert made == tmp_path / "thumbnails" / "ab" / "ab12.jpg"
+    with Image.open(made) as thumb:
+        assert thumb.size == (THUMB_SIZE, round(THUMB_SIZE * 2 / 3))
+    assert cache.ensure("ab12", tmp_path / "gone.jpg") == made   # found by hash, source not read
+    assert not list(made.parent.glob("*.tmp"))
+    cache.from_decoded("cd34", load_image(photo, target=64))     # a small model's decode: too blurry
+    assert cache.lookup("cd34") is None
+    cache.from_decoded("cd34", load_image(photo, target=256))
+    assert cache.lookup("cd34") is not None
+
+
+def test_grid_of_100000_photos_fills_without_touching_the_disk(qtbot, monkeypatch):
+    from clipphotos.catalog import PhotoRecord
+    from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
+    provider = ThumbnailProvider()
+    asked: list[str] = []
+    monkeypatch.setattr(provider, "_pool", type("NoPool", (), {"start": lambda s, r: None,
+                                                               "maxThreadCount": lambda s: 2})())
+    model = PhotoGridModel(provider)
+    grid = PhotoGrid()
+    qtbot.addWidget(grid)
+    grid.setModel(model)
+    grid.resize(900, 700)
+    grid.show()
+    photos = [PhotoRecord(i, f"/nowhere/{i}.jpg", i, 1, 1, 4000, 3000, "JPEG", None, None, f"{i:032x}", None)
+              for i in range(100_000)]
+    monkeypatch.setattr(os, "stat", lambda *a, **k: asked.append("stat"))
+    started = time.perf_counter()
+    model.set_photos(photos)
+    qtbot.waitUntil(lambda: len(provider._queue) > 0)      # the first cells are on screen...
+    first = time.perf_counter() - started
+    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() > 100_000 // 6 * 100, timeout=20_000)
+    grid.scrollTo(model.index(99_999))                     # ...and all 100 000 are laid out
+    grid.viewport().repaint()
+    monkeypatch.undo()
+    assert not asked                                       # data() and paint() never touched the disk
+    assert first < 2.0, first
+    assert grid.indexAt(grid.viewport().rect().center()).row() > 99_000
+    assert 0 < len(provider._queue) <= provider.MAX_QUEUE  # visible cells asked for their thumbnails
