@@ -206,8 +206,9 @@ def test_demosaic_keeps_the_colours():
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
-@pytest.mark.parametrize("preview", ["jpeg", None])
+@pytest.mark.parametrize("preview", ["jpeg", "rgb", None])
 def test_orientation_from_raw_metadata(orientation, preview):
+    """Previews (JPEG or bitmap) are stored as the sensor lay; LibRaw turns its demosaic itself."""
     upright = draw_shape(random.Random(5), "blue", "triangle", (360, 240))
     data = dng_bytes(upright.transpose(_STORED[orientation]), preview=preview, orientation=orientation)
     loaded = load_image(data, target=96)
