@@ -234,33 +234,35 @@ def decode(source: bytes | str, target: int | None, *, use_preview: bool = True,
 
 
 def _decode_in_worker(source: bytes | str, target: int | None, use_preview: bool) -> RawPicture:
-    """Worker side: open with LibRaw, then the preview if big enough, else a half-size demosaic."""
+    """Worker side: open with LibRaw, and make the picture; LibRaw's errors become reasons."""
     import rawpy
 
     try:
         with rawpy.RawPy() as raw:
             _open(raw, source)
-            sizes = raw.sizes
-            orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
-            width, height = (sizes.height, sizes.width) if orientation >= 5 else (sizes.width, sizes.height)
-            need = target or -(-max(width, height) // 2)
-            preview = _preview(raw, need) if use_preview else None
-            if preview is not None:
-                # No LibRaw timestamp here: rawpy reads it only after unpacking the sensor data,
-                # the very cost the preview saves (the preview's or the file's EXIF has it).
-                jpeg, pixels, upright, source, taken_at = *preview, False, "preview", None
-            else:
-                rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
-                jpeg, pixels, upright, source, taken_at = None, rgb, True, "demosaic", _timestamp(raw)
+            return _picture(raw, target, use_preview)
     except rawpy.LibRawError as exc:
         raise RawError(_libraw_reason(exc)) from None
     except MemoryError:
         raise RawError("not enough memory to decode this RAW file") from None
     except OSError as exc:
         raise RawError(f"cannot read the file ({exc.strerror or exc})") from None
-    if pixels is not None:
-        pixels = _shrink(pixels, target)
-    return RawPicture(jpeg, pixels, upright, orientation, width, height, taken_at, source)
+
+
+def _picture(raw: Any, target: int | None, use_preview: bool) -> RawPicture:
+    """The embedded preview if it is big enough, else a half-size demosaic."""
+    sizes = raw.sizes
+    orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
+    width, height = (sizes.height, sizes.width) if orientation >= 5 else (sizes.width, sizes.height)
+    preview = _preview(raw, need=target or -(-max(width, height) // 2)) if use_preview else None
+    if preview is not None:
+        jpeg, pixels = preview
+        # No LibRaw timestamp here: rawpy reads it only after unpacking the sensor data, the
+        # very cost the preview saves (the preview's EXIF or the file's own tags have it).
+        return RawPicture(jpeg, None if pixels is None else _shrink(pixels, target), False, orientation,
+                          width, height, None, "preview")
+    rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+    return RawPicture(None, _shrink(rgb, target), True, orientation, width, height, _timestamp(raw), "demosaic")
 
 
 def _open(raw: Any, source: bytes | str) -> None:
