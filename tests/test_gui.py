@@ -177,6 +177,80 @@ def test_welcome_says_when_the_hub_is_out_of_reach_and_takes_a_local_file(qtbot,
     runner.shutdown()
 
 
+class _SlowHub:
+    """A stand-in for the model hub on localhost: serves one big file slowly, counts what it sent."""
+
+    SIZE = 40 << 20
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+        hub = self
+        self.sent = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _headers(self) -> bool:
+                found = self.path.endswith("/open_clip_model.safetensors")
+                self.send_response(200 if found else 404)
+                self.send_header("X-Repo-Commit", "a" * 40)
+                self.send_header("ETag", '"fake"')
+                self.send_header("Content-Length", str(hub.SIZE if found else 0))
+                self.end_headers()
+                return found
+
+            def do_HEAD(self) -> None:
+                self._headers()
+
+            def do_GET(self) -> None:
+                if self._headers():
+                    try:
+                        while hub.sent < hub.SIZE:
+                            self.wfile.write(b"w" * 65536)
+                            hub.sent += 65536
+                            time.sleep(0.01)
+                    except OSError:
+                        pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_model_download_shows_progress_and_cancel_really_stops_it(qtbot, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from clipphotos.gui.welcome import WelcomeDialog
+    from clipphotos.gui.workers import Runner
+    hub = _SlowHub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    runner = Runner(1)
+    dialog = WelcomeDialog(runner, {})
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.add_folder(str(tmp_path))
+    qtbot.mouseClick(dialog.next, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.next, Qt.MouseButton.LeftButton)          # Download and start
+    picker = dialog.picker
+    qtbot.waitUntil(lambda: picker.progress.value() > 0, timeout=LONG)
+    assert " MB of 42 MB" in picker.progress_text.text() and not dialog.next.isEnabled()
+    qtbot.mouseClick(picker.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(picker.error.isVisible, timeout=10_000)
+    assert "cancelled" in picker.error.text() and dialog.next.isEnabled() and dialog.isVisible()
+    stopped_at = hub.sent
+    time.sleep(0.5)
+    assert hub.sent - stopped_at <= 4 << 20 and hub.sent < hub.SIZE / 2   # the transfer itself ended
+    runner.shutdown()
+    hub.server.shutdown()
+
+
 def test_offered_models_exist_in_open_clip():
     import open_clip
     known = set(open_clip.list_pretrained())

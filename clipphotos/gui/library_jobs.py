@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.gui.model_choices import ModelRequest, short_name
 from clipphotos.gui.search_bar import Query
 
 if TYPE_CHECKING:
@@ -96,16 +96,8 @@ def load_model(lib: Library) -> tuple[str, str]:
     """Load the model and its vector index; returns its short name and details (device, precision)."""
     _ = lib.index
     loaded = lib.embedder.loaded
-    return f"{_short_name(loaded.spec.name)} · {loaded.device.type.upper()}", "; ".join(
+    return f"{short_name(loaded.spec.name)} · {loaded.device.type.upper()}", "; ".join(
         [loaded.spec.describe(), *loaded.notes])
-
-
-def _short_name(name: str) -> str:
-    """'ViT-B-32-256', or for a config file its name (or its folder's, for a bare config.json)."""
-    if not name.endswith(".json"):
-        return name
-    stem = os.path.splitext(os.path.basename(name))[0]
-    return os.path.basename(os.path.dirname(name)) or stem if stem in ("config", "open_clip_config") else stem
 
 
 def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> list[SearchResult] | None:

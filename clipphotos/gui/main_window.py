@@ -62,6 +62,10 @@ class _Message(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
+        self.icon = QLabel()
+        self.icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.icon)
+        layout.addSpacing(6)
         self.title = QLabel()
         self.title.setObjectName("messageTitle")
         self.body = QLabel()
@@ -191,6 +195,7 @@ class MainWindow(QMainWindow):
 
         self.stack = QStackedWidget()
         self.message = _Message()
+        self.message.icon.setPixmap(self.icons.get("app", QIcon()).pixmap(64, 64))
         self.model = PhotoGridModel(self.provider, self)
         self.grid = PhotoGrid()
         self.grid.setModel(self.model)
@@ -543,6 +548,8 @@ class MainWindow(QMainWindow):
 
     def _apply_status(self, status: dict) -> None:
         self.status = status
+        if self.stack.currentIndex() != self.PAGE_VIEWER:
+            self.preview.setVisible(bool(status.get("photos")))   # an empty library needs no preview
         self.sidebar.set_folders(status.get("folder_details", []), status.get("photos", 0))
         self.search.set_folders(status.get("folders", []))
         if not self.indexing:
@@ -639,8 +646,6 @@ class MainWindow(QMainWindow):
         else:
             title = "All photos"
         self.header_title.setText(title)
-        noun = "match" if q.is_search else "photo"
-        plural = ("es" if noun == "match" else "s") if count != 1 else ""
         extra = []
         if q.negative:
             extra.append("without " + ", ".join(q.negative))
@@ -648,7 +653,9 @@ class MainWindow(QMainWindow):
             extra.append(f"{q.since or '…'} – {q.until or '…'}")
         if q.folder and q.is_search:
             extra.append(f"in {os.path.basename(q.folder)}")
-        self.header_count.setText(" · ".join([f"{count:,} {noun}{plural}", *extra]))
+        counted = f"{count:,} photo{'s' if count != 1 else ''}, best first" if q.is_search else \
+            f"{count:,} photo{'s' if count != 1 else ''}"
+        self.header_count.setText(" · ".join([counted, *extra]) if count or extra else "")
 
     def more_like_this(self, path: str | None) -> None:
         if path:
@@ -693,11 +700,13 @@ class MainWindow(QMainWindow):
             return
         self.viewer.show_photo(photo, self.provider.cached(photo.hash))
         self.stack.setCurrentIndex(self.PAGE_VIEWER)
+        self.preview.hide()          # the viewer shows the photo large: no need for it twice
         self.viewer.setFocus()
 
     def close_viewer(self) -> None:
         if self.stack.currentIndex() == self.PAGE_VIEWER:
             self.stack.setCurrentIndex(self.PAGE_GRID)
+            self.preview.setVisible(bool(self.status.get("photos")))
             self.grid.setFocus()
 
     def _viewer_step(self, step: int) -> None:

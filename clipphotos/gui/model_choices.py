@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class ModelRequest:
                     None)
 
     def describe(self) -> str:
-        label = os.path.basename(self.name) if self.name.endswith(".json") else self.name
+        label = short_name(self.name)
         source = f"file {os.path.basename(self.weights)}" if self.weights else (self.pretrained or "random weights")
         return f"{label} ({source})"
 
@@ -87,6 +88,16 @@ class ModelRequest:
             return cls(data["name"], data.get("pretrained"), data.get("weights"))
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def short_name(name: str) -> str:
+    """'ViT-B-32-256', or for a config file its name (its folder's, for a bare config.json)."""
+    if not name.endswith(".json"):
+        return name
+    stem = os.path.splitext(os.path.basename(name))[0]
+    if stem in ("config", "open_clip_config"):
+        return os.path.basename(os.path.dirname(name)) or stem
+    return stem
 
 
 class DownloadCancelled(Exception):
@@ -146,19 +157,23 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
             pass
 
     # The Xet transfer runs in native threads that a Python exception cannot stop; the plain
-    # HTTP path streams chunk by chunk through _Bar.update, so a cancel really stops it.
+    # HTTP path streams chunk by chunk through _Bar.update, so a cancel really stops it, within
+    # one chunk: 1 MiB rather than the default 10 MiB, which also makes the progress bar move.
     xet, constants.HF_HUB_DISABLE_XET = constants.HF_HUB_DISABLE_XET, True
+    chunk, constants.DOWNLOAD_CHUNK_SIZE = constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES
     last: Exception | None = None
     try:
         for filename in HUB_FILES:
             if cancel.is_set():
                 raise DownloadCancelled()
             try:
-                return Path(hf_hub_download(choice.hub_repo, filename, tqdm_class=_Bar))  # type: ignore[arg-type]
+                # The endpoint `_hub_reachable` probed (HF_ENDPOINT, a mirror), else the hub's own.
+                return Path(hf_hub_download(choice.hub_repo, filename, tqdm_class=_Bar,  # type: ignore[arg-type]
+                                            endpoint=os.environ.get("HF_ENDPOINT") or None))
             except DownloadCancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 - this name is missing: try the next one
                 last = exc
     finally:
-        constants.HF_HUB_DISABLE_XET = xet
+        constants.HF_HUB_DISABLE_XET, constants.DOWNLOAD_CHUNK_SIZE = xet, chunk
     raise ModelUnavailable(f"Downloading {choice.name} ({choice.pretrained}) from {choice.hub_repo} failed: {last}")

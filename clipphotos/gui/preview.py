@@ -43,11 +43,12 @@ def format_bytes(n: int) -> str:
 class ImageView(QWidget):
     """A picture fitted and centred in the widget; a quiet message when there is none."""
 
-    def __init__(self, background: str = "#f1f2f4", parent: QWidget | None = None) -> None:
+    def __init__(self, background: str = "#f1f2f4", radius: int = 8, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
         self._message = ""
         self._background = QColor(background)
+        self._radius = radius
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_pixmap(self, pixmap: QPixmap | None, message: str = "") -> None:
@@ -66,7 +67,7 @@ class ImageView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(self._background)
-        painter.drawRoundedRect(self.rect(), 8, 8)
+        painter.drawRoundedRect(self.rect(), self._radius, self._radius)
         if self._pixmap is not None and not self._pixmap.isNull():
             size = self._pixmap.deviceIndependentSize()
             painter.drawPixmap(fit_rect(self.rect().adjusted(8, 8, -8, -8), round(size.width()),
@@ -88,7 +89,8 @@ class _SharpLoader:
     def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int) -> None:
         self.path = photo.path if photo is not None else None
         if photo is None:
-            self.view.set_pixmap(None, "Select a photo to see it here")
+            self.view.set_pixmap(None, "Select a photo to see it here\n\n"
+                                       "Space  view it large\nM  more like this\nDelete  move to trash")
             return
         self.view.set_pixmap(thumb, "" if thumb is not None else "Loading…")
         path = photo.path
@@ -207,7 +209,7 @@ class PhotoViewer(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        self.image = ImageView("#17191c")
+        self.image = ImageView("#17191c", radius=0)
         layout.addWidget(self.image, 1)
         self.caption = QLabel()
         self.caption.setObjectName("viewerCaption")

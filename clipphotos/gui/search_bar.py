@@ -68,6 +68,7 @@ class FilterPopup(QFrame):
         title.setObjectName("popupTitle")
         layout.addWidget(title)
         form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.setHorizontalSpacing(12)
         form.setVerticalSpacing(8)
         self.exclude = QLineEdit()
@@ -226,9 +227,7 @@ class SearchBar(QWidget):
 
     def clear(self) -> None:
         """Esc: back to browsing (filters stay: they are not part of what was typed)."""
-        self.field.blockSignals(True)
-        self.field.clear()
-        self.field.blockSignals(False)
+        self.field.clear()          # not with signals blocked: the field's clear button listens too
         self._debounce.stop()
         self.set_image(None)
 

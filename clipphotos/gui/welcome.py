@@ -74,7 +74,9 @@ class ModelPicker(QWidget):
         super().__init__(parent)
         self.runner = runner
         self.fixed = fixed
-        self.local_file: str | None = current.weights if current and current.weights else None
+        custom = current is not None and current.choice is None and fixed is None
+        # A current model's file stays with it; a file picked here goes with the chosen card.
+        self.local_file: str | None = current.weights if current and current.weights and not custom else None
         self._job: Job | None = None
         self._downloaded: set[str] = set()
         layout = QVBoxLayout(self)
@@ -91,9 +93,10 @@ class ModelPicker(QWidget):
             card.setVisible(fixed is None)
             self.cards.append(card)
             layout.addWidget(card)
-        selected = (current.choice if current else None) or CHOICES[0]
-        self.cards[CHOICES.index(selected)].radio.setChecked(True)
-        self.custom = current if current is not None and current.choice is None and fixed is None else None
+        self.custom = current if custom else None
+        selected = (current.choice if current else None) or (None if custom else CHOICES[0])
+        if selected is not None:     # a custom current model leaves every card unchecked
+            self.cards[CHOICES.index(selected)].radio.setChecked(True)
         if self.custom is not None:
             layout.addWidget(_label(f"Now: <b>{self.custom.describe()}</b> (stays unless you pick another)", "note"))
 
@@ -228,10 +231,14 @@ class ModelPicker(QWidget):
     def _failed(self, exc: BaseException) -> None:
         self._end()
         if isinstance(exc, DownloadCancelled):
-            self.error.setText("Download cancelled. What was fetched is kept, so the next try resumes.")
+            self.error.setText("Download cancelled.")
         else:
-            self.error.setText(f"<b>The model could not be downloaded.</b><br>{_html(str(exc))}<br><br>"
-                               f"You can use a weights file from this computer instead.")
+            # The core's message speaks to the command line (--weights FILE); here the button does that.
+            lines = [line.strip() for line in str(exc).splitlines() if "--weights" not in line]
+            heading = "No connection to the model hub." if "cannot be reached" in str(exc) \
+                else "The model could not be downloaded."
+            self.error.setText(f"<b>{heading}</b><br>{_html(' '.join(lines))}<br><br>"
+                               f"Connect to the internet and try again, or use a weights file from this computer.")
         self.error.show()
         self.file_button.show()
 
@@ -305,9 +312,9 @@ class WelcomeDialog(QDialog):
         col = QVBoxLayout(page)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(12)
-        col.addWidget(_label("How should ClipPhotos understand your photos?", "dialogTitle"))
-        col.addWidget(_label("The model runs on this computer. It is downloaded once; you can change it "
-                             "later in Settings.", "dialogBody"))
+        col.addWidget(_label("Choose a model", "dialogTitle"))
+        col.addWidget(_label("ClipPhotos understands your photos with a model that runs on this computer. "
+                             "It is downloaded once; you can change it later in Settings.", "dialogBody"))
         self.picker = ModelPicker(runner, fixed=fixed)
         col.addWidget(self.picker)
         col.addStretch(1)

@@ -35,11 +35,14 @@ class Job(QRunnable):
 
     def run(self) -> None:
         try:
-            result = self.fn(*self.args, **self.kwargs)
-        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the UI
-            self.signals.failed.emit(exc)
-        else:
-            self.signals.done.emit(result)
+            try:
+                result = self.fn(*self.args, **self.kwargs)
+            except BaseException as exc:  # noqa: BLE001 - every failure goes back to the UI
+                self.signals.failed.emit(exc)
+            else:
+                self.signals.done.emit(result)
+        except RuntimeError:
+            pass  # the app quit while this job ran: nobody is left to tell
 
 
 class Runner(QObject):

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Screenshots of the desktop app on a generated library, offscreen: for reviews and the README.
+
+    .venv/bin/python bench/screenshots.py OUTDIR [--model CONFIG --weights FILE]
+
+Makes a library of camera-like photos (../shared/bench/make_library.py) and drawn shapes,
+indexes it with the project's shapes model (tests/fixtures/shapes-clip unless told otherwise),
+then saves PNGs of the real windows: browsing, search results with the preview, a photo's
+details, the large viewer, the filter popup, indexing in progress, the first-run dialog's
+pages (the offline one included) and the settings dialog.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"          # the first-run dialog shows its offline state
+
+REPO = Path(__file__).resolve().parents[1]
+MAKE_LIBRARY = REPO.parent / "shared" / "bench" / "make_library.py"
+SHAPES = REPO / "tests" / "fixtures" / "shapes-clip"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--model", type=Path, default=SHAPES / "config.json", help="OpenCLIP model config")
+    parser.add_argument("--weights", type=Path, default=SHAPES / "shapes-clip.safetensors")
+    parser.add_argument("--photos", type=int, default=48, help="camera-like photos to generate")
+    args = parser.parse_args()
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="clipphotos-shots-") as tmp:
+        return shoot(Path(tmp), args)
+
+
+def shoot(tmp: Path, args: argparse.Namespace) -> int:
+    import clipphotos.gui  # noqa: F401 - first, for PySide6 6.12 on Python < 3.12 (see there)
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from clipphotos.gui import theme
+    from clipphotos.gui.main_window import AppOptions, MainWindow
+    from clipphotos.gui.model_choices import ModelRequest
+    from clipphotos.gui.settings_dialog import SettingsDialog
+    from clipphotos.gui.welcome import WelcomeDialog
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+
+    out: Path = args.outdir
+    pictures, drawings = tmp / "Pictures", tmp / "Drawings"
+    print("generating photos…", flush=True)
+    if MAKE_LIBRARY.exists():
+        subprocess.run([sys.executable, str(MAKE_LIBRARY), "--out", str(pictures), "--count", str(args.photos),
+                        "--max-side", "1600", "--seed", "7", "--workers", "2"], check=True, capture_output=True)
+    write_library(drawings, 64, seed=3, long_side=(300, 1200))
+    model = ModelRequest(str(args.model.resolve()), None, str(args.weights.resolve()))
+    folders = [p for p in (pictures, drawings) if p.is_dir()]
+    print("indexing…", flush=True)
+    with Library(tmp / "library", model=model.spec("cpu")) as lib:
+        lib.index_folders(folders)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ClipPhotos")
+    theme.apply(app)
+    app.setWindowIcon(theme.app_icon())
+
+    def until(done: Callable[[], bool], timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > end:
+                raise TimeoutError("the app did not get there in time")
+            app.processEvents()
+            time.sleep(0.02)
+
+    def settle(window: MainWindow, seconds: float = 0.3) -> None:
+        """Until thumbnails and previews have arrived, then a moment for the last paint."""
+        p = window.provider
+        for _ in range(5):          # let the grid paint (and so ask for its thumbnails) first
+            app.processEvents()
+            time.sleep(0.02)
+        until(lambda: not p._queue and p._draining == 0 and not window.preview_runner.busy
+              and not window.search_runner.busy)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.02)
+
+    def save(widget: QWidget, name: str) -> None:
+        path = out / name
+        widget.grab().save(str(path))
+        print(f"  {path}", flush=True)
+
+    window = MainWindow(AppOptions(str(tmp / "library"), model, "cpu", welcome=False))
+    window.resize(1280, 800)
+    window.show()
+    until(lambda: window.model_state == "ready" and window.reports > 0, 120)
+    settle(window)
+    save(window, "01-main-window.png")
+
+    window.search.field.setText("a red star")
+    until(lambda: window.header_title.text().startswith("Best matches"))
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.model.index(0))
+    settle(window)
+    save(window, "02-search-results.png")
+
+    window.search.clear()
+    until(lambda: window.header_title.text() == "All photos")
+    photos = window.model.photos()
+    row = next((i for i, p in enumerate(photos) if p.camera), 0)
+    window.grid.setCurrentIndex(window.model.index(row))
+    settle(window)
+    save(window, "03-photo-details.png")
+
+    window.open_viewer()
+    settle(window)
+    save(window, "04-viewer.png")
+    window.close_viewer()
+
+    window.search.show_filters()
+    window.search.filters.exclude.setText("text, screenshot")
+    settle(window)
+    save(window.search.filters, "05-filters.png")
+    window.search.filters.hide()
+    window.close()
+
+    # Indexing in progress: a fresh library, a folder added from the sidebar.
+    fresh = MainWindow(AppOptions(str(tmp / "fresh"), model, "cpu", welcome=False))
+    fresh.resize(1280, 800)
+    fresh.show()
+    until(lambda: fresh.model_state == "ready", 120)
+    settle(fresh)
+    save(fresh, "06-empty-library.png")
+    fresh._add_folders([str(f) for f in folders])
+    until(lambda: fresh.status_text.text().startswith("Indexing") and fresh.progress.value() >= 24, 120)
+    fresh.refresh()                      # show what is indexed so far now, not at the next refresh
+    until(lambda: fresh.model.rowCount() > 0, 120)
+    settle(fresh, 0.1)
+    save(fresh, "07-indexing.png")
+    fresh.close()
+
+    from clipphotos.gui.workers import Runner
+    runner = Runner(1)
+    welcome = WelcomeDialog(runner, theme.icons())
+    welcome.folder_list.clear()
+    for folder in folders:
+        welcome.add_folder(str(folder))
+    welcome.show()
+    until(lambda: True)
+    save(welcome, "08-welcome-folders.png")
+    welcome.next.click()
+    until(lambda: not runner.busy)
+    save(welcome, "09-welcome-model.png")
+    welcome.next.click()
+    until(lambda: welcome.picker.error.isVisible(), 120)
+    save(welcome, "10-welcome-offline.png")
+    welcome.close()
+
+    settings = SettingsDialog(runner, window.settings)
+    settings.show()
+    until(lambda: not runner.busy)
+    save(settings, "11-settings.png")
+    settings.close()
+    runner.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
