@@ -102,6 +102,25 @@ def test_more_like_this_finds_the_same_kind_of_picture(qtbot, open_window, index
     assert window.search.chip.isVisible()
 
 
+def test_keyboard_opens_steps_through_and_leaves_the_viewer(qtbot, open_window, indexed):
+    root, _folder, _truth = indexed
+    window = open_window(root)
+    focus_grid(qtbot, window, 0)
+    qtbot.keyClick(window.grid, Qt.Key.Key_Right)                 # arrows move in the grid
+    assert window.grid.currentIndex().row() == 1
+    qtbot.keyClick(window.grid, Qt.Key.Key_Space)                 # Space: the photo large
+    assert window.stack.currentWidget() is window.viewer and window.viewer.hasFocus()
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Right)               # next photo, still large
+    assert window.grid.currentIndex().row() == 2 and window.stack.currentWidget() is window.viewer
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Escape)              # back to the grid
+    assert window.stack.currentWidget() is window.grid and window.grid.hasFocus()
+    qtbot.keyClick(window.grid, Qt.Key.Key_Return)                # Enter opens it too
+    assert window.stack.currentWidget() is window.viewer
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Return)
+    qtbot.keyClick(window.grid, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)   # Ctrl+F: search
+    assert window.search.field.hasFocus()
+
+
 def test_delete_moves_the_photo_to_the_trash_and_out_of_the_library(qtbot, open_window, tmp_path, monkeypatch):
     from clipphotos.shapes import write_library
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))   # the trash lives in tmp

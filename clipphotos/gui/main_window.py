@@ -25,6 +25,7 @@ from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvid
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
+from clipphotos.gui.widgets import hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
@@ -151,9 +152,7 @@ class MainWindow(QMainWindow):
 
         centre = QWidget()
         centre.setObjectName("centre")
-        col = QVBoxLayout(centre)
-        col.setContentsMargins(18, 14, 18, 0)
-        col.setSpacing(10)
+        col = vbox(centre, (18, 14, 18, 0), 10)
         top = QHBoxLayout()
         top.setSpacing(8)
         self.search = SearchBar(self.icons)
@@ -170,8 +169,7 @@ class MainWindow(QMainWindow):
 
         self.banner = QFrame()
         self.banner.setObjectName("banner")
-        row = QHBoxLayout(self.banner)
-        row.setContentsMargins(12, 8, 8, 8)
+        row = hbox(self.banner, (12, 8, 8, 8))
         self.banner_text = QLabel()
         self.banner_text.setObjectName("bannerText")
         self.banner_text.setWordWrap(True)

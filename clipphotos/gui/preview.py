@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from clipphotos.gui.photo_grid import fit_rect
+from clipphotos.gui.widgets import vbox
 from clipphotos.gui.workers import Runner, load_preview
 
 if TYPE_CHECKING:
@@ -120,9 +120,7 @@ class PreviewPane(QFrame):
         super().__init__(parent)
         self.setObjectName("previewPane")
         self.photo: PhotoRecord | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 16, 16, 16)
-        layout.setSpacing(12)
+        layout = vbox(self, (16, 16, 16, 16), 12)
         self.image = ImageView()
         self.image.setMinimumHeight(200)
         layout.addWidget(self.image, 1)
@@ -206,9 +204,7 @@ class PhotoViewer(QWidget):
         super().__init__(parent)
         self.setObjectName("photoViewer")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
+        layout = vbox(self, spacing=0)
         self.image = ImageView("#17191c", radius=0)
         layout.addWidget(self.image, 1)
         self.caption = QLabel()

@@ -13,8 +13,10 @@ from datetime import date
 
 from PySide6.QtCore import QDate, QEvent, QObject, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeyEvent
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QFormLayout, QFrame, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QFormLayout, QFrame, QHBoxLayout, QLineEdit,
+                               QPushButton, QToolButton, QWidget)
+
+from clipphotos.gui.widgets import hbox, label, vbox
 
 DEBOUNCE_MS = 250
 _TOKEN = re.compile(r'-"([^"]+)"|-(\S+)')
@@ -61,12 +63,8 @@ class FilterPopup(QFrame):
         super().__init__(parent, Qt.WindowType.Popup)
         self.setObjectName("filterPopup")
         self._folders: list[str | None] = [None]
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 14, 16, 14)
-        layout.setSpacing(10)
-        title = QLabel("Filters")
-        title.setObjectName("popupTitle")
-        layout.addWidget(title)
+        layout = vbox(self, (16, 14, 16, 14), 10)
+        layout.addWidget(label("Filters", "popupTitle"))
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.setHorizontalSpacing(12)
@@ -92,7 +90,7 @@ class FilterPopup(QFrame):
         self.exclude.textChanged.connect(self.changed)
         self.folder.currentIndexChanged.connect(self.changed)
 
-    def _date_row(self, form: QFormLayout, label: str) -> tuple[QCheckBox, QDateEdit]:
+    def _date_row(self, form: QFormLayout, title: str) -> tuple[QCheckBox, QDateEdit]:
         row = QHBoxLayout()
         check = QCheckBox()
         edit = QDateEdit(QDate.currentDate())
@@ -104,7 +102,7 @@ class FilterPopup(QFrame):
         edit.dateChanged.connect(lambda _d: check.isChecked() and self.changed.emit())
         row.addWidget(check)
         row.addWidget(edit, 1)
-        form.addRow(label, row)
+        form.addRow(title, row)
         return check, edit
 
     def set_folders(self, folders: list[str]) -> None:
@@ -157,9 +155,7 @@ class SearchBar(QWidget):
         self.setObjectName("searchBar")
         self._image: str | None = None
         self._query = Query()
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(8)
+        layout = hbox(self, spacing=8)
 
         self.field = QLineEdit()
         self.field.setObjectName("searchField")

@@ -8,12 +8,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QListWidget, QPushButton,
+                               QWidget)
 
 from clipphotos.gui.library_jobs import AppSettings
 from clipphotos.gui.model_choices import ModelRequest
 from clipphotos.gui.welcome import ModelPicker
+from clipphotos.gui.widgets import label, vbox
 from clipphotos.gui.workers import Runner
 
 THUMBNAIL_SIZES = (("Small", 128), ("Medium", 176), ("Large", 224), ("Extra large", 288))
@@ -30,42 +31,34 @@ class SettingsDialog(QDialog):
         self.resize(600, 640)
         self.current = current
         self.result_settings: AppSettings | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(28, 24, 28, 20)
-        outer.setSpacing(14)
-        title = QLabel("Settings")
-        title.setObjectName("dialogTitle")
-        outer.addWidget(title)
+        outer = vbox(self, (28, 24, 28, 20), 14)
+        outer.addWidget(label("Settings", "dialogTitle"))
 
-        outer.addWidget(_section("Model"))
+        outer.addWidget(label("Model", "sectionTitle"))
         self.picker = ModelPicker(runner, current=current.model, fixed=fixed_model)
         outer.addWidget(self.picker)
-        note = QLabel("A new model re-indexes your photos in the background; search keeps working meanwhile.")
-        note.setObjectName("note")
-        note.setWordWrap(True)
-        outer.addWidget(note)
+        outer.addWidget(label("A new model re-indexes your photos in the background; search keeps working "
+                              "meanwhile.", "note"))
 
         form = QFormLayout()
         form.setHorizontalSpacing(16)
         form.setVerticalSpacing(10)
         self.device = QComboBox()
-        for label, _value in DEVICES:
-            self.device.addItem(label)
+        for text, _value in DEVICES:
+            self.device.addItem(text)
         self.device.setCurrentIndex(next((i for i, (_l, v) in enumerate(DEVICES) if v == current.device), 0))
         form.addRow("Run the model on", self.device)
         self.thumbs = QComboBox()
-        for label, px in THUMBNAIL_SIZES:
-            self.thumbs.addItem(f"{label} ({px} px)")
+        for text, px in THUMBNAIL_SIZES:
+            self.thumbs.addItem(f"{text} ({px} px)")
         self.thumbs.setCurrentIndex(min(range(len(THUMBNAIL_SIZES)),
                                         key=lambda i: abs(THUMBNAIL_SIZES[i][1] - current.thumbnail_size)))
         form.addRow("Thumbnails", self.thumbs)
         outer.addLayout(form)
 
-        outer.addWidget(_section("Excluded folders"))
-        hint = QLabel("Photos inside these folders are left out of the library (e.g. app caches, exports).")
-        hint.setObjectName("note")
-        hint.setWordWrap(True)
-        outer.addWidget(hint)
+        outer.addWidget(label("Excluded folders", "sectionTitle"))
+        outer.addWidget(label("Photos inside these folders are left out of the library (e.g. app caches, "
+                              "exports).", "note"))
         self.excluded = QListWidget()
         self.excluded.setObjectName("folderList")
         self.excluded.addItems(list(current.excluded))
@@ -116,9 +109,3 @@ class SettingsDialog(QDialog):
     def reject(self) -> None:
         self.picker.cancel()
         super().reject()
-
-
-def _section(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("sectionTitle")
-    return label

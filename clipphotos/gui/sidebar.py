@@ -9,8 +9,10 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QToolButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QToolButton, QTreeWidget, QTreeWidgetItem,
+                               QWidget)
+
+from clipphotos.gui.widgets import hbox, vbox
 
 ALL_PHOTOS = ""          # the key of the "All photos" row (a folder row's key is its path)
 KEY_ROLE = Qt.ItemDataRole.UserRole
@@ -30,9 +32,7 @@ class Sidebar(QWidget):
         super().__init__(parent)
         self.setObjectName("sidebar")
         self.icons = icons
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 10, 0, 8)
-        layout.setSpacing(0)
+        layout = vbox(self, (0, 10, 0, 8), 0)
 
         self.tree = QTreeWidget()
         self.tree.setObjectName("sidebarTree")
@@ -51,9 +51,7 @@ class Sidebar(QWidget):
         self.library = self.add_section("Library")
         self.all_item = self._row(self.library, "All photos", ALL_PHOTOS, icons.get("photos"))
 
-        buttons = QHBoxLayout()
-        buttons.setContentsMargins(10, 6, 10, 0)
-        buttons.setSpacing(4)
+        buttons = hbox(margins=(10, 6, 10, 0), spacing=4)
         self.add_button = QToolButton()
         self.add_button.setObjectName("sidebarButton")
         self.add_button.setIcon(icons.get("plus", QIcon()))

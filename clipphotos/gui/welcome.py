@@ -13,20 +13,13 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
-                               QProgressBar, QPushButton, QRadioButton, QStackedWidget, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QRadioButton, QStackedWidget, QWidget)
 
 from clipphotos.gui.model_choices import CHOICES, DownloadCancelled, ModelChoice, ModelRequest, download_weights
+from clipphotos.gui.widgets import hbox, label, vbox
 from clipphotos.gui.workers import Job, Runner
 
 WEIGHT_FILES = "Model weights (*.safetensors *.pt *.pth *.bin);;All files (*)"
-
-
-def _label(text: str, name: str = "", wrap: bool = True) -> QLabel:
-    label = QLabel(text)
-    if name:
-        label.setObjectName(name)
-    label.setWordWrap(wrap)
-    return label
 
 
 class _ChoiceCard(QFrame):
@@ -36,23 +29,21 @@ class _ChoiceCard(QFrame):
         super().__init__(parent)
         self.setObjectName("choiceCard")
         self.choice = choice
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
-        layout.setSpacing(2)
+        layout = vbox(self, (12, 10, 12, 10), 2)
         top = QHBoxLayout()
         self.radio = QRadioButton(choice.title)
         self.radio.setObjectName("choiceTitle")
         group.addButton(self.radio)
         top.addWidget(self.radio)
         top.addStretch(1)
-        self.size = _label(f"{choice.size_text} download", "choiceSize", wrap=False)
+        self.size = label(f"{choice.size_text} download", "choiceSize", wrap=False)
         top.addWidget(self.size)
         layout.addLayout(top)
         detail = f"{choice.blurb}  <span style='color:#8a8f98'>{choice.name}</span>"
         if not choice.available:
             detail += f"<br><i>Needs the optional “{choice.needs}” Python package.</i>"
             self.radio.setEnabled(False)
-        text = _label(detail, "choiceBlurb")
+        text = label(detail, "choiceBlurb")
         text.setContentsMargins(24, 0, 0, 0)
         layout.addWidget(text)
 
@@ -79,14 +70,12 @@ class ModelPicker(QWidget):
         self.local_file: str | None = current.weights if current and current.weights and not custom else None
         self._job: Job | None = None
         self._downloaded: set[str] = set()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(8)
+        layout = vbox(self, spacing=8)
 
         self.group = QButtonGroup(self)
         self.cards: list[_ChoiceCard] = []
         if fixed is not None:
-            layout.addWidget(_label(f"Using the model given on the command line: <b>{fixed.describe()}</b>",
+            layout.addWidget(label(f"Using the model given on the command line: <b>{fixed.describe()}</b>",
                                     "note"))
         for choice in CHOICES:
             card = _ChoiceCard(choice, self.group)
@@ -98,7 +87,7 @@ class ModelPicker(QWidget):
         if selected is not None:     # a custom current model leaves every card unchecked
             self.cards[CHOICES.index(selected)].radio.setChecked(True)
         if self.custom is not None:
-            layout.addWidget(_label(f"Now: <b>{self.custom.describe()}</b> (stays unless you pick another)", "note"))
+            layout.addWidget(label(f"Now: <b>{self.custom.describe()}</b> (stays unless you pick another)", "note"))
 
         row = QHBoxLayout()
         self.file_button = QPushButton("Use a weights file on this computer…")
@@ -108,15 +97,14 @@ class ModelPicker(QWidget):
         row.addWidget(self.file_button)
         row.addStretch(1)
         layout.addLayout(row)
-        self.file_label = _label("", "note")
+        self.file_label = label("", "note")
         layout.addWidget(self.file_label)
 
         self.progress_row = QWidget()
-        prow = QHBoxLayout(self.progress_row)
-        prow.setContentsMargins(0, 0, 0, 0)
+        prow = hbox(self.progress_row)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.progress_text = _label("", "note", wrap=False)
+        self.progress_text = label("", "note", wrap=False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         prow.addWidget(self.progress, 1)
@@ -125,7 +113,7 @@ class ModelPicker(QWidget):
         self.progress_row.hide()
         layout.addWidget(self.progress_row)
 
-        self.error = _label("", "errorText")
+        self.error = label("", "errorText")
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error.hide()
         layout.addWidget(self.error)
@@ -269,29 +257,25 @@ class WelcomeDialog(QDialog):
         self.setModal(True)
         self.resize(620, 600)
         self.model: ModelRequest | None = None
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(32, 28, 32, 24)
-        outer.setSpacing(16)
+        outer = vbox(self, (32, 28, 32, 24), 16)
         self.pages = QStackedWidget()
         outer.addWidget(self.pages, 1)
 
         # Page 1: folders.
         page = QWidget()
-        col = QVBoxLayout(page)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(12)
+        col = vbox(page, spacing=12)
         head = QHBoxLayout()
         logo = QLabel()
         logo.setPixmap(icons.get("app", QIcon()).pixmap(56, 56))
         head.addWidget(logo)
         head.addSpacing(8)
-        head.addWidget(_label("Welcome to ClipPhotos", "dialogTitle"), 1)
+        head.addWidget(label("Welcome to ClipPhotos", "dialogTitle"), 1)
         col.addLayout(head)
-        col.addWidget(_label("Find any photo by describing it: “birthday cake”, “snowy mountains”, "
+        col.addWidget(label("Find any photo by describing it: “birthday cake”, “snowy mountains”, "
                              "“the red car”. ClipPhotos looks at your pictures on this computer; "
                              "nothing is uploaded.", "dialogBody"))
         col.addSpacing(8)
-        col.addWidget(_label("Which folders hold your photos?", "sectionTitle"))
+        col.addWidget(label("Which folders hold your photos?", "sectionTitle"))
         self.folder_list = QListWidget()
         self.folder_list.setObjectName("folderList")
         col.addWidget(self.folder_list, 1)
@@ -304,16 +288,14 @@ class WelcomeDialog(QDialog):
         row.addWidget(self.remove)
         row.addStretch(1)
         col.addLayout(row)
-        col.addWidget(_label("Subfolders are included. You can add or remove folders later.", "note"))
+        col.addWidget(label("Subfolders are included. You can add or remove folders later.", "note"))
         self.pages.addWidget(page)
 
         # Page 2: model.
         page = QWidget()
-        col = QVBoxLayout(page)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.setSpacing(12)
-        col.addWidget(_label("Choose a model", "dialogTitle"))
-        col.addWidget(_label("ClipPhotos understands your photos with a model that runs on this computer. "
+        col = vbox(page, spacing=12)
+        col.addWidget(label("Choose a model", "dialogTitle"))
+        col.addWidget(label("ClipPhotos understands your photos with a model that runs on this computer. "
                              "It is downloaded once; you can change it later in Settings.", "dialogBody"))
         self.picker = ModelPicker(runner, fixed=fixed)
         col.addWidget(self.picker)
