@@ -27,7 +27,8 @@ from clipphotos import raw
 from clipphotos.loader import UnreadableImage, is_supported, load_image
 from clipphotos.shapes import ShapeSpec, draw_shape
 
-tifffile = pytest.importorskip("tifffile")
+tifffile = pytest.importorskip("tifffile")      # both in the `test` extra
+pytest.importorskip("imagecodecs")               # tifffile's JPEG codec, for the previews
 
 TAKEN = "2021:06:05 14:03:02"
 # XYZ (D65) -> linear sRGB: as a DNG ColorMatrix1 it says "this camera sees in linear sRGB".
