@@ -45,6 +45,7 @@ class Browse:
 
     photos: list[PhotoRecord]
     status: dict
+    seconds: float = 0.0         # what reading it took (a million photos take a while)
 
 
 @dataclass
@@ -76,13 +77,14 @@ def open_library(root: str | None, model: ModelRequest | None, device: str | Non
 
 def browse(lib: Library, query: Query) -> Browse:
     """Every photo (newest first) within the query's folder and dates."""
+    started = time.monotonic()
     photos = lib.catalog.iter_photos()
     if query.folder:
         prefix = query.folder.rstrip(os.sep) + os.sep
         photos = [p for p in photos if p.path.startswith(prefix)]
     if query.since is not None or query.until is not None:
         photos = [p for p in photos if _within(p.taken_at, query.since, query.until)]
-    return Browse(photos, lib.status())
+    return Browse(photos, lib.status(), time.monotonic() - started)
 
 
 def _within(taken_at: str | None, since: date | None, until: date | None) -> bool:

@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self.reports = 0                    # indexing runs reported since the window opened
         self._generation = 0
         self._last_refresh = 0.0
+        self._refresh_every = REFRESH_WHILE_INDEXING_S
         self._opened_once = False
         self._closing = False
 
@@ -458,7 +459,7 @@ class MainWindow(QMainWindow):
                 parts.append(_eta(p.eta_seconds))
             self.status_text.setText(" · ".join(parts))
             now = time.monotonic()
-            if now - self._last_refresh >= REFRESH_WHILE_INDEXING_S and p.done:
+            if now - self._last_refresh >= self._refresh_every and p.done:
                 self._last_refresh = now
                 self.refresh(quiet=True)
         elif p.phase == "finishing":
@@ -554,6 +555,8 @@ class MainWindow(QMainWindow):
             self._idle_text()
 
     def _apply_browse(self, gen: int, query: Query, browse: Browse) -> None:
+        # Re-reading a huge library is not free: while indexing, do it at most 1/5 of the time.
+        self._refresh_every = max(REFRESH_WHILE_INDEXING_S, 5 * browse.seconds)
         self._apply_status(browse.status)
         if gen != self._generation:
             return
