@@ -45,8 +45,9 @@ def open_window(qtbot):
     def open_(library: Path) -> MainWindow:
         window = MainWindow(AppOptions(str(library), SHAPES, "cpu", welcome=False, watch=brisk))
         qtbot.addWidget(window)
-        with qtbot.waitSignal(window.modelReady, timeout=LONG):
-            window.show()
+        window.show()
+        qtbot.waitUntil(lambda: window.model_state in ("ready", "failed"), timeout=LONG)
+        assert window.model_state == "ready", window.model_error
         qtbot.waitUntil(lambda: window.reports > 0 or not window.status.get("folders"), timeout=LONG)
         return window
     return open_
