@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,17 +29,22 @@ def check_device() -> Finding:
     import torch
 
     from clipphotos.models import cpu_has_native_bf16
+    torch_build = f"PyTorch {torch.__version__}"
+    if torch.version.cuda and not torch.cuda.is_available():
+        torch_build += f" (built for CUDA {torch.version.cuda}, but no usable NVIDIA GPU or driver was found)"
     if torch.cuda.is_available():
-        return Finding("device", True, f"CUDA GPU: {torch.cuda.get_device_name(0)} (fp16)")
+        return Finding("device", True, f"CUDA GPU: {torch.cuda.get_device_name(0)} (fp16); {torch_build}")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return Finding("device", True, "Apple GPU through Metal (MPS, fp16)")
+        return Finding("device", True, f"Apple GPU through Metal (MPS, fp16); {torch_build}")
     bf16 = cpu_has_native_bf16()
-    return Finding("device", True, f"CPU, {os.cpu_count()} cores, {'native bf16' if bf16 else 'no native bf16 (fp32)'}",
+    return Finding("device", True, f"CPU, {os.cpu_count()} cores, "
+                                   f"{'native bf16' if bf16 else 'no native bf16 (fp32)'}; {torch_build}",
                    "" if bf16 else "Indexing runs on the CPU; a CUDA or Apple GPU would be several times faster.")
 
 
 def check_model(lib: Library) -> Finding:
-    from clipphotos.models import ModelUnavailable, hub_cache_dir, resolve_pretrained
+    from clipphotos.models import (DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelUnavailable, hub_cache_dir,
+                                   resolve_pretrained)
     spec = lib.model_spec
     if spec.weights:
         present = Path(spec.weights).is_file()
@@ -47,12 +53,17 @@ def check_model(lib: Library) -> Finding:
                                           f"with --weights pointing at its new place.")
     if not spec.pretrained:
         return Finding("model", True, f"{spec.describe()}")
+    import open_clip
+    if not open_clip.get_pretrained_cfg(spec.name, spec.pretrained):
+        return Finding("model", False, f"{spec.describe()}: OpenCLIP has no such pretrained weights",
+                       f"Index with a model OpenCLIP knows (--model {DEFAULT_MODEL} --pretrained "
+                       f"{DEFAULT_PRETRAINED}) or with a local checkpoint: --weights FILE.")
     try:
         path = resolve_pretrained(spec.name, spec.pretrained, download=False)
         return Finding("model", True, f"{spec.describe()}: weights at {path}")
     except ModelUnavailable:
         return Finding("model", False, f"{spec.describe()}: weights not downloaded yet",
-                       f"They download once into {hub_cache_dir()} on the next index (about 350 MB for the "
+                       f"They download once into {hub_cache_dir()} on the next index (about 600 MB for the "
                        f"default model); offline, pass a local checkpoint with --weights FILE.")
 
 
@@ -112,5 +123,6 @@ def diagnose(lib: Library) -> list[Finding]:
 def report(lib: Library) -> dict:
     findings = diagnose(lib)
     return {"version": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            "frozen": bool(getattr(sys, "frozen", False)),  # the self-contained bundle, not a pip install
             "library": str(lib.root), "ok": all(f.ok for f in findings),
             "checks": [asdict(f) for f in findings]}
