@@ -1,0 +1,888 @@
+"""Auto-tagging with the user's own labels: one calibrated yes/no decision per label and photo.
+
+A raw CLIP cosine means something different for every text (0.31 can be the best match for one
+query and noise for another), so no single cutoff works across labels. Each label is instead
+calibrated on its own, as its own yes/no question:
+
+1. **Against generic prompts.** A photo's score for the label is compared with its best score
+   for captions that fit any photo ("a photo", "an image", …). The difference, the margin,
+   removes what every caption shares with that photo.
+2. **Against rival labels, only where they are rivals.** Labels are not mutually exclusive ("red"
+   and "star" both fit a red star), so another label competes only when the library shows that
+   the two (almost) never apply together ("red" and "blue") and competing separates the label's
+   photos better, or when the label merely echoes it (see `echo_sources`). Synonyms and
+   independent labels never compete, and no softmax forces one winner.
+3. **Against the library's own distribution** of that margin: a Gaussian mixture with as many
+   components as the data supports (BIC, up to four: the photos a label does not describe need
+   not be one population), whose top component is "the photos the label describes". The
+   threshold is where that component becomes the likelier one, and a photo's confidence is its
+   posterior. The top component must stand clear of the rest (Ashman's D ≥ 2) and beat the
+   generic prompts and rivals on average; otherwise the library shows no such population (a
+   label that fits nothing, a tiny library) and a prior rule decides: the label must beat them.
+
+Reviews refine a label: accepted and rejected photos anchor its mixture (their answer is known
+and weighs as much as several photos), and the rest of the library is decided again. A reviewed
+photo always keeps the user's answer. (Moving the label's prototype towards accepted pictures,
+Rocchio-style, was tried and left out: with few answers it shifted which labels compete and made
+good labels worse.)
+
+Decisions are stored per content (a moved or copied file keeps its tags), and new photos are
+decided as they are indexed, with the calibration of the last full run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clipphotos.catalog import encode_path
+from clipphotos.embedder import SEARCH_TEMPLATES
+
+if TYPE_CHECKING:
+    from clipphotos.library import Library
+
+#: Captions that fit any photo: what a label has to beat to say something about one.
+BACKGROUND_PROMPTS: tuple[str, ...] = ("a photo", "a picture of something", "an image",
+                                       "a photo of something", "a picture", "a snapshot")
+LABEL_TEMPLATES = SEARCH_TEMPLATES
+
+MIN_FIT = 24                # fewer photos than this: the prior rule decides
+MIN_SEPARATION = 2.0        # Ashman's D below which the library shows no second population
+MAX_COMPONENTS = 4          # Gaussians a label's margins may take ("yes" and up to 3 kinds of "no")
+EXCLUSIVE_RATIO = 0.2       # labels sharing this share of chance's photos, or fewer, are rivals …
+MISTAKE_SHARE = 0.05        # … or sharing no more than this share of the smaller label's photos
+MIN_EXPECTED_OVERLAP = 2.0  # chance must share this many photos before exclusivity can be seen
+ECHO_COVER = 0.5            # a label firing on this share of another's photos may be its echo …
+ECHO_GAP = 0.5              # … if it scores below it there by this share of that label's own rise
+PRIOR_SCALE = 0.02          # margin (cosine units) that makes the prior rule 73 % sure
+ANCHOR_WEIGHT = 8.0         # a reviewed photo counts as this many unreviewed ones
+FIT_SAMPLE = 4000           # photos a mixture is fitted on in a big library (see _fit_rows)
+RECALIBRATE_GROWTH = 0.25   # refit everything once the library grew or shrank by this share
+CHUNK = 8192
+
+
+class UnknownLabel(KeyError):
+    """No label of that name."""
+
+    def __str__(self) -> str:
+        return f"no label named {self.args[0]!r}"
+
+
+class UnknownPhoto(KeyError):
+    """A path that is not a photo of the library."""
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} is not a photo of the library (index its folder first)"
+
+
+@dataclass(frozen=True)
+class Label:
+    """A user's tag: a name ("receipts") and optional describing prompts."""
+
+    id: int
+    name: str
+    prompts: tuple[str, ...] = ()
+
+    def phrases(self) -> list[str]:
+        """What its prototype is made of: the name (in LABEL_TEMPLATES) and each prompt as written."""
+        return [self.name, *self.prompts]
+
+
+# -- the statistics --------------------------------------------------------------------------
+
+
+def _log_normal(x: np.ndarray, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    """(n, k) log densities of each value under each Gaussian."""
+    z = (x[:, None] - means[None, :]) / sds[None, :]
+    return -0.5 * z ** 2 - np.log(sds)[None, :] - 0.5 * math.log(2 * math.pi)
+
+
+def _log_joint(x: np.ndarray, weights: np.ndarray, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    return np.log(weights)[None, :] + _log_normal(x, means, sds)
+
+
+def _normalised(log_joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(responsibilities, log-likelihood per value) from joint log densities."""
+    top = log_joint.max(axis=1, keepdims=True)
+    total = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
+    return np.exp(log_joint - total), total[:, 0]
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Gaussians over a label's margin, lowest mean first: the last are the photos the label describes.
+
+    The photos it does not describe need not be one population (for "orange", red photos score
+    higher than blue ones), so they may take several components.
+    """
+
+    weights: tuple[float, ...]
+    means: tuple[float, ...]
+    sds: tuple[float, ...]
+
+    @property
+    def separation(self) -> float:
+        """Ashman's D between the "yes" component and the nearest other: above 2 they are cleanly apart."""
+        return math.sqrt(2) * (self.means[-1] - self.means[-2]) / math.hypot(self.sds[-1], self.sds[-2])
+
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """P(yes) on a grid from the lowest mean to the highest, made monotone (more margin, never less sure)."""
+        grid = np.linspace(self.means[0], self.means[-1], 1025)
+        resp, _ = _normalised(_log_joint(grid, *map(np.asarray, (self.weights, self.means, self.sds))))
+        return grid, np.maximum.accumulate(resp[:, -1])
+
+    def posterior(self, x: np.ndarray) -> np.ndarray:
+        grid, p = self._curve()
+        return np.interp(np.asarray(x, dtype=np.float64), grid, p)
+
+    def threshold(self) -> float | None:
+        """The margin from which "yes" is the likelier answer; None if it never is."""
+        grid, p = self._curve()
+        above = np.nonzero(p >= 0.5)[0]
+        if not len(above):
+            return None
+        i = int(above[0])
+        if i == 0:
+            return float(grid[0])
+        return float(np.interp(0.5, p[i - 1:i + 1], grid[i - 1:i + 1]))
+
+
+def _kmeans_1d(x: np.ndarray, centres: np.ndarray, iterations: int = 30) -> np.ndarray | None:
+    """Cluster labels of 1-D values from the given start, or None if a cluster empties."""
+    k = len(centres)
+    for _ in range(iterations):
+        label = np.abs(x[:, None] - centres[None, :]).argmin(axis=1)
+        if len(np.unique(label)) < k:
+            return None
+        new = np.array([x[label == j].mean() for j in range(k)])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    return label
+
+
+def fit_mixture(x: np.ndarray, start: np.ndarray, known: np.ndarray | None = None,
+                counts: np.ndarray | None = None, iterations: int = 200,
+                tolerance: float = 1e-6) -> tuple[Mixture, float] | None:
+    """EM for Gaussians over `x` started from 1-D k-means at `start`; (mixture, log-likelihood).
+
+    `known` holds 1 (yes), 0 (no) or NaN (unknown) per value: reviewed photos keep their answer
+    (yes: the top component; no: any other) and weigh ANCHOR_WEIGHT each. `counts` says how
+    many photos each value stands for (a sample of a big library). None when a component
+    collapses.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    known = np.full(len(x), np.nan) if known is None else np.asarray(known, dtype=np.float64)
+    counts = np.ones(len(x)) if counts is None else np.asarray(counts, dtype=np.float64)
+    weight = counts * np.where(np.isnan(known), 1.0, ANCHOR_WEIGHT)
+    floor = max(1e-4, 0.02 * float(x.std()))
+    label = _kmeans_1d(x, start)
+    if label is None:
+        return None
+    resp = np.eye(len(start))[label]
+    anchored = bool((~np.isnan(known)).any())
+    previous = -np.inf
+    for _ in range(iterations):
+        if anchored:
+            resp = _anchored(resp, known)
+        w = weight[:, None] * resp
+        mass = w.sum(axis=0)
+        if mass.min() < 1.0:
+            return None
+        means = (w * x[:, None]).sum(axis=0) / mass
+        sds = np.maximum(np.sqrt((w * (x[:, None] - means) ** 2).sum(axis=0) / mass), floor)
+        order = np.argsort(means)
+        weights, means, sds = (mass / mass.sum())[order], means[order], sds[order]
+        resp, loglik = _normalised(_log_joint(x, weights, means, sds))
+        total = float(counts @ loglik)
+        if total - previous < tolerance * counts.sum():   # the log-likelihood has stopped rising
+            break
+        previous = total
+    mixture = Mixture(tuple(map(float, weights)), tuple(map(float, means)), tuple(map(float, sds)))
+    return mixture, total
+
+
+def _anchored(resp: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Responsibilities with reviewed photos forced: accepted to the top component, rejected off it."""
+    resp = resp.copy()
+    yes, no = known == 1, known == 0
+    resp[yes] = 0.0
+    resp[yes, -1] = 1.0
+    resp[no, -1] = 0.0
+    rest = resp[no].sum(axis=1, keepdims=True)
+    resp[no] = np.where(rest > 0, resp[no] / np.maximum(rest, 1e-300), np.eye(resp.shape[1])[-2])
+    return resp
+
+
+def best_mixture(x: np.ndarray, known: np.ndarray | None = None,
+                 counts: np.ndarray | None = None) -> Mixture | None:
+    """The mixture with the number of components (1 … MAX_COMPONENTS) the data supports best (BIC).
+
+    None when one Gaussian explains the margins as well: the library shows no second population.
+    """
+    counts = np.ones(len(x)) if counts is None else counts
+    n = float(counts.sum())
+    best, best_bic = None, -2 * fit_single(x, counts) + 2 * math.log(n)
+    for k in range(2, MAX_COMPONENTS + 1):
+        for start in _starts(x, k):
+            fitted = fit_mixture(x, start, known, counts)
+            if fitted is None:
+                continue
+            bic = -2 * fitted[1] + (3 * k - 1) * math.log(n)
+            if bic < best_bic:
+                best, best_bic = fitted[0], bic
+    return best
+
+
+def _starts(x: np.ndarray, k: int) -> list[np.ndarray]:
+    """Two starts for k clusters: spread by count (quantiles) and spread by value (a small top group too)."""
+    lo, hi = np.quantile(x, [0.005, 0.995])
+    return [np.quantile(x, (np.arange(k) + 0.5) / k), lo + (hi - lo) * (np.arange(k) + 0.5) / k]
+
+
+def fit_single(x: np.ndarray, counts: np.ndarray) -> float:
+    """The log-likelihood of one Gaussian (the floor every mixture must beat)."""
+    x = np.asarray(x, np.float64)
+    mean = float(np.average(x, weights=counts))
+    sd = max(math.sqrt(float(np.average((x - mean) ** 2, weights=counts))), 1e-4)
+    return float(counts @ _log_normal(x, np.array([mean]), np.array([sd]))[:, 0])
+
+
+@dataclass
+class Calibration:
+    """How one label decides, fitted on the library: stored per model, reused for new photos."""
+
+    label_id: int
+    phrases: list[str]          # what the prototype was made of: a change means a refit
+    rivals: list[int]           # ids of the labels this one competes with
+    mixture: Mixture | None     # None: the prior rule (the label must beat the generic prompts)
+    threshold: float            # the margin from which the label applies
+    mean: float                 # the library's mean and spread of the margin, for z-scores
+    std: float
+    size: int                   # photos in the library when fitted
+    accepted: int = 0
+    rejected: int = 0
+
+    @property
+    def method(self) -> str:
+        return "prior rule" if self.mixture is None else "library mixture"
+
+    def confidence(self, margin: np.ndarray) -> np.ndarray:
+        """P(label applies | margin): the mixture's posterior, else a logistic around the prior cut."""
+        if self.mixture is None:
+            return 1.0 / (1.0 + np.exp(-(np.asarray(margin, dtype=np.float64) - self.threshold) / PRIOR_SCALE))
+        return self.mixture.posterior(margin)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        mixture = data.pop("mixture")
+        return cls(mixture=Mixture(*(tuple(mixture[k]) for k in ("weights", "means", "sds"))) if mixture else None,
+                   **data)
+
+
+@dataclass
+class Scores:
+    """Every photo's cosine with each label and with its best generic prompt."""
+
+    ids: np.ndarray              # (n,) content ids
+    labels: np.ndarray           # (n, L) with each label's prototype
+    background: np.ndarray       # (n,) best generic prompt
+    background_arg: np.ndarray   # (n,) which generic prompt that was
+
+    def rival_scores(self, rivals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(best rival score, its index: -1-k for generic prompt k, else a label column) per photo."""
+        best, arg = self.background.copy(), -1 - self.background_arg
+        for k in rivals:
+            higher = self.labels[:, k] > best
+            best[higher], arg[higher] = self.labels[higher, k], k
+        return best, arg
+
+    def margin(self, j: int, rivals: Sequence[int] = ()) -> np.ndarray:
+        """Label j's score minus the best of the generic prompts and its rivals, per photo."""
+        return self.labels[:, j] - self.rival_scores(rivals)[0]
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A label's reviewed photos as row positions in a Scores."""
+
+    accepted: np.ndarray
+    rejected: np.ndarray
+
+    def known(self, n: int) -> np.ndarray:
+        out = np.full(n, np.nan)
+        out[self.accepted], out[self.rejected] = 1.0, 0.0
+        return out
+
+
+NO_REVIEWS = Reviewed(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def _fit_rows(margin: np.ndarray, reviewed: Reviewed) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, how many photos each stands for) to fit a mixture on, so a big library stays quick.
+
+    Every photo of the top tail is kept (a rare label's photos are all there), every reviewed
+    photo too, and a fixed random sample of the rest, each standing for its share of it.
+    """
+    n = len(margin)
+    if n <= FIT_SAMPLE:
+        return np.arange(n), np.ones(n)
+    order = np.argsort(margin, kind="stable")
+    tail = FIT_SAMPLE // 4
+    kept = np.union1d(order[-tail:], np.concatenate([reviewed.accepted, reviewed.rejected]))
+    rest = np.setdiff1d(order[:-tail], kept)
+    sample = np.random.default_rng(0).choice(rest, FIT_SAMPLE - tail, replace=False)
+    rows = np.concatenate([kept, sample])
+    counts = np.concatenate([np.ones(len(kept)), np.full(len(sample), len(rest) / len(sample))])
+    return rows, counts
+
+
+def calibrate_margin(label_id: int, phrases: list[str], rivals: list[int], margin: np.ndarray,
+                     reviewed: Reviewed) -> Calibration:
+    """Fit one label's decision on its margins across the library."""
+    rows, counts = _fit_rows(margin, reviewed)
+    known = reviewed.known(len(margin))[rows]
+    mixture = best_mixture(margin[rows], known, counts) if len(margin) >= MIN_FIT else None
+    clear = mixture is not None and mixture.separation >= MIN_SEPARATION and mixture.means[-1] > 0
+    threshold = mixture.threshold() if clear else None
+    if threshold is None:
+        mixture, threshold = None, 0.0
+    return Calibration(label_id, phrases, rivals, mixture, threshold, float(margin.mean()),
+                       float(margin.std()) or 1.0, len(margin), len(reviewed.accepted), len(reviewed.rejected))
+
+
+def decide(calibration: Calibration, margin: np.ndarray, reviewed: Reviewed = NO_REVIEWS) -> np.ndarray:
+    """Which photos the label applies to; reviewed photos keep the user's answer."""
+    yes = margin >= calibration.threshold
+    yes[reviewed.accepted], yes[reviewed.rejected] = True, False
+    return yes
+
+
+def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
+    """For each label, the labels that (almost) never apply to the same photos as it does.
+
+    Exclusive means far fewer shared photos than chance would give (a few mistakes allowed);
+    where chance itself would give fewer than MIN_EXPECTED_OVERLAP, the library cannot tell
+    exclusive from independent, and the labels do not compete.
+    """
+    counts = decisions.sum(axis=0).astype(np.float64)
+    overlap = decisions.T.astype(np.int64) @ decisions.astype(np.int64)
+    expected = np.outer(counts, counts) / max(len(decisions), 1)
+    allowed = np.maximum(EXCLUSIVE_RATIO * expected, MISTAKE_SHARE * np.minimum.outer(counts, counts))
+    rival = (expected >= MIN_EXPECTED_OVERLAP) & (overlap <= allowed)
+    np.fill_diagonal(rival, False)
+    return [np.flatnonzero(row).tolist() for row in rival]
+
+
+def echo_sources(j: int, decisions: np.ndarray, scores: Scores, trusted: Sequence[bool]) -> list[int]:
+    """Labels whose photos label j merely echoes: it fires on (nearly) all of them, scoring far below them.
+
+    A label absent from the library still has a "top" of the library, often the photos of a
+    close label ("red" in a library of orange things). There it covers that label's photos
+    wholesale and stays far below that label's own score: such labels become its rivals, so
+    it applies only where it beats them. A broader label ("animal" over "dog") also covers the
+    narrower one but scores close to it there, so it is left alone.
+    """
+    mine = decisions[:, j]
+    out = []
+    for k, trust in enumerate(trusted):
+        theirs = decisions[:, k]
+        if k == j or not trust or theirs.sum() < MIN_EXPECTED_OVERLAP or theirs.all():
+            continue
+        shared = mine & theirs
+        if shared.sum() < ECHO_COVER * theirs.sum():
+            continue
+        rise = scores.labels[theirs, k].mean() - scores.labels[~theirs, k].mean()
+        gap = float(np.median(scores.labels[shared, k] - scores.labels[shared, j]))
+        if gap > ECHO_GAP * rise:
+            out.append(k)
+    return out
+
+
+def calibrate_all(labels: Sequence[Label], scores: Scores,
+                  reviews: dict[int, Reviewed]) -> list[Calibration]:
+    """Every label's calibration: against generic prompts, then rivals where they are needed or help."""
+    def fit(j: int, rivals: list[int]) -> Calibration:
+        margin = scores.margin(j, rivals)
+        return calibrate_margin(labels[j].id, labels[j].phrases(), [labels[k].id for k in rivals], margin,
+                                reviews.get(labels[j].id, NO_REVIEWS))
+
+    plain = [fit(j, []) for j in range(len(labels))]
+    first = np.zeros((len(scores.ids), len(labels)), dtype=bool)
+    for j, c in enumerate(plain):
+        first[:, j] = decide(c, scores.margin(j), reviews.get(labels[j].id, NO_REVIEWS))
+    trusted = [c.mixture is not None for c in plain]
+    out = []
+    for j, exclusive in enumerate(exclusive_rivals(first)):
+        echoes = echo_sources(j, first, scores, trusted)
+        best = fit(j, echoes) if echoes else plain[j]
+        extra = [k for k in exclusive if k not in echoes]
+        if extra:
+            contested = fit(j, echoes + extra)
+            if _separation(contested) > _separation(best):
+                best = contested
+        out.append(best)
+    return out
+
+
+def _separation(c: Calibration) -> float:
+    return c.mixture.separation if c.mixture is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One label's verdict on one photo, with what it rests on."""
+
+    label: str
+    path: str
+    content_id: int
+    applies: bool
+    confidence: float           # P(label applies), calibrated for this label
+    score: float                # cosine with the label's prototype
+    rival: str                  # the best generic prompt or rival label
+    rival_score: float
+    margin: float               # score − rival_score
+    threshold: float            # the margin from which the label applies
+    z: float                    # the margin in standard deviations from the library's mean
+    method: str                 # "library mixture" or "prior rule"
+    review: str | None = None   # "accepted" / "rejected" when the user has answered
+
+    def explain(self) -> str:
+        verdict = {"accepted": "accepted by you", "rejected": "rejected by you"}.get(
+            self.review or "", "applies" if self.applies else "does not apply")
+        side = "≥" if self.margin >= self.threshold else "<"
+        return (f"{verdict}: score {self.score:.3f} − {self.rival_score:.3f} ({self.rival!r}) = margin "
+                f"{self.margin:+.3f} {side} threshold {self.threshold:+.3f} ({self.method}); "
+                f"z {self.z:+.1f}; confidence {self.confidence:.0%}")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        for key in ("confidence", "score", "rival_score", "margin", "threshold", "z"):
+            data[key] = round(data[key], 4)
+        data["explanation"] = self.explain()
+        return data
+
+
+@dataclass
+class TagRun:
+    """What a run decided: the tags of every photo in its scope, and how each label decided."""
+
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[str, dict] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"tags": self.tags, "labels": self.labels, "photos": len(self.tags),
+                "tagged": sum(bool(t) for t in self.tags.values())}
+
+
+@dataclass
+class LabelInfo:
+    """A label as the label list shows it."""
+
+    name: str
+    prompts: list[str]
+    tagged: int
+    accepted: int
+    rejected: int
+    threshold: float | None
+    method: str | None
+    rivals: list[str]
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        if self.threshold is not None:
+            data["threshold"] = round(self.threshold, 4)
+        return data
+
+
+@dataclass
+class ExportReport:
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
+
+    def to_json(self) -> dict:
+        return {"written": self.written, "unchanged": self.unchanged,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+
+
+def _chunks(items: Sequence, size: int = 900) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def _rows_of(ids: np.ndarray, wanted: Iterable[int]) -> np.ndarray:
+    """Row positions in sorted `ids` of the wanted content ids that are there."""
+    wanted = np.fromiter(wanted, dtype=np.int64)
+    pos = np.searchsorted(ids, wanted)
+    ok = (pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == wanted) if len(ids) else pos < 0
+    return np.sort(pos[ok])
+
+
+class Labels:
+    """The library's labels: define them, decide them, review them, export them.
+
+    Reached as `Library.labels`; Qt-free, so the CLI and the GUI (from worker threads) share it.
+    """
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.catalog = library.catalog
+
+    # -- defining labels -----------------------------------------------------------------
+
+    def all(self) -> list[Label]:
+        prompts: dict[int, list[str]] = {}
+        for label_id, prompt in self.catalog.query(
+                "SELECT label_id, prompt FROM label_prompts ORDER BY label_id, position"):
+            prompts.setdefault(label_id, []).append(prompt)
+        return [Label(i, name, tuple(prompts.get(i, ()))) for i, name in
+                self.catalog.query("SELECT id, name FROM labels ORDER BY name COLLATE NOCASE")]
+
+    def get(self, name: str) -> Label:
+        for label in self.all():
+            if label.name.casefold() == name.strip().casefold():
+                return label
+        raise UnknownLabel(name)
+
+    def add(self, name: str, prompts: Sequence[str] = ()) -> Label:
+        """Create a label, or give an existing one new prompts (none given: keep its own)."""
+        name = " ".join(name.split())
+        if not name:
+            raise ValueError("a label needs a name")
+        prompts = [" ".join(p.split()) for p in prompts if p.strip()]
+        with self.catalog.transaction() as db:
+            db.execute("INSERT INTO labels(name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+                       (name, time.time()))
+            label_id = db.execute("SELECT id FROM labels WHERE name=?", (name,)).fetchone()[0]
+            if prompts:
+                db.execute("DELETE FROM label_prompts WHERE label_id=?", (label_id,))
+                db.executemany("INSERT INTO label_prompts(label_id, position, prompt) VALUES (?, ?, ?)",
+                               [(label_id, i, p) for i, p in enumerate(prompts)])
+        return self.get(name)
+
+    def remove(self, name: str) -> bool:
+        """Forget a label with its tags and reviews (sidecars keep theirs until the next export)."""
+        with self.catalog.transaction() as db:
+            return db.execute("DELETE FROM labels WHERE name=?", (name.strip(),)).rowcount > 0
+
+    def info(self) -> list[LabelInfo]:
+        """Every label with its prompts, counts and the calibration it last decided with."""
+        labels = self.all()
+        names = {label.id: label.name for label in labels}
+        tagged = dict(self.catalog.query("SELECT label_id, count(*) FROM tags GROUP BY label_id"))
+        reviewed = {(i, a): c for i, a, c in self.catalog.query(
+            "SELECT label_id, accepted, count(*) FROM tag_reviews GROUP BY label_id, accepted")}
+        fitted = {i: Calibration.from_json(p) for i, p in self.catalog.query(
+            "SELECT label_id, params FROM label_calibrations ORDER BY fitted_at")}
+        out = []
+        for label in labels:
+            cal = fitted.get(label.id)
+            out.append(LabelInfo(label.name, list(label.prompts), tagged.get(label.id, 0),
+                                 reviewed.get((label.id, 1), 0), reviewed.get((label.id, 0), 0),
+                                 cal.threshold if cal else None, cal.method if cal else None,
+                                 [names[r] for r in cal.rivals if r in names] if cal else []))
+        return out
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def _words(self, label: Label) -> np.ndarray:
+        """The label's text prototype: its templated name and its prompts, averaged."""
+        embedder = self.library.embedder
+        parts = [embedder.encode_query(label.name, LABEL_TEMPLATES)]
+        parts += [embedder.encode_query(p, ("{}",)) for p in label.prompts]
+        return _unit(np.mean(parts, axis=0))
+
+    def _background(self) -> np.ndarray:
+        return np.stack([self.library.embedder.encode_query(p, ("{}",)) for p in BACKGROUND_PROMPTS])
+
+    def _reviews(self) -> dict[int, tuple[list[int], list[int]]]:
+        """label id → (accepted content ids, rejected content ids)."""
+        out: dict[int, tuple[list[int], list[int]]] = {}
+        for label_id, content_id, accepted in self.catalog.query(
+                "SELECT label_id, content_id, accepted FROM tag_reviews ORDER BY label_id, content_id"):
+            out.setdefault(label_id, ([], []))[0 if accepted else 1].append(content_id)
+        return out
+
+    def _score(self, ids: np.ndarray, words: np.ndarray) -> Scores:
+        """Scores of the given content ids (sorted) against the labels and the generic prompts."""
+        background = self._background()
+        model_id = self.library.model_id
+        keys, label_s, bg_s = [], [], []
+        for chunk in _chunks(ids.tolist(), CHUNK):
+            k, vecs = self.catalog.vectors(model_id, chunk)
+            if not len(k):
+                continue
+            order = np.argsort(k)
+            keys.append(k[order])
+            label_s.append(vecs[order] @ words.T)
+            bg_s.append(vecs[order] @ background.T)
+        if not keys:
+            return Scores(np.zeros(0, np.int64), np.zeros((0, len(words)), np.float32),
+                          np.zeros(0, np.float32), np.zeros(0, np.int64))
+        bg = np.concatenate(bg_s)
+        return Scores(np.concatenate(keys), np.concatenate(label_s), bg.max(axis=1), bg.argmax(axis=1))
+
+    def _prototypes(self, labels: list[Label]) -> np.ndarray:
+        return np.stack([self._words(label) for label in labels]) if labels else np.zeros((0, 1), np.float32)
+
+    def _calibrate(self, labels: list[Label]) -> tuple[Scores, dict[int, Reviewed], list[Calibration]]:
+        """The whole library scored for the labels, their reviews as rows, and their calibrations."""
+        ids = np.array(sorted(self.catalog.vector_ids(self.library.model_id)), dtype=np.int64)
+        scores = self._score(ids, self._prototypes(labels))
+        reviews = {label_id: Reviewed(_rows_of(scores.ids, acc), _rows_of(scores.ids, rej))
+                   for label_id, (acc, rej) in self._reviews().items()}
+        return scores, reviews, calibrate_all(labels, scores, reviews)
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def _scope(self, folder: str | os.PathLike[str] | None = None,
+               paths: Iterable[str | os.PathLike[str]] | None = None) -> list[tuple[str, int]]:
+        """(path, content id) of the photos asked for: some paths, a folder, or the whole library."""
+        if paths is not None:
+            out = []
+            for path in paths:
+                photo = self.catalog.photo_by_path(Path(path).expanduser().resolve())
+                if photo is None:
+                    raise UnknownPhoto(os.fspath(path))
+                out.append((photo.path, photo.content_id))
+            return out
+        photos = self.catalog.iter_photos(order="path")
+        if folder is not None:
+            from clipphotos.catalog import folder_prefix
+            prefix = folder_prefix(encode_path(Path(folder).expanduser().resolve()))
+            photos = [p for p in photos if encode_path(p.path).startswith(prefix)]
+        return [(p.path, p.content_id) for p in photos]
+
+    def run(self, names: Sequence[str] | None = None, *, folder: str | os.PathLike[str] | None = None,
+            paths: Iterable[str | os.PathLike[str]] | None = None) -> TagRun:
+        """Calibrate every label on the whole library, then decide the photos in scope.
+
+        `names` limits which labels are decided (all by default); `folder` or `paths` limit
+        which photos. Calibration always looks at the whole library: its distribution is what
+        makes a decision trustworthy, whatever part of it is tagged.
+        """
+        labels = self.all()
+        chosen = {self.get(n).id for n in names} if names is not None else {label.id for label in labels}
+        scope = self._scope(folder, paths)
+        whole = folder is None and paths is None
+        scores, reviews, calibrations = self._calibrate(labels)
+        rows = _rows_of(scores.ids, {cid for _, cid in scope})
+        columns = {label.id: j for j, label in enumerate(labels)}
+        with self.catalog.transaction() as db:
+            for j, (label, cal) in enumerate(zip(labels, calibrations)):
+                if label.id not in chosen:
+                    continue
+                self._store_calibration(db, cal)
+                margin = scores.margin(j, [columns[r] for r in cal.rivals])
+                yes = decide(cal, margin, reviews.get(label.id, NO_REVIEWS))
+                confidence = cal.confidence(margin)
+                if whole:
+                    db.execute("DELETE FROM tags WHERE label_id=?", (label.id,))
+                else:
+                    for chunk in _chunks(scores.ids[rows].tolist()):
+                        db.execute(f"DELETE FROM tags WHERE label_id=? AND content_id IN "
+                                   f"({','.join('?' * len(chunk))})", [label.id, *chunk])
+                self._insert_tags(db, label.id, scores.ids[rows], yes[rows], confidence[rows],
+                                  reviews.get(label.id, NO_REVIEWS), scores.ids)
+            if len(chosen) == len(labels):
+                self._mark_decided(db, scores.ids[rows])
+        return TagRun(self._tags_by_path(scope), {label.name: self._summary(cal, labels)
+                                                  for label, cal in zip(labels, calibrations)
+                                                  if label.id in chosen})
+
+    def _summary(self, cal: Calibration, labels: list[Label]) -> dict:
+        names = {label.id: label.name for label in labels}
+        return {"threshold": round(cal.threshold, 4), "method": cal.method,
+                "rivals": [names[r] for r in cal.rivals],
+                "separation": round(cal.mixture.separation, 2) if cal.mixture else None,
+                "accepted": cal.accepted, "rejected": cal.rejected}
+
+    def _store_calibration(self, db, cal: Calibration) -> None:
+        db.execute("INSERT OR REPLACE INTO label_calibrations(label_id, model_id, params, fitted_at) "
+                   "VALUES (?, ?, ?, ?)", (cal.label_id, self.library.model_id, cal.to_json(), time.time()))
+
+    @staticmethod
+    def _insert_tags(db, label_id: int, ids: np.ndarray, yes: np.ndarray, confidence: np.ndarray,
+                     reviewed: Reviewed, all_ids: np.ndarray) -> None:
+        """Tag rows for the photos the label applies to; an accepted photo is certain."""
+        accepted = set(all_ids[reviewed.accepted].tolist())
+        db.executemany("INSERT OR REPLACE INTO tags(content_id, label_id, confidence) VALUES (?, ?, ?)",
+                       [(cid, label_id, 1.0 if cid in accepted else round(float(c), 4))
+                        for cid, y, c in zip(ids.tolist(), yes.tolist(), confidence.tolist()) if y])
+
+    def _mark_decided(self, db, ids: np.ndarray) -> None:
+        db.executemany("INSERT OR IGNORE INTO tagged_contents(content_id, model_id) VALUES (?, ?)",
+                       [(cid, self.library.model_id) for cid in ids.tolist()])
+
+    def _stored_calibrations(self) -> dict[int, Calibration]:
+        return {i: Calibration.from_json(p) for i, p in self.catalog.query(
+            "SELECT label_id, params FROM label_calibrations WHERE model_id=?", (self.library.model_id,))}
+
+    def _is_stale(self, labels: list[Label], stored: dict[int, Calibration], size: int) -> bool:
+        """Whether the stored calibrations no longer describe these labels or this library."""
+        ids = {label.id for label in labels}
+        for label in labels:
+            cal = stored.get(label.id)
+            if cal is None or cal.phrases != label.phrases() or not set(cal.rivals) <= ids:
+                return True
+            if abs(size - cal.size) > RECALIBRATE_GROWTH * max(cal.size, 1):
+                return True
+        return False
+
+    def tag_new_contents(self) -> int:
+        """Decide every label for photos indexed since the last run; returns how many were decided.
+
+        Called after each indexing run. New photos are decided with the stored calibrations, so
+        the library's other tags stay put; when labels changed or the library grew a lot since,
+        everything is calibrated and decided again.
+        """
+        labels = self.all()
+        if not labels:
+            return 0
+        model_id = self.library.model_id
+        known = self.catalog.vector_ids(model_id)
+        decided = {r[0] for r in self.catalog.query(
+            "SELECT content_id FROM tagged_contents WHERE model_id=?", (model_id,))}
+        new = np.array(sorted(known - decided), dtype=np.int64)
+        if not len(new):
+            return 0
+        stored = self._stored_calibrations()
+        if self._is_stale(labels, stored, len(known)):
+            self.run()
+            return len(new)
+        scores = self._score(new, self._prototypes(labels))
+        columns = {label.id: j for j, label in enumerate(labels)}
+        reviews = self._reviews()
+        with self.catalog.transaction() as db:
+            for j, label in enumerate(labels):
+                cal = stored[label.id]
+                margin = scores.margin(j, [columns[r] for r in cal.rivals])
+                acc, rej = reviews.get(label.id, ([], []))
+                reviewed = Reviewed(_rows_of(scores.ids, acc), _rows_of(scores.ids, rej))
+                self._insert_tags(db, label.id, scores.ids, decide(cal, margin, reviewed),
+                                  cal.confidence(margin), reviewed, scores.ids)
+            self._mark_decided(db, scores.ids)
+        return len(scores.ids)
+
+    # -- reviewing -----------------------------------------------------------------------
+
+    def decisions(self, name: str, *, folder: str | os.PathLike[str] | None = None,
+                  paths: Iterable[str | os.PathLike[str]] | None = None) -> list[Decision]:
+        """The label's verdict on every photo in scope, most confident first, with its reasons."""
+        labels = self.all()
+        label = self.get(name)
+        scope = self._scope(folder, paths)
+        scores, reviews, calibrations = self._calibrate(labels)
+        j = next(i for i, lab in enumerate(labels) if lab.id == label.id)
+        cal = calibrations[j]
+        columns = {lab.id: i for i, lab in enumerate(labels)}
+        rival, rival_arg = scores.rival_scores([columns[r] for r in cal.rivals])
+        margin = scores.labels[:, j] - rival
+        reviewed = reviews.get(label.id, NO_REVIEWS)
+        yes, confidence = decide(cal, margin, reviewed), cal.confidence(margin)
+        answer = {int(r): "accepted" for r in reviewed.accepted} | {int(r): "rejected" for r in reviewed.rejected}
+        row_of = {int(cid): r for r, cid in enumerate(scores.ids.tolist())}
+        out = []
+        for path, cid in scope:
+            r = row_of.get(cid)
+            if r is None:
+                continue  # not embedded yet
+            rival_name = (BACKGROUND_PROMPTS[-1 - rival_arg[r]] if rival_arg[r] < 0
+                          else labels[rival_arg[r]].name)
+            out.append(Decision(label.name, path, cid, bool(yes[r]), float(confidence[r]), float(scores.labels[r, j]),
+                                rival_name, float(rival[r]), float(margin[r]), cal.threshold,
+                                (float(margin[r]) - cal.mean) / cal.std, cal.method, answer.get(r)))
+        out.sort(key=lambda d: (-d.confidence, -d.margin, d.path))
+        return out
+
+    def suggestions(self, name: str, *, limit: int | None = 100, uncertain_first: bool = False,
+                    include_reviewed: bool = False, folder: str | os.PathLike[str] | None = None) -> list[Decision]:
+        """Photos to show for review: most confident first, or the ones the label is least sure of."""
+        found = [d for d in self.decisions(name, folder=folder) if include_reviewed or d.review is None]
+        if uncertain_first:
+            found.sort(key=lambda d: (abs(d.confidence - 0.5), -d.margin, d.path))
+        return found[:limit] if limit is not None else found
+
+    def review(self, name: str, paths: Iterable[str | os.PathLike[str]], accepted: bool | None,
+               refit: bool = True) -> TagRun | None:
+        """Record the user's answer for photos (None forgets it), then decide the label again.
+
+        With `refit=False` the answers are only stored (the GUI batches keystrokes and refits once).
+        """
+        label = self.get(name)
+        contents = [cid for _, cid in self._scope(paths=paths)]
+        with self.catalog.transaction() as db:
+            for cid in contents:
+                if accepted is None:
+                    db.execute("DELETE FROM tag_reviews WHERE label_id=? AND content_id=?", (label.id, cid))
+                else:
+                    db.execute("INSERT OR REPLACE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
+                               "VALUES (?, ?, ?, ?)", (cid, label.id, int(accepted), time.time()))
+        return self.run([label.name]) if refit else None
+
+    # -- reading tags --------------------------------------------------------------------
+
+    def _tags_by_path(self, scope: list[tuple[str, int]]) -> dict[str, list[str]]:
+        by_content: dict[int, list[str]] = {}
+        ids = sorted({cid for _, cid in scope})
+        for chunk in _chunks(ids):
+            for cid, name in self.catalog.query(
+                    f"SELECT t.content_id, l.name FROM tags t JOIN labels l ON l.id=t.label_id "
+                    f"WHERE t.content_id IN ({','.join('?' * len(chunk))})", chunk):
+                by_content.setdefault(cid, []).append(name)
+        return {path: sorted(by_content.get(cid, []), key=str.casefold) for path, cid in scope}
+
+    def tags_of(self, paths: Iterable[str | os.PathLike[str]] | None = None, *,
+                folder: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
+        """path → the labels that apply to it (stored decisions), for some paths, a folder or all."""
+        return self._tags_by_path(self._scope(folder, paths))
+
+    def photos(self, name: str) -> list[tuple[str, float]]:
+        """(path, confidence) of the photos tagged with a label, most confident first."""
+        label = self.get(name)
+        rows = self.catalog.query("SELECT content_id, confidence FROM tags WHERE label_id=?", (label.id,))
+        confidence = dict(rows)
+        photos = self.catalog.photos_by_content(confidence)
+        found = [(p.path, confidence[cid]) for cid, ps in photos.items() for p in ps]
+        return sorted(found, key=lambda x: (-x[1], x[0]))
+
+    # -- exporting -----------------------------------------------------------------------
+
+    def export_xmp(self, *, folder: str | os.PathLike[str] | None = None,
+                   paths: Iterable[str | os.PathLike[str]] | None = None) -> ExportReport:
+        """Write the tags into XMP sidecars beside the photos (the photos themselves are never touched).
+
+        A photo without tags gets no new sidecar; an existing one is still updated, so tags
+        that no longer apply leave it.
+        """
+        from clipphotos.xmp import XmpError, sidecar_path, write_tags
+        report = ExportReport()
+        for path, tags in self.tags_of(paths, folder=folder).items():
+            if not tags and not sidecar_path(path).exists():
+                continue
+            try:
+                changed = write_tags(path, tags)
+            except (OSError, XmpError) as exc:
+                report.failed.append((path, str(exc)))
+                continue
+            if changed:
+                report.written.append(os.fspath(sidecar_path(path)))
+            else:
+                report.unchanged += 1
+        return report
