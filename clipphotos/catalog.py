@@ -128,6 +128,23 @@ MIGRATIONS: list[str] = [
     UPDATE photos SET shot = clipphotos_shot_key(path);
     CREATE INDEX photos_shot ON photos(shot);
     """,
+    # 4: duplicates (clipphotos.duplicates): each content's 32×32 grey thumbnail
+    # (fingerprint.grey_thumbnail) confirms near-duplicates without decoding again. What the
+    # user called "not duplicates" never comes back: pairs of contents (by hash, a < b) never
+    # grouped again, and pairs of byte-identical files (by path, a < b) kept on purpose.
+    """
+    ALTER TABLE contents ADD COLUMN thumb BLOB;
+    CREATE TABLE distinct_contents (
+        a TEXT NOT NULL,
+        b TEXT NOT NULL,
+        PRIMARY KEY (a, b)
+    ) WITHOUT ROWID;
+    CREATE TABLE distinct_copies (
+        a BLOB NOT NULL,
+        b BLOB NOT NULL,
+        PRIMARY KEY (a, b)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -193,6 +210,7 @@ class ContentInfo:
     camera: str | None
     orientation: int
     phash: int | None
+    thumb: bytes | None = None      # fingerprint.grey_thumbnail: confirms near-duplicates
 
 
 _PHOTO_COLUMNS = ("p.id, p.path, p.content_id, p.size, p.mtime_ns, c.width, c.height, c.format, "
@@ -457,12 +475,13 @@ class Catalog:
     # -- writes of the indexer -----------------------------------------------------------
 
     def upsert_content(self, db: sqlite3.Connection, info: ContentInfo) -> int:
-        db.execute("INSERT INTO contents(hash, size, width, height, format, taken_at, camera, orientation, phash) "
-                   "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET width=excluded.width, "
+        db.execute("INSERT INTO contents(hash, size, width, height, format, taken_at, camera, orientation, phash, "
+                   "thumb) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET width=excluded.width, "
                    "height=excluded.height, format=excluded.format, taken_at=excluded.taken_at, "
-                   "camera=excluded.camera, orientation=excluded.orientation, phash=excluded.phash",
+                   "camera=excluded.camera, orientation=excluded.orientation, phash=excluded.phash, "
+                   "thumb=excluded.thumb",
                    (info.hash, info.size, info.width, info.height, info.format, info.taken_at, info.camera,
-                    info.orientation, info.phash))
+                    info.orientation, info.phash, info.thumb))
         return db.execute("SELECT id FROM contents WHERE hash=?", (info.hash,)).fetchone()[0]
 
     @staticmethod
@@ -508,6 +527,37 @@ class Catalog:
         """Vectors of models the library no longer uses are dead weight: free them."""
         with self.transaction() as db:
             db.execute("DELETE FROM models WHERE id != ?", (keep_model_id,))
+
+    # -- duplicates ----------------------------------------------------------------------
+
+    def duplicate_signals(self) -> list[tuple[int, str, int | None, bytes | None, str | None]]:
+        """(content id, hash, pHash, grey thumbnail, taken_at) of every content, for grouping."""
+        return self.query("SELECT id, hash, phash, thumb, taken_at FROM contents ORDER BY id")
+
+    def contents_without_thumb(self) -> list[tuple[int, str]]:
+        """(content id, one of its paths) of contents indexed before thumbnails were kept."""
+        return [(cid, decode_path(p)) for cid, p in self.query(
+            "SELECT c.id, min(p.path) FROM contents c JOIN photos p ON p.content_id=c.id "
+            "WHERE c.thumb IS NULL GROUP BY c.id")]
+
+    def set_duplicate_signals(self, signals: Iterable[tuple[int, int, bytes]]) -> None:
+        """Store (content id, pHash, thumbnail) computed after the fact."""
+        with self.transaction() as db:
+            db.executemany("UPDATE contents SET phash=?, thumb=? WHERE id=?", [(h, t, c) for c, h, t in signals])
+
+    def distinct_pairs(self) -> tuple[set[tuple[str, str]], set[tuple[bytes, bytes]]]:
+        """What the user marked "not duplicates": content-hash pairs, and byte-identical path pairs."""
+        contents = {(a, b) for a, b in self.query("SELECT a, b FROM distinct_contents")}
+        copies = {(bytes(a), bytes(b)) for a, b in self.query("SELECT a, b FROM distinct_copies")}
+        return contents, copies
+
+    def mark_distinct(self, contents: Iterable[tuple[str, str]], copies: Iterable[tuple[bytes, bytes]]) -> None:
+        """Remember pairs never to group again (each pair in either order)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO distinct_contents(a, b) VALUES (?, ?)",
+                           [tuple(sorted(pair)) for pair in contents])
+            db.executemany("INSERT OR IGNORE INTO distinct_copies(a, b) VALUES (?, ?)",
+                           [tuple(sorted(pair)) for pair in copies])
 
     # -- reporting -----------------------------------------------------------------------
 

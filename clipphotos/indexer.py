@@ -27,7 +27,7 @@ import torch
 
 from clipphotos.catalog import Catalog, ContentInfo, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
-from clipphotos.fingerprint import perceptual_hash
+from clipphotos.fingerprint import grey_thumbnail, perceptual_hash
 from clipphotos.loader import UnreadableImage, is_supported, load_image
 from clipphotos.raw import is_raw_path
 from clipphotos.scanner import ScannedFile, is_ignored_name, scan_folder
@@ -377,7 +377,7 @@ class Indexer:
             item.tensor = self.embedder.prepare(loaded.image)
             item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
                                     loaded.taken_at, loaded.camera, loaded.orientation,
-                                    perceptual_hash(loaded.image))
+                                    perceptual_hash(loaded.image), grey_thumbnail(loaded.image))
             if self.on_decoded is not None:
                 self.on_decoded(item.hash, loaded)
         except UnreadableImage as exc:
