@@ -19,6 +19,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
+from clipphotos.duplicates import (
+    DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates, move_others, trash_others,
+)
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
@@ -307,6 +310,29 @@ class Library:
                 gone.append(path)
         self.forget(gone)
         return report
+
+    # -- duplicates ----------------------------------------------------------------------
+
+    def duplicates(self, tiers: Iterable[str] = ("exact", "near", "similar"), *,
+                   on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[DuplicateGroup]:
+        """Exact copies, near-duplicates and similar shots, each group with the file to keep and why.
+
+        Photos indexed before duplicate signals were kept are decoded once first (`on_progress`).
+        """
+        fill_missing_signals(self.catalog, on_progress)
+        return find_duplicates(self.catalog, tiers)
+
+    def trash_duplicates(self, groups: Iterable[DuplicateGroup]) -> MoveReport:
+        """Send all but each exact/near group's keep to the system trash (similar shots are left alone)."""
+        return trash_others(self, groups)
+
+    def move_duplicates(self, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
+        """Move all but each exact/near group's keep into a folder; the catalog follows them."""
+        return move_others(self, groups, dest)
+
+    def mark_not_duplicates(self, paths: Sequence[str | os.PathLike[str]]) -> int:
+        """Never group these files together again (stored in the catalog); returns the pairs stored."""
+        return mark_not_duplicates(self.catalog, paths)
 
     # -- tags ----------------------------------------------------------------------------
 

@@ -1,0 +1,709 @@
+"""Duplicates in three tiers the user sees apart, a file to keep per group, and a safe tidy-up.
+
+- exact: byte-identical files (one content of the catalog held by several paths).
+- near: the same picture saved again: re-encoded, resized, lightly cropped, re-exposed, turned
+  through EXIF, converted to PNG, or a burst frame a hair apart. Decided from the signals the
+  indexer kept from its one decode (the pHash and a 32×32 grey thumbnail), so nothing is
+  decoded here. Candidates come from pHash bands, from bands of a layout signature (also of
+  each picture's zoomed centre, which is what a crop of it looks like) and from identical
+  capture times; each is confirmed by aligning the two thumbnails
+  (`fingerprint.match_thumbnails`). CLIP is the second opinion on borderline scores.
+- similar: shots of one scene taken moments apart (capture time + CLIP), stacked for the user
+  to choose from. They are different photos: never proposed for deletion.
+
+Each group suggests the file to keep and says why. Actions move the other files to the system
+trash or to a folder (nothing is ever deleted for good) and the catalog follows. A group the
+user marks "not duplicates" is remembered in the catalog and never comes back. A camera RAW
+and its JPEG (one shot, `Catalog.companions`) count as one photo: never duplicates of each
+other, and kept together.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clipphotos.catalog import Catalog, PhotoRecord, encode_path
+from clipphotos.fingerprint import (
+    HASH_BITS, grey_thumbnail, layout_vectors, match_thumbnails, perceptual_hash, thumbnails,
+)
+
+if TYPE_CHECKING:
+    from clipphotos.library import Library
+
+TIERS = ("exact", "near", "similar")
+ACTION_TIERS = ("exact", "near")  # similar shots are different photos: never moved away
+
+# Near-duplicates. Aligned-thumbnail scores of true copies stay above ~0.64 in the quality
+# benchmark (bench/dupes_quality.py) and different photos of one subject below ~0.5.
+NEAR_SCORE = 0.6
+NEAR_SCORE_WITH_CLIP = 0.52     # between the two, CLIP must agree
+CLIP_AGREES = 0.9
+PHASH_BANDS = 3                 # a pair within 2 bits always shares a band
+LAYOUT_ZOOMS = (1.0, 1.1)       # also the centre: what a crop of the picture looks like
+LAYOUT_MIN = 0.8                # candidates less alike in layout are not aligned (copies: > 0.95)
+LSH_BANDS, LSH_BITS = 48, 24    # layout signature bands (see _layout_pairs)
+EXACT_LAYOUTS = 2000            # up to this many pictures, every pair's layouts are compared
+BUCKET_CAP = 40                 # a pHash band or capture second shared by more is no evidence
+# Similar shots.
+SIMILAR_SECONDS = 60.0
+SIMILAR_CLIP = 0.85
+SIMILAR_FOLLOWERS = 30          # shots compared after each one, at most
+CROP_ZOOM = 1.03                # a copy magnified more than this on an axis shows less: a crop
+
+# Folders (and file names) where copies land, whose files are not the originals to keep.
+_COPY_FOLDER = re.compile(r"(?i)\b(downloads?|whats ?app|telegram|signal|messenger|edited|edits|backups?|copy|"
+                          r"copies|exports?|shared|screenshots?|tmp|temp|old|duplicates?|trash)\b")
+_COPY_NAME = re.compile(r"(?i)(\bcopy\b|\(\d+\)$|[-_ ](edited|copy)$)")
+# Formats a camera never writes: a copy in one of them was converted (and is no better for it).
+_CONVERSIONS = frozenset({"PNG", "BMP", "GIF", "WEBP"})
+
+
+@dataclass(frozen=True)
+class DuplicateFile:
+    """One file of a group, with what a person compares to choose."""
+
+    path: str
+    content: str                    # content hash: files sharing it are byte-identical
+    size: int
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    camera: str | None
+    mtime_ns: int
+    companions: tuple[str, ...] = ()    # other files of its RAW shot, kept or moved with it
+    copy_place: bool = False            # in a Downloads/WhatsApp/Edited/Backup… folder, or named "x (1)"
+    similarity: float | None = None     # to the keep's picture: 1 = same bytes, ~0.6 = edited copy
+    cropped: bool = False               # its picture shows noticeably less than the keep's
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "folder": self.folder, "name": os.path.basename(self.path),
+                "size": self.size, "width": self.width, "height": self.height, "format": self.format,
+                "taken_at": self.taken_at, "camera": self.camera, "content": self.content,
+                "companions": list(self.companions), "copy_place": self.copy_place, "cropped": self.cropped,
+                "similarity": None if self.similarity is None else round(self.similarity, 3)}
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Files showing one picture (exact, near) or one moment (similar), the keep first."""
+
+    tier: str
+    files: tuple[DuplicateFile, ...]
+    reasons: tuple[str, ...]        # why the first file is the one to keep
+    differences: tuple[str, ...]    # what differs between the files: what the choice is about
+
+    @property
+    def keep(self) -> str:
+        return self.files[0].path
+
+    @property
+    def paths(self) -> list[str]:
+        return [f.path for f in self.files]
+
+    @property
+    def key(self) -> str:
+        """A stable id for the group (the same members give the same key)."""
+        members = sorted({f.content for f in self.files}) if self.tier != "exact" else sorted(f.path for f in self.files)
+        digest = hashlib.blake2b("\n".join(members).encode("utf-8", "surrogateescape"), digest_size=8)
+        return f"{self.tier}-{digest.hexdigest()}"
+
+    def kept(self) -> list[str]:
+        """The keep and the files of its shot."""
+        return [self.files[0].path, *self.files[0].companions]
+
+    def others(self) -> list[str]:
+        """The files an action moves away: all but the keep and its shot's other files."""
+        kept = set(self.kept())
+        return [p for f in self.files[1:] for p in (f.path, *f.companions) if p not in kept]
+
+    def to_json(self) -> dict:
+        return {"tier": self.tier, "key": self.key, "keep": self.keep, "files": self.paths,
+                "reasons": list(self.reasons), "differences": list(self.differences),
+                "details": [f.to_json() for f in self.files]}
+
+
+@dataclass
+class MoveReport:
+    """What an action did: every file it moved, and every one it could not (with the reason)."""
+
+    moved: list[tuple[str, str]] = field(default_factory=list)   # (from, to); to = "trash" for the trash
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def to_json(self) -> dict:
+        return {"moved": [{"from": a, "to": b} for a, b in self.moved],
+                "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+
+
+# -- finding -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Signals:
+    ids: np.ndarray                 # content ids
+    hashes: list[str]
+    phash: np.ndarray
+    thumbs: np.ndarray              # (n, 32, 32)
+    taken: list[str | None]
+    position: dict[int, int]        # content id → row
+    row_of_hash: dict[str, int]
+
+
+def find_duplicates(catalog: Catalog, tiers: Iterable[str] = TIERS) -> list[DuplicateGroup]:
+    """The groups of the tiers asked for, exact first, then near, then similar; biggest first."""
+    tiers = tuple(tiers)
+    unknown = set(tiers) - set(TIERS)
+    if unknown:
+        raise ValueError(f"unknown tier(s) {sorted(unknown)}; choose from {TIERS}")
+    view = _LibraryView(catalog)
+    groups: list[DuplicateGroup] = []
+    if "exact" in tiers:
+        groups += view.exact_groups()
+    if "near" in tiers or "similar" in tiers:
+        near = view.near_components()
+        if "near" in tiers:
+            groups += view.groups_of("near", near)
+        if "similar" in tiers:
+            groups += view.similar_groups(near)
+    return groups
+
+
+class _LibraryView:
+    """The catalog's photos, signals and "not duplicates" marks, loaded once for one search."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.photos: dict[int, list[PhotoRecord]] = {}
+        for photo in catalog.iter_photos(order="path"):
+            self.photos.setdefault(photo.content_id, []).append(photo)
+        self.companions: dict[str, tuple[str, ...]] = {}
+        self.primary: dict[str, str] = {}      # path → the file its RAW shot is shown as
+        self.shot_of: dict[int, int] = {}      # content id → a content id standing for its RAW shot
+        for shot in catalog.companions():
+            paths = [f.path for f in shot]
+            for f in shot:
+                self.companions[f.path] = tuple(p for p in paths if p != f.path)
+                self.primary[f.path] = shot[0].path
+                self.shot_of[f.content_id] = shot[0].content_id
+        self.distinct_contents, self.distinct_copies = catalog.distinct_pairs()
+        self.roots = sorted((path for _, path, _ in catalog.folders()), key=len, reverse=True)
+        self._vectors: dict[int, np.ndarray] = {}
+        self._signals: _Signals | None = None
+        self._aligned: dict[tuple[int, int], tuple[float, float, float]] = {}  # rows → (score, b's zoom on a)
+
+    # -- exact ---------------------------------------------------------------------------
+
+    def exact_groups(self) -> list[DuplicateGroup]:
+        groups = []
+        for photos in self.photos.values():
+            if len(photos) < 2:
+                continue
+            keys = [encode_path(p.path) for p in photos]
+            everyone = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
+            cannot = [(i, j) for i, j in everyone if tuple(sorted((keys[i], keys[j]))) in self.distinct_copies]
+            for members in _constrained_components(len(photos), [(i, j, 1.0) for i, j in everyone], cannot):
+                if len(members) > 1:
+                    files = [self._file(photos[i]) for i in members]
+                    groups.append(self._ranked("exact", files))
+        return sorted(groups, key=lambda g: (-len(g.files), g.keep))
+
+    # -- near ----------------------------------------------------------------------------
+
+    def near_components(self) -> list[list[int]]:
+        """Content ids of each group of near-duplicates (a RAW shot counting as one photo)."""
+        sig = self.signals()
+        if len(sig.ids) < 2:
+            return []
+        pairs = candidate_pairs(sig.phash, sig.thumbs, sig.taken)
+        scores = self._verified(sig.ids, pairs)
+        keep = scores > 0
+        edges = [(int(i), int(j), float(s)) for (i, j), s in zip(pairs[keep], scores[keep])]
+        edges += [(sig.position[c], sig.position[s], 2.0) for c, s in self.shot_of.items()
+                  if c != s and c in sig.position and s in sig.position]
+        groups = []
+        for members in _constrained_components(len(sig.ids), edges, self._cannot_link(sig.hashes)):
+            contents = [int(sig.ids[i]) for i in members]
+            if len({self.shot_of.get(c, c) for c in contents}) > 1:
+                groups.append(contents)
+        return groups
+
+    def signals(self) -> _Signals:
+        """The stored pHash and thumbnail of every content that has them (loaded once)."""
+        if self._signals is None:
+            rows = [r for r in self.catalog.duplicate_signals() if r[2] is not None and r[3] is not None
+                    and r[0] in self.photos]
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            self._signals = _Signals(ids, [r[1] for r in rows], np.array([r[2] for r in rows], dtype=np.int64),
+                                     thumbnails([r[3] for r in rows]), [r[4] for r in rows],
+                                     {int(c): n for n, c in enumerate(ids)}, {r[1]: n for n, r in enumerate(rows)})
+        return self._signals
+
+    def _verified(self, ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """Each candidate pair's aligned-thumbnail score, or 0 where it is not a near-duplicate."""
+        if len(pairs) == 0:
+            return np.zeros(0, dtype=np.float32)
+        scores = self._align(pairs)
+        accepted = scores >= NEAR_SCORE
+        borderline = np.flatnonzero((scores >= NEAR_SCORE_WITH_CLIP) & ~accepted)
+        if len(borderline):
+            clip = self._clip_similarity(ids[pairs[borderline, 0]], ids[pairs[borderline, 1]])
+            accepted[borderline[clip >= CLIP_AGREES]] = True
+        return np.where(accepted, scores, 0.0)
+
+    def _cannot_link(self, hashes: list[str]) -> list[tuple[int, int]]:
+        if not self.distinct_contents:
+            return []
+        position = {h: n for n, h in enumerate(hashes)}
+        return [(position[a], position[b]) for a, b in self.distinct_contents if a in position and b in position]
+
+    # -- similar -------------------------------------------------------------------------
+
+    def similar_groups(self, near: list[list[int]]) -> list[DuplicateGroup]:
+        """Stacks of shots of one scene moments apart: at least two different photos each."""
+        near_of = {c: n for n, members in enumerate(near) for c in members}
+
+        def unit(c: int) -> tuple[str, int]:
+            return ("near", near_of[c]) if c in near_of else ("shot", self.shot_of.get(c, c))
+        moments = sorted((t, cid) for cid, t in ((cid, _seconds(ps[0].taken_at)) for cid, ps in self.photos.items())
+                         if t is not None)
+        times = np.array([t for t, _ in moments])
+        order = np.array([c for _, c in moments], dtype=np.int64)
+        pairs = [(int(a), int(b)) for d in range(1, SIMILAR_FOLLOWERS + 1)
+                 for a, b in zip(order[:-d][times[d:] - times[:-d] <= SIMILAR_SECONDS],
+                                 order[d:][times[d:] - times[:-d] <= SIMILAR_SECONDS])]
+        pairs = [(a, b) for a, b in pairs if unit(a) != unit(b)]
+        if not pairs:
+            return []
+        a, b = np.array(pairs).T
+        clip = self._clip_similarity(a, b)
+        cids = sorted(set(a.tolist()) | set(b.tolist()))
+        position = {c: n for n, c in enumerate(cids)}
+        edges = [(position[x], position[y], float(s)) for x, y, s in zip(a.tolist(), b.tolist(), clip)
+                 if s >= SIMILAR_CLIP]
+        hashes = [self.photos[c][0].hash for c in cids]
+        stacks = [[cids[i] for i in members]
+                  for members in _constrained_components(len(cids), edges, self._cannot_link(hashes))]
+        return self.groups_of("similar", [s for s in stacks if len({unit(c) for c in s}) > 1])
+
+    def _clip_similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the library model's vectors of content pairs (0 where one is missing)."""
+        vectors = self._load_vectors(set(np.asarray(a).tolist()) | set(np.asarray(b).tolist()))
+        out = np.zeros(len(a), dtype=np.float32)
+        for n, (x, y) in enumerate(zip(np.asarray(a).tolist(), np.asarray(b).tolist())):
+            if x in vectors and y in vectors:
+                out[n] = float(vectors[x] @ vectors[y])
+        return out
+
+    def _load_vectors(self, wanted: set[int]) -> dict[int, np.ndarray]:
+        missing = [c for c in wanted if c not in self._vectors]
+        model = _library_model_id(self.catalog)
+        if missing and model is not None:
+            ids, vecs = self.catalog.vectors(model, missing)
+            self._vectors.update(zip(ids.tolist(), vecs))
+        return self._vectors
+
+    # -- groups --------------------------------------------------------------------------
+
+    def groups_of(self, tier: str, components: list[list[int]]) -> list[DuplicateGroup]:
+        """Groups of whole contents (every file of each, a RAW shot's files shown as one), biggest first."""
+        groups = []
+        for contents in components:
+            photos = [p for c in contents for p in self.photos[c]]
+            paths = {p.path for p in photos}
+            shown = [p for p in photos if self.primary.get(p.path, p.path) == p.path
+                     or self.primary[p.path] not in paths]
+            groups.append(self._ranked(tier, [self._file(p) for p in shown]))
+        return sorted(self._with_similarity(groups), key=lambda g: (-len(g.files), g.keep))
+
+    def _file(self, photo: PhotoRecord) -> DuplicateFile:
+        root = next((r for r in self.roots if photo.path.startswith(r.rstrip(os.sep) + os.sep)), None)
+        return DuplicateFile(photo.path, photo.hash, photo.size, photo.width, photo.height, photo.format,
+                             photo.taken_at, photo.camera, photo.mtime_ns, self.companions.get(photo.path, ()),
+                             is_copy_place(photo.path, root))
+
+    def _align(self, pairs: np.ndarray) -> np.ndarray:
+        """Align pairs of signal rows (remembered for later questions); returns their scores."""
+        thumbs = self.signals().thumbs
+        scores, zooms = match_thumbnails(thumbs[pairs[:, 0]], thumbs[pairs[:, 1]])
+        self._aligned.update(zip(map(tuple, pairs.tolist()), zip(scores.tolist(), *zooms.T.tolist())))
+        return scores
+
+    def _alignment(self, a: int, b: int) -> tuple[float, bool]:
+        """(score, is b a crop of a) of two aligned signal rows."""
+        if (a, b) in self._aligned:
+            score, zx, zy = self._aligned[a, b]
+            return score, max(zx, zy) > CROP_ZOOM
+        score, zx, zy = self._aligned[b, a]
+        return score, max(1 / zx, 1 / zy) > CROP_ZOOM
+
+    def _ranked(self, tier: str, files: list[DuplicateFile]) -> DuplicateGroup:
+        files = sorted(files, key=keep_rank)
+        return DuplicateGroup(tier, tuple(files), tuple(keep_reasons(files[0], files[1:])), tuple(differences(files)))
+
+    def _with_similarity(self, groups: list[DuplicateGroup]) -> list[DuplicateGroup]:
+        """Each file's similarity to its keep's picture, and whether it is a crop of it."""
+        row = self.signals().row_of_hash
+        pairs = sorted({(g.files[0].content, f.content) for g in groups for f in g.files[1:]
+                        if f.content != g.files[0].content and f.content in row and g.files[0].content in row})
+        rows = [(row[a], row[b]) for a, b in pairs]
+        self._align(np.array([(a, b) for a, b in rows if (a, b) not in self._aligned and (b, a) not in self._aligned],
+                             dtype=np.int64).reshape(-1, 2))
+        found = {pair: self._alignment(*rows_of) for pair, rows_of in zip(pairs, rows)}
+        out = []
+        for g in groups:
+            keep = g.files[0].content
+            files = [replace(f, similarity=1.0) if f.content == keep else
+                     replace(f, similarity=found[keep, f.content][0], cropped=found[keep, f.content][1])
+                     if (keep, f.content) in found else f for f in g.files]
+            out.append(DuplicateGroup(g.tier, tuple(files), g.reasons, tuple(differences(files))))
+        return out
+
+
+def candidate_pairs(phash: np.ndarray, thumbs: np.ndarray, taken: Sequence[str | None]) -> np.ndarray:
+    """Index pairs (i < j) worth aligning: never all pairs, so 100 000 photos take seconds.
+
+    Three sources: a shared pHash band (re-encodes, resizes, exposure edits), a shared band of
+    the layout vector's random-hyperplane signature, also from each picture's zoomed centre
+    (crops, bursts), and one capture second (copies keep their EXIF). Pairs whose layouts
+    differ more than any copy's do are dropped before the costly alignment.
+    """
+    layouts = {zoom: layout_vectors(thumbs, zoom) for zoom in LAYOUT_ZOOMS}
+    found = [p for p in (_band_pairs(phash), _layout_pairs(layouts), _same_moment_pairs(taken)) if len(p)]
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found)
+    n = len(thumbs)
+    codes = np.unique(np.minimum(pairs[:, 0], pairs[:, 1]) * n + np.maximum(pairs[:, 0], pairs[:, 1]))
+    pairs = np.stack([codes // n, codes % n], axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return pairs[_layout_similarity(layouts, pairs) >= LAYOUT_MIN]
+
+
+def _layout_similarity(layouts: dict[float, np.ndarray], pairs: np.ndarray) -> np.ndarray:
+    """Best cosine of the pairs' layouts, either picture possibly zoomed (a crop of the other)."""
+    base = layouts[1.0]
+    best = np.full(len(pairs), -1.0, dtype=np.float32)
+    for vectors in layouts.values():
+        for a, b in ((0, 1), (1, 0)):
+            best = np.maximum(best, np.einsum("ij,ij->i", vectors[pairs[:, a]], base[pairs[:, b]]))
+    return best
+
+
+def _band_pairs(phash: np.ndarray) -> np.ndarray:
+    width = -(-HASH_BITS // PHASH_BANDS)
+    return np.concatenate([_bucket_pairs((phash >> (band * width)) & ((1 << width) - 1))
+                           for band in range(PHASH_BANDS)])
+
+
+def _layout_pairs(layouts: dict[float, np.ndarray]) -> np.ndarray:
+    """Pictures whose layout signatures share a band, the zoomed centre's signature included.
+
+    Random-hyperplane signatures (fixed hyperplanes: the same answer every run): two layouts
+    at cosine c agree on a bit with odds 1 - arccos(c)/π, so a copy (c > 0.95) shares one of
+    48 bands of 24 bits with odds > 0.98 (> 0.999 from c = 0.97), while pictures that merely
+    look alike (c ~ 0.5) share one in ~1 pair of 350, and unrelated ones (c ~ 0) almost never.
+    """
+    base = layouts[1.0]
+    if len(base) <= EXACT_LAYOUTS:     # few pictures: every pair, exactly
+        i, j = np.triu_indices(len(base), 1)
+        return np.stack([i, j], axis=1)
+    planes = np.random.default_rng(20261129).normal(size=(base.shape[1], LSH_BANDS * LSH_BITS)).astype(np.float32)
+    weights = 1 << np.arange(LSH_BITS, dtype=np.int64)
+
+    def signature(vectors: np.ndarray) -> np.ndarray:
+        return ((vectors @ planes) > 0).reshape(len(vectors), LSH_BANDS, LSH_BITS).astype(np.int64) @ weights
+
+    plain = signature(base)
+    zoomed = [signature(v) for zoom, v in layouts.items() if zoom != 1.0]
+    return np.concatenate([_bucket_pairs(plain[:, band], *(z[:, band] for z in zoomed))
+                           for band in range(LSH_BANDS)])
+
+
+def _same_moment_pairs(taken: Sequence[str | None]) -> np.ndarray:
+    known = np.array([i for i, t in enumerate(taken) if t], dtype=np.int64)
+    if len(known) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    _, codes = np.unique(np.array([taken[i] for i in known]), return_inverse=True)
+    return known[_bucket_pairs(codes)]
+
+
+def _bucket_pairs(keys: np.ndarray, *zoomed: np.ndarray) -> np.ndarray:
+    """Pairs of items sharing a key, in buckets of at most BUCKET_CAP (bigger ones say nothing).
+
+    `zoomed` are more keys of the same items (their zoomed centres): those pair with the
+    plain keys of the other items, not with each other.
+    """
+    n = len(keys)
+    items = np.tile(np.arange(n), 1 + len(zoomed))
+    extra = np.repeat(np.arange(1 + len(zoomed)) > 0, n)
+    every = np.concatenate([keys, *zoomed])
+    order = np.argsort(every, kind="stable")
+    every, items, extra = every[order], items[order], extra[order]
+    run = np.cumsum(np.r_[True, every[1:] != every[:-1]]) - 1
+    small = np.bincount(run)[run] <= BUCKET_CAP
+    found = [np.zeros((0, 2), dtype=np.int64)]
+    for d in range(1, BUCKET_CAP):
+        same = (every[d:] == every[:-d]) & small[d:] & small[:-d]
+        if not same.any():
+            break                       # runs are contiguous: no pair this far apart, none further
+        same &= ~(extra[d:] & extra[:-d]) & (items[d:] != items[:-d])
+        found.append(np.stack([items[:-d][same], items[d:][same]], axis=1))
+    return np.concatenate(found)
+
+
+def _constrained_components(n: int, edges: Iterable[tuple[int, int, float]],
+                            cannot: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Connected components, strongest edges first, never joining two items the user set apart."""
+    parent = list(range(n))
+    members: dict[int, set[int]] = {i: {i} for i in range(n)}
+    apart: dict[int, set[int]] = {}
+    for a, b in cannot:
+        apart.setdefault(a, set()).add(b)
+        apart.setdefault(b, set()).add(a)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b, _ in sorted(edges, key=lambda e: -e[2]):
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        small, big = (ra, rb) if len(members[ra]) <= len(members[rb]) else (rb, ra)
+        if apart and any(apart.get(m, set()) & members[big] for m in members[small]):
+            continue
+        parent[small] = big
+        members[big] |= members.pop(small)
+    return [sorted(m) for m in members.values()]
+
+
+# -- choosing the file to keep -----------------------------------------------------------
+
+
+def keep_rank(f: DuplicateFile) -> tuple:
+    """Sort key putting the file to keep first.
+
+    In order: part of a RAW shot, more pixels, not where copies land, not a conversion, fuller
+    EXIF, a bigger file (less compressed), the earliest capture, the oldest file, the shortest path.
+    """
+    return (not f.companions, -f.pixels, f.copy_place, f.format in _CONVERSIONS, -_exif_richness(f),
+            -f.size, f.taken_at or "9999", f.mtime_ns, len(f.path), f.path)
+
+
+def is_copy_place(path: str, root: str | None = None) -> bool:
+    """Does the path look like a copy: a Downloads/WhatsApp/Edited/Backup… folder, or "name (1)"?
+
+    Only the folders from the library folder `root` down count (a library kept under /tmp is no copy).
+    """
+    folder = os.path.dirname(path)
+    if root is not None and (folder + os.sep).startswith(root.rstrip(os.sep) + os.sep):
+        parts = [os.path.basename(root.rstrip(os.sep))] + os.path.relpath(folder, root).split(os.sep)
+    else:
+        parts = folder.split(os.sep)[-3:]
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return any(_COPY_FOLDER.search(part) for part in parts) or bool(_COPY_NAME.search(stem))
+
+
+def _exif_richness(f: DuplicateFile) -> int:
+    return (f.taken_at is not None) + (f.camera is not None)
+
+
+def keep_reasons(keep: DuplicateFile, others: Sequence[DuplicateFile]) -> list[str]:
+    """Why `keep` is suggested over the others, one phrase per criterion it wins on."""
+    reasons = []
+    if keep.companions and any(not o.companions for o in others):
+        reasons.append(f"camera RAW shot, kept with {', '.join(os.path.basename(c) for c in keep.companions)}")
+    smaller = sorted({(o.width, o.height) for o in others if o.pixels < keep.pixels}, key=lambda s: -s[0] * s[1])
+    if smaller:
+        reasons.append(f"more pixels: {_dims(keep)} vs {', '.join(f'{w}×{h}' for w, h in smaller[:3])}")
+    copies = sorted({_place(o.path) for o in others if o.copy_place})
+    if copies and not keep.copy_place:
+        reasons.append(f"in an original folder ({_place(keep.path)}), not {', '.join(copies[:3])}")
+    conversions = sorted({o.format or "?" for o in others if o.format in _CONVERSIONS})
+    if conversions and keep.format not in _CONVERSIONS:
+        reasons.append(f"camera format {keep.format}, not a conversion to {', '.join(conversions)}")
+    poorer = [o for o in others if _exif_richness(o) < _exif_richness(keep)]
+    if poorer:
+        what = " and ".join(w for w, v in (("capture date", keep.taken_at), ("camera", keep.camera)) if v)
+        reasons.append(f"fuller EXIF ({what})")
+    lighter = [o for o in others if o.pixels == keep.pixels and o.format == keep.format and o.size < keep.size]
+    if lighter:
+        reasons.append(f"less compressed: {_bytes(keep.size)} vs {_bytes(max(o.size for o in lighter))}")
+    later = [o for o in others if keep.taken_at and o.taken_at and o.taken_at > keep.taken_at]
+    if later:
+        reasons.append(f"earliest capture date ({keep.taken_at.replace('T', ' ')})")
+    elif not reasons and any(o.mtime_ns > keep.mtime_ns for o in others):
+        reasons.append("the oldest file")
+    return reasons or ["the files are alike in every respect; the first by path is kept"]
+
+
+def differences(files: Sequence[DuplicateFile]) -> list[str]:
+    """What varies across a group's files: the things worth looking at before choosing."""
+    checks = (("pixels", lambda f: f.content), ("resolution", lambda f: (f.width, f.height)),
+              ("crop", lambda f: f.cropped), ("format", lambda f: f.format), ("file size", lambda f: f.size),
+              ("capture date", lambda f: f.taken_at), ("camera", lambda f: f.camera),
+              ("folder", lambda f: f.folder))
+    return [name for name, value in checks if len({value(f) for f in files}) > 1]
+
+
+def _place(path: str) -> str:
+    return os.path.basename(os.path.dirname(path)) or os.path.dirname(path)
+
+
+def _dims(f: DuplicateFile) -> str:
+    return f"{f.width}×{f.height}"
+
+
+def _bytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+
+
+def _seconds(taken_at: str | None) -> float | None:
+    if not taken_at:
+        return None
+    try:
+        return datetime.fromisoformat(taken_at).timestamp()
+    except ValueError:
+        return None
+
+
+def _library_model_id(catalog: Catalog) -> int | None:
+    key = catalog.get_setting("model.key")
+    rows = catalog.query("SELECT id FROM models WHERE key=?", (key,)) if key else []
+    return rows[0][0] if rows else None
+
+
+# -- acting ------------------------------------------------------------------------------
+
+
+def trash_others(lib: Library, groups: Iterable[DuplicateGroup]) -> MoveReport:
+    """Move every group's other files to the system trash; the catalog forgets them."""
+    report = MoveReport()
+    moving = _files_to_move(groups)
+    result = lib.trash(moving)
+    report.moved = [(p, "trash") for p in result.trashed]
+    report.failed = list(result.failed)
+    return report
+
+
+def move_others(lib: Library, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
+    """Move every group's other files into a folder (never overwriting); the catalog follows them."""
+    target = os.path.abspath(os.fspath(dest))
+    os.makedirs(target, exist_ok=True)
+    report = MoveReport()
+    for path in _files_to_move(groups):
+        new = _free_name(target, os.path.basename(path))
+        try:
+            shutil.move(path, new)
+        except OSError as exc:
+            report.failed.append((path, exc.strerror or str(exc)))
+            continue
+        report.moved.append((path, new))
+    _follow_moves(lib, report.moved)
+    return report
+
+
+def _files_to_move(groups: Iterable[DuplicateGroup]) -> list[str]:
+    """The others of the exact and near groups; a file kept by any of the groups is never moved."""
+    groups = [g for g in groups if g.tier in ACTION_TIERS]
+    kept = {p for g in groups for p in g.kept()}
+    moving = dict.fromkeys(p for g in groups for p in g.others() if p not in kept)
+    return [p for p in moving if os.path.lexists(p)]
+
+
+def _free_name(folder: str, name: str) -> str:
+    stem, ext = os.path.splitext(name)
+    candidate, n = os.path.join(folder, name), 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = os.path.join(folder, f"{stem} ({n}){ext}")
+    return candidate
+
+
+def _follow_moves(lib: Library, moved: list[tuple[str, str]]) -> None:
+    """Files moved inside a library folder keep their catalog entry; the others are forgotten."""
+    from clipphotos.catalog import folder_prefix
+    folders = [(fid, folder_prefix(encode_path(path))) for fid, path, _ in lib.folders()]
+    inside = []
+    for old, new in moved:
+        raw = encode_path(new)
+        folder = next((fid for fid, prefix in folders if raw.startswith(prefix)), None)
+        photo = lib.catalog.photo_by_path(old)
+        if folder is not None and photo is not None:
+            inside.append((encode_path(old), raw, folder, photo))
+    if inside:
+        with lib.catalog.transaction() as db:
+            for old, new, folder, photo in inside:
+                st = os.stat(new)
+                lib.catalog.put_photo(db, new, folder, photo.content_id, st.st_size, st.st_mtime_ns)
+                lib.catalog.forget_paths(db, [old])
+    moved_inside = {os.fsdecode(old) for old, *_ in inside}
+    lib.forget(old for old, _ in moved if old not in moved_inside)
+
+
+def mark_not_duplicates(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]) -> int:
+    """Remember that these files are not duplicates of each other; returns how many pairs were stored.
+
+    Byte-identical files are remembered by path (kept on purpose, e.g. in two albums), the
+    others by content, so a moved file stays set apart.
+    """
+    photos = []
+    for path in paths:
+        photo = catalog.photo_by_path(path)
+        if photo is None:
+            raise FileNotFoundError(f"{os.fspath(path)} is not in the library")
+        photos.append(photo)
+    if len({p.path for p in photos}) < 2:
+        raise ValueError("name at least two different files of the library")
+    contents, copies = [], []
+    for i, a in enumerate(photos):
+        for b in photos[i + 1:]:
+            if a.content_id == b.content_id:
+                copies.append((encode_path(a.path), encode_path(b.path)))
+            else:
+                contents.append((a.hash, b.hash))
+    catalog.mark_distinct(contents, copies)
+    return len(contents) + len(copies)
+
+
+# -- signals of contents indexed before they were kept -----------------------------------
+
+
+def fill_missing_signals(catalog: Catalog, on_progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+    """Decode, once, the contents indexed before thumbnails were kept; returns how many were filled.
+
+    A file that cannot be read now is left for next time.
+    """
+    from clipphotos.loader import load_image
+    todo = catalog.contents_without_thumb()
+    filled: list[tuple[int, int, bytes]] = []
+    for n, (cid, path) in enumerate(todo, start=1):
+        try:
+            image = load_image(path, target=64).image
+        except Exception:  # noqa: BLE001 - unreadable now (or a decoder bug): costs this file, not the search
+            continue
+        filled.append((cid, perceptual_hash(image), grey_thumbnail(image)))
+        if len(filled) >= 256:
+            catalog.set_duplicate_signals(filled)
+            filled = []
+        on_progress(n, len(todo))
+    catalog.set_duplicate_signals(filled)
+    return len(todo)
