@@ -99,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _tag_commands(command("tag", "auto-tag photos with your own labels, review them, export XMP sidecars"))
 
+    p = command("dupes", "find exact copies, near-duplicates and similar shots; move the extra copies away safely")
+    p.add_argument("--tier", choices=["exact", "near", "similar"], help="only this tier (default: all three)")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--trash-others", action="store_true",
+                     help="send every exact/near group's files but the suggested keep to the system trash")
+    act.add_argument("--move-others", metavar="DIR", help="move them into this folder instead")
+    act.add_argument("--not-duplicates", nargs="+", metavar="PATH",
+                     help="these files are not duplicates of each other: never group them again")
+    p.add_argument("--yes", action="store_true", help="move without asking")
+
     p = command("folders", "list, add or remove the library's folders")
     p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
     p.add_argument("paths", nargs="*", metavar="FOLDER")
@@ -555,10 +565,95 @@ _TAG_ACTIONS = {"add": _tag_add, "remove": _tag_remove, "list": _tag_list, "run"
                 "accept": _tag_review, "reject": _tag_review, "show": _tag_show, "export-xmp": _tag_export}
 
 
+def cmd_dupes(args: argparse.Namespace) -> int:
+    from clipphotos.duplicates import TIERS
+    from clipphotos.library import Library
+    moving = args.trash_others or args.move_others
+    if moving and args.tier == "similar":
+        say("Similar shots are different photos: they are never moved away in bulk; choose them one by one.")
+        return EXIT_USAGE
+    with Library(args.library) as lib:
+        if args.not_duplicates:
+            return _dupes_set_apart(args, lib)
+        groups = lib.duplicates((args.tier,) if args.tier else TIERS, on_progress=_signal_progress())
+        if not moving:
+            emit(args, {"groups": [g.to_json() for g in groups]}, lambda: _print_dupes(groups))
+            return 0
+        return _dupes_move(args, lib, groups)
+
+
+def _signal_progress() -> Callable[[int, int], None]:
+    live = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        if live and (done == total or done % 50 == 0):
+            sys.stderr.write(f"\r\033[KReading photos indexed before duplicate detection: {done}/{total}"
+                             + ("\n" if done == total else ""))
+    return show
+
+
+def _dupes_set_apart(args: argparse.Namespace, lib) -> int:
+    try:
+        pairs = lib.mark_not_duplicates(args.not_duplicates)
+    except (FileNotFoundError, ValueError) as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+    emit(args, {"not_duplicates": args.not_duplicates, "pairs": pairs},
+         lambda: print(f"These {len(args.not_duplicates)} files will not be grouped together again."))
+    return 0
+
+
+def _dupes_move(args: argparse.Namespace, lib, groups: list) -> int:
+    from clipphotos.duplicates import ACTION_TIERS
+    groups = [g for g in groups if g.tier in ACTION_TIERS]
+    others = sorted({p for g in groups for p in g.others()})
+    where = "the trash" if args.trash_others else args.move_others
+    if others and not args.yes:
+        if not (sys.stdin.isatty() and not args.json):
+            say(f"clipphotos: {len(others)} files would move to {where}; nothing was moved. "
+                f"Add --yes to confirm (or run in a terminal to be asked).")
+            return EXIT_USAGE
+        _print_dupes(groups)
+        if input(f"Move {len(others)} files to {where}? [y/N] ").strip().lower() not in ("y", "yes"):
+            say("Nothing was moved.")
+            return 0
+    report = lib.trash_duplicates(groups) if args.trash_others else lib.move_duplicates(groups, args.move_others)
+
+    def human() -> None:
+        print(f"Moved {len(report.moved)} files to {where}; every group keeps its suggested file.")
+        for path, reason in report.failed:
+            print(f"  not moved: {path}: {reason}")
+    emit(args, {"groups": [g.to_json() for g in groups], **report.to_json()}, human)
+    return 1 if report.failed else 0
+
+
+_TIER_TITLES = {"exact": "Exact copies (byte-identical)", "near": "Near-duplicates (the same picture saved again)",
+                "similar": "Similar shots (moments apart: pick by hand, never moved in bulk)"}
+
+
+def _print_dupes(groups: list) -> None:
+    if not groups:
+        print("No duplicates found.")
+        return
+    for tier, title in _TIER_TITLES.items():
+        mine = [g for g in groups if g.tier == tier]
+        if mine:
+            print(f"{title}: {len(mine)} group{'s' if len(mine) > 1 else ''}")
+        for group in mine:
+            for n, f in enumerate(group.files):
+                size = f"{f.width}×{f.height} {f.format or '?'} {f.size / 1e6:.1f} MB"
+                print(f"  {'keep' if n == 0 else '    '}  {f.path}   ({size})")
+            print(f"        why: {'; '.join(group.reasons)}")
+    extra = sum(len(g.others()) for g in groups if g.tier != "similar")
+    if extra:
+        print(f"{extra} extra copies: `clipphotos dupes --trash-others` sends them to the trash "
+              f"(or `--move-others DIR`); `--not-duplicates PATH PATH…` sets files apart for good.")
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor, "backup": cmd_backup, "repair": cmd_repair,
     "index": cmd_index, "search": cmd_search, "status": cmd_status, "folders": cmd_folders, "demo": cmd_demo,
-    "watch": cmd_watch, "tag": cmd_tag,
+    "watch": cmd_watch, "tag": cmd_tag, "dupes": cmd_dupes,
 }
 
 
