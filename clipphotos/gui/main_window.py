@@ -25,6 +25,7 @@ from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvid
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
+from clipphotos.gui.tags_panel import TagsPanel
 from clipphotos.gui.widgets import hbox, vbox
 from clipphotos.gui.workers import Runner
 
@@ -150,6 +151,11 @@ class MainWindow(QMainWindow):
         self.sidebar.folderSelected.connect(self._folder_selected)
         self.sidebar.addFolderRequested.connect(self.choose_folder)
         self.sidebar.removeFolderRequested.connect(self.remove_folder)
+        self.tags_panel = TagsPanel(self.runner)      # labels, review, apply, export (clipphotos.tags)
+        self.sidebar.layout().addWidget(self.tags_panel, 1)
+        self.tags_panel.photoActivated.connect(desktop.open_file)
+        self.modelReady.connect(lambda: self.tags_panel.set_library(self.library))
+        self.indexingFinished.connect(lambda _report: self.tags_panel.reload_labels())
 
         centre = QWidget()
         centre.setObjectName("centre")
