@@ -41,14 +41,16 @@ if TYPE_CHECKING:
 TIERS = ("exact", "near", "similar")
 ACTION_TIERS = ("exact", "near")  # similar shots are different photos: never moved away
 
-# Near-duplicates. Aligned-thumbnail scores of true copies stay above ~0.64 in the quality
-# benchmark (bench/dupes_quality.py) and different photos of one subject below ~0.5.
+# Near-duplicates. In the quality benchmark (bench/dupes_quality.py, every pair of 750 files)
+# the aligned-thumbnail scores of copies stay above 0.62 (a burst of a brick wall; most are
+# above 0.7) and those of different photos below 0.57 (a near-symmetric flower and its mirror).
 NEAR_SCORE = 0.6
-NEAR_SCORE_WITH_CLIP = 0.52     # between the two, CLIP must agree
-CLIP_AGREES = 0.9
+NEAR_SCORE_WITH_CLIP = 0.55     # between the two, CLIP must agree (it cannot tell a mirror, so no lower)
+CLIP_AGREES = 0.95
 PHASH_BANDS = 3                 # a pair within 2 bits always shares a band
 LAYOUT_ZOOMS = (1.0, 1.1)       # also the centre: what a crop of the picture looks like
-LAYOUT_MIN = 0.8                # candidates less alike in layout are not aligned (copies: > 0.95)
+LAYOUT_MIN = 0.8                # candidates less alike in layout (copies: > 0.9)…
+PHASH_NEAR = 16                 # …and in pHash (copies: < 20 bits, mostly < 12) are not aligned
 LSH_BANDS, LSH_BITS = 48, 24    # layout signature bands (see _layout_pairs)
 EXACT_LAYOUTS = 2000            # up to this many pictures, every pair's layouts are compared
 BUCKET_CAP = 40                 # a pHash band or capture second shared by more is no evidence
@@ -123,6 +125,17 @@ class DuplicateGroup:
         members = sorted({f.content for f in self.files}) if self.tier != "exact" else sorted(f.path for f in self.files)
         digest = hashlib.blake2b("\n".join(members).encode("utf-8", "surrogateescape"), digest_size=8)
         return f"{self.tier}-{digest.hexdigest()}"
+
+    def with_keep(self, path: str) -> DuplicateGroup:
+        """The group with the file a person chose to keep first, and the reasons said for it.
+
+        (Each file's `similarity` stays measured against the suggested keep.)
+        """
+        chosen = next((f for f in self.files if f.path == path), None)
+        if chosen is None:
+            raise ValueError(f"{path} is not in this group")
+        others = [f for f in self.files if f is not chosen]
+        return DuplicateGroup(self.tier, (chosen, *others), tuple(keep_reasons(chosen, others)), self.differences)
 
     def kept(self) -> list[str]:
         """The keep and the files of its shot."""
@@ -210,6 +223,7 @@ class _LibraryView:
     # -- exact ---------------------------------------------------------------------------
 
     def exact_groups(self) -> list[DuplicateGroup]:
+        """Files sharing one content, less the pairs the user kept apart on purpose."""
         groups = []
         for photos in self.photos.values():
             if len(photos) < 2:
@@ -380,19 +394,29 @@ def candidate_pairs(phash: np.ndarray, thumbs: np.ndarray, taken: Sequence[str |
 
     Three sources: a shared pHash band (re-encodes, resizes, exposure edits), a shared band of
     the layout vector's random-hyperplane signature, also from each picture's zoomed centre
-    (crops, bursts), and one capture second (copies keep their EXIF). Pairs whose layouts
-    differ more than any copy's do are dropped before the costly alignment.
+    (crops, bursts), and one capture second (copies keep their EXIF). Of the pairs that do not
+    share a capture second, those whose layouts and pHashes both differ more than a copy's do
+    are dropped before the costly alignment.
     """
-    layouts = {zoom: layout_vectors(thumbs, zoom) for zoom in LAYOUT_ZOOMS}
-    found = [p for p in (_band_pairs(phash), _layout_pairs(layouts), _same_moment_pairs(taken)) if len(p)]
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.concatenate(found)
     n = len(thumbs)
-    codes = np.unique(np.minimum(pairs[:, 0], pairs[:, 1]) * n + np.maximum(pairs[:, 0], pairs[:, 1]))
+    layouts = {zoom: layout_vectors(thumbs, zoom) for zoom in LAYOUT_ZOOMS}
+    same_moment = _pair_codes(_same_moment_pairs(taken), n)
+    codes = np.unique(np.concatenate([_pair_codes(_band_pairs(phash), n), _pair_codes(_layout_pairs(layouts), n),
+                                      same_moment]))
     pairs = np.stack([codes // n, codes % n], axis=1)
+    alike = ((_layout_similarity(layouts, pairs) >= LAYOUT_MIN) | np.isin(codes, same_moment)
+             | (_hamming(phash[pairs[:, 0]], phash[pairs[:, 1]]) <= PHASH_NEAR))
+    return pairs[alike]
+
+
+def _pair_codes(pairs: np.ndarray, n: int) -> np.ndarray:
+    """One int per unordered pair of distinct items (i < j ↦ i·n + j)."""
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return pairs[_layout_similarity(layouts, pairs) >= LAYOUT_MIN]
+    return np.minimum(pairs[:, 0], pairs[:, 1]) * n + np.maximum(pairs[:, 0], pairs[:, 1])
+
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(np.bitwise_xor(a, b).view(np.uint64))
 
 
 def _layout_similarity(layouts: dict[float, np.ndarray], pairs: np.ndarray) -> np.ndarray:
