@@ -83,7 +83,7 @@ class DuplicateFile:
     mtime_ns: int
     companions: tuple[str, ...] = ()    # other files of its RAW shot, kept or moved with it
     copy_place: bool = False            # in a Downloads/WhatsApp/Edited/Backup… folder, or named "x (1)"
-    similarity: float | None = None     # to the keep's picture: 1 = same bytes, ~0.6 = edited copy
+    similarity: float | None = None     # to the keep's picture: 1 = the same, >= 0.6 a copy (near, similar)
     cropped: bool = False               # its picture shows noticeably less than the keep's
 
     @property
