@@ -373,7 +373,7 @@ class Indexer:
         try:
             # A RAW file goes to its decoder process by path, which is cheaper than its bytes.
             source = decode_path(f.path) if is_raw_path(f.path) else data
-            loaded = load_image(source, target=self.embedder.loaded.image_size)
+            loaded = load_image(source, target=self.embedder.decode_size)
             item.tensor = self.embedder.prepare(loaded.image)
             item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
                                     loaded.taken_at, loaded.camera, loaded.orientation,

