@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build ClipPhotos as one self-contained folder with PyInstaller (installer/clipphotos.spec).
 #
-#   bash installer/build.sh [--venv DIR] [--out DIR] [--torch-wheel FILE] [--cuda] [--no-install] [--tar]
+#   bash installer/build.sh [--venv DIR] [--out DIR] [--torch-wheel FILE]... [--cuda] [--no-install] [--tar]
 #
 # Linux and macOS (Windows: the same steps by hand, see installer/README.md). Nothing is
 # written into the checkout: the build venv, PyInstaller's work folder and the result go
@@ -9,17 +9,19 @@
 #   OUT/dist/ClipPhotos/clipphotos        the app (Linux; macOS: OUT/dist/ClipPhotos.app)
 #
 # The build venv gets PyInstaller, the project's dependencies (read from pyproject.toml) and,
-# on Linux and Windows, the CPU-only torch wheel, so the bundle carries no CUDA libraries:
-#   --torch-wheel FILE   a CPU torch wheel already on disk (when its index cannot be reached)
+# on Linux, the CPU-only torch wheels, so the bundle carries no CUDA libraries:
+#   --torch-wheel FILE   CPU wheels already on disk, when their index cannot be reached: torch's
+#                        and torchvision's (give it twice; PyPI's torchvision is built for CUDA
+#                        torch and does not import beside a CPU torch)
 #   --cuda               take torch from PyPI as it comes (CUDA on Linux: several GB more)
-#   --no-install         use the venv as it is (a second build takes minutes, not tens)
+#   --no-install         use the venv as it is (skips the installs)
 # The package itself is frozen from this checkout (the spec puts it first on the path).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT=/tmp/clipphotos-build
 VENV=""
-TORCH_WHEEL=""
+TORCH_WHEELS=()
 CUDA=0
 INSTALL=1
 TAR=0
@@ -27,11 +29,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --venv) VENV="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        --torch-wheel) TORCH_WHEEL="$2"; shift 2 ;;
+        --torch-wheel) TORCH_WHEELS+=("$2"); shift 2 ;;
         --cuda) CUDA=1; shift ;;
         --no-install) INSTALL=0; shift ;;
         --tar) TAR=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -46,10 +48,8 @@ if [ "$INSTALL" = 1 ]; then
     $NICE "$PY" -m pip install --upgrade pip pyinstaller
     if [ "$(uname -s)" = Darwin ] || [ "$CUDA" = 1 ]; then
         TORCH=(torch torchvision)                       # macOS wheels are CPU + MPS already
-    elif [ -n "$TORCH_WHEEL" ]; then
-        # torchvision's version must match: 2.13 -> 0.28, 2.12 -> 0.27, ... (minor - 2, +15)
-        minor="$(basename "$TORCH_WHEEL" | sed -E 's/^torch-2\.([0-9]+)\..*/\1/')"
-        TORCH=("$TORCH_WHEEL" "torchvision==0.$((minor + 15)).*")
+    elif [ ${#TORCH_WHEELS[@]} -gt 0 ]; then
+        TORCH=("${TORCH_WHEELS[@]}")
     else
         TORCH=(torch torchvision --index-url https://download.pytorch.org/whl/cpu)
     fi
@@ -61,12 +61,18 @@ import sys, tomllib
 print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))
 EOF
     # keep the torch just installed: pin it so the requirements do not swap it for PyPI's
-    pins="$("$PY" -c 'import torch, torchvision; print(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}")')"
+    pins="$("$PY" -c 'from importlib.metadata import version; [print(f"{d}=={version(d)}") for d in ("torch", "torchvision")]')"
     printf '%s\n' "$pins" > "$OUT/constraints.txt"
     $NICE "$PY" -m pip install -r "$OUT/requirements.txt" -c "$OUT/constraints.txt"
 fi
 
 "$PY" -c 'import PyInstaller, torch; print(f"PyInstaller {PyInstaller.__version__}, torch {torch.__version__} (CUDA: {torch.version.cuda})")'
+if ! "$PY" -c 'import torchvision, open_clip' 2> "$OUT/import-check.log"; then
+    tail -n 3 "$OUT/import-check.log" >&2
+    echo "build.sh: torchvision does not import in $VENV; its build must match torch's (CPU with CPU:" \
+         "both from the CPU index, or both wheels with --torch-wheel)" >&2
+    exit 1
+fi
 start=$(date +%s)
 (cd "$OUT" && $NICE "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath "$OUT/dist" --workpath "$OUT/work" "$REPO/installer/clipphotos.spec")

@@ -155,8 +155,9 @@ if run bash "$DIST/install-desktop-entry.sh" --uninstall && [ ! -e "$XDG_DATA_HO
 else fail "install-desktop-entry.sh --uninstall"; fi
 
 # -- what is in the bundle --------------------------------------------------------------------
-cuda="$(find "$DIST" \( -name 'libcudart*' -o -name 'libcublas*' -o -name 'libcudnn*' -o -name 'libnccl*' \) | head -3)"
-if [ -z "$cuda" ]; then pass "no CUDA libraries in the bundle"; else echo "NOTE  a CUDA bundle: $cuda"; fi
+# (torchvision's wheel vendors a small libcudart/libnvjpeg of its own, unused on the CPU: not counted)
+cuda="$(find "$DIST" \( -name 'libtorch_cuda*' -o -name 'libcublas*' -o -name 'libcudnn*' -o -name 'libnccl*' \) | head -3)"
+if [ -z "$cuda" ]; then pass "no CUDA libraries in the bundle (a CPU build)"; else echo "NOTE  a CUDA bundle: $cuda"; fi
 echo "Bundle: $(du -sh "$DIST" | cut -f1); largest parts:"
 du -s "$DIST"/_internal/* 2>/dev/null | sort -rn | head -8 | awk '{printf "      %6.0f MB  %s\n", $1 / 1024, $2}'
 
