@@ -23,7 +23,7 @@ DEMO_COUNT = 256
 TOY_MODEL_NOTE = (
     "This demo uses ClipPhotos' bundled toy model, trained only on pictures of coloured shapes: it "
     "knows 8 colours and 4 shapes and nothing else. For your own photos, run `clipphotos index FOLDER`, "
-    "which downloads a real CLIP model once (ViT-B-32-256, about 350 MB), or pass a local checkpoint "
+    "which downloads a real CLIP model once (ViT-B-32-256, about 600 MB), or pass a local checkpoint "
     "with --model NAME --weights FILE.")
 # (query, negative terms): what the walk-through searches for.
 SUGGESTED_QUERIES: list[tuple[str, list[str]]] = [

@@ -405,6 +405,7 @@ def test_dng_is_indexed_searched_and_thumbnailed(raw_library):
         assert max(thumb.size) == 256
 
 
+@pytest.mark.model_quality
 def test_raw_and_its_jpeg_are_one_result_listing_both_files(raw_library):
     lib, root, _ = raw_library
     results = lib.search("a blue square", limit=6)

@@ -20,6 +20,7 @@ def indexed(shapes_folder, tmp_path_factory) -> tuple[Library, Path, dict[str, d
     lib.close()
 
 
+@pytest.mark.model_quality
 def test_precision_at_5_for_every_class(indexed):
     lib, _, truth = indexed
     precisions = {}
@@ -40,6 +41,7 @@ def test_results_are_ranked_by_comparable_scores(indexed):
     assert all(-1.0 <= s <= 1.0 for s in scores)
 
 
+@pytest.mark.model_quality
 def test_negative_terms_push_matches_down(indexed):
     lib, _, truth = indexed
     plain = lib.search("a star", limit=15)
@@ -69,6 +71,7 @@ def test_image_from_outside_the_library(indexed, tmp_path, cli):
     assert colours.count("yellow") >= 2
 
 
+@pytest.mark.model_quality
 def test_subject_at_the_edge_of_a_panorama_is_found(tmp_path):
     """Letterboxing keeps the whole photo: a centre crop would cut these stars off."""
     import random
