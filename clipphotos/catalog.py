@@ -530,9 +530,9 @@ class Catalog:
 
     # -- duplicates ----------------------------------------------------------------------
 
-    def duplicate_signals(self) -> list[tuple[int, str, int | None, bytes | None, str | None]]:
-        """(content id, hash, pHash, grey thumbnail, taken_at) of every content, for grouping."""
-        return self.query("SELECT id, hash, phash, thumb, taken_at FROM contents ORDER BY id")
+    def duplicate_signals(self) -> list[tuple[int, str, int | None, bytes | None, str | None, str | None]]:
+        """(content id, hash, pHash, grey thumbnail, taken_at, camera) of every content, for grouping."""
+        return self.query("SELECT id, hash, phash, thumb, taken_at, camera FROM contents ORDER BY id")
 
     def contents_without_thumb(self) -> list[tuple[int, str]]:
         """(content id, one of its paths) of contents indexed before thumbnails were kept."""

@@ -51,6 +51,7 @@ PHASH_BANDS = 3                 # a pair within 2 bits always shares a band
 LAYOUT_ZOOMS = (1.0, 1.1)       # also the centre: what a crop of the picture looks like
 LAYOUT_MIN = 0.8                # candidates less alike in layout (copies: > 0.9)…
 PHASH_NEAR = 16                 # …and in pHash (copies: < 20 bits, mostly < 12) are not aligned
+NEAR_SECONDS = 10.0             # one capture: copies keep their EXIF time, burst frames are seconds apart
 LSH_BANDS, LSH_BITS = 48, 24    # layout signature bands (see _layout_pairs)
 EXACT_LAYOUTS = 2000            # up to this many pictures, every pair's layouts are compared
 BUCKET_CAP = 40                 # a pHash band or capture second shared by more is no evidence
@@ -176,6 +177,8 @@ class _Signals:
     taken: list[str | None]
     position: dict[int, int]        # content id → row
     row_of_hash: dict[str, int]
+    seconds: np.ndarray             # capture time (NaN: unknown)
+    camera: np.ndarray              # camera code (-1: unknown)
 
 
 def find_duplicates(catalog: Catalog, tiers: Iterable[str] = TIERS) -> list[DuplicateGroup]:
@@ -263,22 +266,36 @@ class _LibraryView:
             rows = [r for r in self.catalog.duplicate_signals() if r[2] is not None and r[3] is not None
                     and r[0] in self.photos]
             ids = np.array([r[0] for r in rows], dtype=np.int64)
+            seconds = np.array([_seconds(r[4]) for r in rows], dtype=np.float64)
+            cameras = {c: n for n, c in enumerate(sorted({r[5] for r in rows if r[5]}))}
             self._signals = _Signals(ids, [r[1] for r in rows], np.array([r[2] for r in rows], dtype=np.int64),
                                      thumbnails([r[3] for r in rows]), [r[4] for r in rows],
-                                     {int(c): n for n, c in enumerate(ids)}, {r[1]: n for n, r in enumerate(rows)})
+                                     {int(c): n for n, c in enumerate(ids)}, {r[1]: n for n, r in enumerate(rows)},
+                                     seconds, np.array([cameras.get(r[5], -1) for r in rows], dtype=np.int64))
         return self._signals
 
     def _verified(self, ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         """Each candidate pair's aligned-thumbnail score, or 0 where it is not a near-duplicate."""
         if len(pairs) == 0:
             return np.zeros(0, dtype=np.float32)
-        scores = self._align(pairs)
+        scores = self._align(pairs) * self._one_capture(pairs)
         accepted = scores >= NEAR_SCORE
         borderline = np.flatnonzero((scores >= NEAR_SCORE_WITH_CLIP) & ~accepted)
         if len(borderline):
             clip = self._clip_similarity(ids[pairs[borderline, 0]], ids[pairs[borderline, 1]])
             accepted[borderline[clip >= CLIP_AGREES]] = True
         return np.where(accepted, scores, 0.0)
+
+    def _one_capture(self, pairs: np.ndarray) -> np.ndarray:
+        """Could the pairs be one capture? Not with other cameras, nor times further apart than a burst.
+
+        Copies keep their EXIF (or lose it); two pictures that both say when and with what they
+        were taken, and say it differently, are different photos, however alike: similar shots.
+        """
+        sig = self.signals()
+        apart = np.abs(sig.seconds[pairs[:, 0]] - sig.seconds[pairs[:, 1]]) > NEAR_SECONDS   # NaN: False
+        a, b = sig.camera[pairs[:, 0]], sig.camera[pairs[:, 1]]
+        return ~(apart | ((a >= 0) & (b >= 0) & (a != b)))
 
     def _cannot_link(self, hashes: list[str]) -> list[tuple[int, int]]:
         if not self.distinct_contents:
@@ -601,12 +618,16 @@ def _bytes(size: int) -> str:
 
 
 def _seconds(taken_at: str | None) -> float | None:
+    """The capture time as seconds on the camera's own clock (no time zone), None if unknown."""
     if not taken_at:
         return None
     try:
-        return datetime.fromisoformat(taken_at).timestamp()
-    except ValueError:
+        return (datetime.fromisoformat(taken_at) - _EPOCH).total_seconds()
+    except (ValueError, TypeError):
         return None
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _library_model_id(catalog: Catalog) -> int | None:
