@@ -35,8 +35,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +62,8 @@ MIN_EXPECTED_OVERLAP = 2.0  # chance must share this many photos before exclusiv
 ECHO_COVER = 0.5            # a label firing on this share of another's photos may be its echo …
 ECHO_GAP = 0.5              # … if it scores below it there by this share of that label's own rise
 PRIOR_SCALE = 0.02          # margin (cosine units) that makes the prior rule 73 % sure
-ANCHOR_WEIGHT = 8.0         # a reviewed photo counts as this many unreviewed ones
+ANCHOR_WEIGHT = 1.0         # a reviewed photo's weight in its label's mixture (its side is known)
+REVIEW_COST = 3.0           # mistakes on unreviewed photos worth one reviewed photo on the right side
 FIT_SAMPLE = 4000           # photos a mixture is fitted on in a big library (see _fit_rows)
 RECALIBRATE_GROWTH = 0.25   # refit everything once the library grew or shrank by this share
 CHUNK = 8192
@@ -269,16 +270,21 @@ class Calibration:
     size: int                   # photos in the library when fitted
     accepted: int = 0
     rejected: int = 0
+    shift: float = 0.0          # how far the user's answers moved the threshold (see heed_answers)
 
     @property
     def method(self) -> str:
         return "prior rule" if self.mixture is None else "library mixture"
 
     def confidence(self, margin: np.ndarray) -> np.ndarray:
-        """P(label applies | margin): the mixture's posterior, else a logistic around the prior cut."""
+        """P(label applies | margin): the mixture's posterior, else a logistic around the prior cut.
+
+        Both move with the threshold, so "applies" and a confidence of at least 50 % agree.
+        """
+        margin = np.asarray(margin, dtype=np.float64)
         if self.mixture is None:
-            return 1.0 / (1.0 + np.exp(-(np.asarray(margin, dtype=np.float64) - self.threshold) / PRIOR_SCALE))
-        return self.mixture.posterior(margin)
+            return 1.0 / (1.0 + np.exp(np.clip(-(margin - self.threshold) / PRIOR_SCALE, -50, 50)))
+        return self.mixture.posterior(margin - self.shift)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -358,8 +364,33 @@ def calibrate_margin(label_id: int, phrases: list[str], rivals: list[int], margi
     threshold = mixture.threshold() if clear else None
     if threshold is None:
         mixture, threshold = None, 0.0
-    return Calibration(label_id, phrases, rivals, mixture, threshold, float(margin.mean()),
-                       float(margin.std()) or 1.0, len(margin), len(reviewed.accepted), len(reviewed.rejected))
+    mean, std = (float(margin.mean()), float(margin.std()) or 1.0) if len(margin) else (0.0, 1.0)
+    calibration = Calibration(label_id, phrases, rivals, mixture, threshold, mean, std, len(margin),
+                              len(reviewed.accepted), len(reviewed.rejected))
+    return heed_answers(calibration, margin[rows], counts, known) if (~np.isnan(known)).any() else calibration
+
+
+def heed_answers(calibration: Calibration, margin: np.ndarray, counts: np.ndarray,
+                 known: np.ndarray) -> Calibration:
+    """Move the threshold where the user's answers outweigh the mistakes the move risks.
+
+    Moving the cut away from where "yes" and "no" are equally likely costs, for every unreviewed
+    photo it passes, the chance that photo was on the right side (|2p − 1|); every reviewed photo
+    left on the wrong side costs REVIEW_COST. So an answer at the border moves the cut past it,
+    and an answer deep inside the other side (an odd photo, or a slip of the key) does not drag
+    the whole label along.
+    """
+    answered = ~np.isnan(known)
+    p, unanswered = calibration.confidence(margin), ~answered
+    candidates = np.unique(np.concatenate([[calibration.threshold], margin[answered],
+                                           np.nextafter(margin[answered], np.inf)]))
+    yes = margin[:, None] >= candidates[None, :]
+    risked = (np.where(yes, 1 - p[:, None], p[:, None])[unanswered] * counts[unanswered, None]).sum(axis=0)
+    wrong = (yes[answered] != (known[answered] == 1)[:, None]).sum(axis=0)
+    cost = risked + REVIEW_COST * wrong
+    best = candidates[np.lexsort((np.abs(candidates - calibration.threshold), cost))[0]]
+    move = float(best) - calibration.threshold
+    return replace(calibration, threshold=float(best), shift=calibration.shift + move)
 
 
 def decide(calibration: Calibration, margin: np.ndarray, reviewed: Reviewed = NO_REVIEWS) -> np.ndarray:
@@ -410,9 +441,13 @@ def echo_sources(j: int, decisions: np.ndarray, scores: Scores, trusted: Sequenc
     return out
 
 
-def calibrate_all(labels: Sequence[Label], scores: Scores,
-                  reviews: dict[int, Reviewed]) -> list[Calibration]:
-    """Every label's calibration: against generic prompts, then rivals where they are needed or help."""
+def calibrate_all(labels: Sequence[Label], scores: Scores, reviews: dict[int, Reviewed],
+                  only: Collection[int] | None = None) -> list[Calibration]:
+    """Every label's calibration: against generic prompts, then rivals where they are needed or help.
+
+    Rivals depend on every label's first decisions, but only the labels in `only` (ids; all by
+    default) are taken further: the others keep their first calibration, to be ignored.
+    """
     def fit(j: int, rivals: list[int]) -> Calibration:
         margin = scores.margin(j, rivals)
         return calibrate_margin(labels[j].id, labels[j].phrases(), [labels[k].id for k in rivals], margin,
@@ -425,6 +460,9 @@ def calibrate_all(labels: Sequence[Label], scores: Scores,
     trusted = [c.mixture is not None for c in plain]
     out = []
     for j, exclusive in enumerate(exclusive_rivals(first)):
+        if only is not None and labels[j].id not in only:
+            out.append(plain[j])
+            continue
         echoes = echo_sources(j, first, scores, trusted)
         best = fit(j, echoes) if echoes else plain[j]
         extra = [k for k in exclusive if k not in echoes]
@@ -639,15 +677,18 @@ class Labels:
         return Scores(np.concatenate(keys), np.concatenate(label_s), bg.max(axis=1), bg.argmax(axis=1))
 
     def _prototypes(self, labels: list[Label]) -> np.ndarray:
-        return np.stack([self._words(label) for label in labels]) if labels else np.zeros((0, 1), np.float32)
+        if not labels:
+            return np.zeros((0, self.library.embedder.dim), np.float32)
+        return np.stack([self._words(label) for label in labels])
 
-    def _calibrate(self, labels: list[Label]) -> tuple[Scores, dict[int, Reviewed], list[Calibration]]:
+    def _calibrate(self, labels: list[Label], only: Collection[int] | None = None
+                   ) -> tuple[Scores, dict[int, Reviewed], list[Calibration]]:
         """The whole library scored for the labels, their reviews as rows, and their calibrations."""
         ids = np.array(sorted(self.catalog.vector_ids(self.library.model_id)), dtype=np.int64)
         scores = self._score(ids, self._prototypes(labels))
         reviews = {label_id: Reviewed(_rows_of(scores.ids, acc), _rows_of(scores.ids, rej))
                    for label_id, (acc, rej) in self._reviews().items()}
-        return scores, reviews, calibrate_all(labels, scores, reviews)
+        return scores, reviews, calibrate_all(labels, scores, reviews, only)
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -681,7 +722,7 @@ class Labels:
         chosen = {self.get(n).id for n in names} if names is not None else {label.id for label in labels}
         scope = self._scope(folder, paths)
         whole = folder is None and paths is None
-        scores, reviews, calibrations = self._calibrate(labels)
+        scores, reviews, calibrations = self._calibrate(labels, chosen)
         rows = _rows_of(scores.ids, {cid for _, cid in scope})
         columns = {label.id: j for j, label in enumerate(labels)}
         with self.catalog.transaction() as db:
@@ -788,7 +829,7 @@ class Labels:
         labels = self.all()
         label = self.get(name)
         scope = self._scope(folder, paths)
-        scores, reviews, calibrations = self._calibrate(labels)
+        scores, reviews, calibrations = self._calibrate(labels, {label.id})
         j = next(i for i, lab in enumerate(labels) if lab.id == label.id)
         cal = calibrations[j]
         columns = {lab.id: i for i, lab in enumerate(labels)}
