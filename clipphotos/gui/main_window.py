@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWi
                                QWidget)
 
 from clipphotos.gui import desktop, library_jobs
+from clipphotos.gui.duplicates_view import DuplicatesView
 from clipphotos.gui.library_jobs import AppSettings, Browse, Opened
 from clipphotos.gui.model_choices import ModelRequest
 from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
@@ -156,6 +157,10 @@ class MainWindow(QMainWindow):
         self.tags_panel.photoActivated.connect(desktop.open_file)
         self.modelReady.connect(lambda: self.tags_panel.set_library(self.library))
         self.indexingFinished.connect(lambda _report: self.tags_panel.reload_labels())
+        self.duplicates = DuplicatesView(self.runner)   # exact, near, similar groups (clipphotos.duplicates)
+        self.sidebar.duplicatesSelected.connect(self.show_duplicates)
+        self.libraryOpened.connect(lambda: self.duplicates.set_library(self.library))
+        self.duplicates.libraryChanged.connect(self.refresh)
 
         centre = QWidget()
         centre.setObjectName("centre")
@@ -220,9 +225,12 @@ class MainWindow(QMainWindow):
         self.preview.showInFolderRequested.connect(desktop.show_in_folder)
         self.preview.moreLikeThisRequested.connect(self.more_like_this)
 
+        self.pages = QStackedWidget()             # the photos (centre), or the duplicates view
+        self.pages.addWidget(centre)
+        self.pages.addWidget(self.duplicates)
         self.splitter = QSplitter()
         self.splitter.setHandleWidth(1)
-        for i, w in enumerate((self.sidebar, centre, self.preview)):
+        for i, w in enumerate((self.sidebar, self.pages, self.preview)):
             self.splitter.addWidget(w)
             self.splitter.setCollapsible(i, i == 2)
         self.splitter.setStretchFactor(1, 1)
@@ -359,6 +367,7 @@ class MainWindow(QMainWindow):
             self.runner.submit(old.close, on_failed=lambda exc: None)
         self.settings = opened.settings
         self.provider.set_cache(opened.library.thumbnails)
+        self.duplicates.set_library(self.library)
 
     # -- folders -------------------------------------------------------------------------
 
@@ -410,7 +419,16 @@ class MainWindow(QMainWindow):
         self.runner.submit(remove, on_done=lambda _r: self.refresh())
 
     def _folder_selected(self, folder: str | None) -> None:
+        if self.pages.currentWidget() is self.duplicates:
+            self.pages.setCurrentIndex(0)
+            if self.stack.currentIndex() != self.PAGE_VIEWER:
+                self.preview.setVisible(bool(self.status.get("photos")))
         self.search.set_folder(folder)
+
+    def show_duplicates(self) -> None:
+        """The Duplicates view in the centre (it looks for groups each time it is shown)."""
+        self.preview.hide()
+        self.pages.setCurrentWidget(self.duplicates)
 
     # -- watching: indexing in the background ------------------------------------------
 
@@ -553,7 +571,7 @@ class MainWindow(QMainWindow):
 
     def _apply_status(self, status: dict) -> None:
         self.status = status
-        if self.stack.currentIndex() != self.PAGE_VIEWER:
+        if self.stack.currentIndex() != self.PAGE_VIEWER and self.pages.currentWidget() is not self.duplicates:
             self.preview.setVisible(bool(status.get("photos")))   # an empty library needs no preview
         self.sidebar.set_folders(status.get("folder_details", []), status.get("photos", 0))
         self.search.set_folders(status.get("folders", []))

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QToolButton, QTre
 from clipphotos.gui.widgets import hbox, vbox
 
 ALL_PHOTOS = ""          # the key of the "All photos" row (a folder row's key is its path)
+DUPLICATES = "\0duplicates"   # the key of the "Duplicates" row (never a path)
 KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -25,6 +26,7 @@ def _key(item: QTreeWidgetItem) -> str | None:
 
 class Sidebar(QWidget):
     folderSelected = Signal(object)         # a folder path, or None for all photos
+    duplicatesSelected = Signal()           # the "Duplicates" row was chosen
     addFolderRequested = Signal()
     removeFolderRequested = Signal(str)
 
@@ -50,6 +52,8 @@ class Sidebar(QWidget):
 
         self.library = self.add_section("Library")
         self.all_item = self._row(self.library, "All photos", ALL_PHOTOS, icons.get("photos"))
+        self.tidy = self.add_section("Tidy up")
+        self.duplicates_item = self._row(self.tidy, "Duplicates", DUPLICATES, icons.get("duplicates"))
 
         buttons = hbox(margins=(10, 6, 10, 0), spacing=4)
         self.add_button = QToolButton()
@@ -116,6 +120,8 @@ class Sidebar(QWidget):
                 font.setItalic(True)
                 item.setFont(0, font)
         self.tree.blockSignals(False)
+        if self.duplicates_item.isSelected():
+            return
         self.select_folder(selected, notify=selected is not None and selected not in
                            [d["path"] for d in details])
 
@@ -123,7 +129,8 @@ class Sidebar(QWidget):
 
     def selected_folder(self) -> str | None:
         items = self.tree.selectedItems()
-        return (_key(items[0]) or None) if items else None
+        key = _key(items[0]) if items else None
+        return None if key == DUPLICATES else (key or None)
 
     def select_folder(self, path: str | None, notify: bool = False) -> None:
         target = self.all_item
@@ -141,6 +148,10 @@ class Sidebar(QWidget):
         folder = self.selected_folder()
         if not self.tree.selectedItems():
             self.all_item.setSelected(True)
+            return
+        if self.duplicates_item.isSelected():
+            self.remove_button.setEnabled(False)
+            self.duplicatesSelected.emit()
             return
         self.remove_button.setEnabled(folder is not None)
         self.folderSelected.emit(folder)
