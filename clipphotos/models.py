@@ -79,7 +79,14 @@ class LoadedModel:
 
 
 def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloaded weights (respects HF_HOME / HF_HUB_CACHE)."""
+    """Where huggingface_hub keeps downloaded weights (respects HF_HUB_CACHE / HF_HOME).
+
+    Read from the environment on each call: huggingface_hub freezes its own copy at import.
+    """
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     from huggingface_hub import constants
     return Path(constants.HF_HUB_CACHE)
 
@@ -178,7 +185,7 @@ def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
     candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
     for candidate in candidates:
         try:
-            return Path(hf_hub_download(repo, candidate, local_files_only=True))
+            return Path(hf_hub_download(repo, candidate, local_files_only=True, cache_dir=hub_cache_dir()))
         except Exception:  # not cached: try the next name, then the network
             pass
     if not download or not _hub_reachable():
@@ -190,7 +197,7 @@ def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
     last: Exception | None = None
     for candidate in candidates:
         try:
-            return Path(hf_hub_download(repo, candidate))  # prints its own progress bar on stderr
+            return Path(hf_hub_download(repo, candidate, cache_dir=hub_cache_dir()))  # prints its own progress bar on stderr
         except Exception as exc:
             last = exc
     raise ModelUnavailable(f"Downloading {name} ({tag}) from {repo} failed: {last}")

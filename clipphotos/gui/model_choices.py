@@ -107,8 +107,10 @@ class DownloadCancelled(Exception):
 def cached_weights(choice: ModelChoice) -> Path | None:
     """The weights' file if the hub cache already holds it (no network)."""
     from huggingface_hub import try_to_load_from_cache
+
+    from clipphotos.models import hub_cache_dir
     for filename in HUB_FILES:
-        found = try_to_load_from_cache(choice.hub_repo, filename)
+        found = try_to_load_from_cache(choice.hub_repo, filename, cache_dir=hub_cache_dir())
         if isinstance(found, str):
             return Path(found)
     return None
@@ -124,7 +126,7 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
     """
     from huggingface_hub import constants, hf_hub_download
 
-    from clipphotos.models import ModelUnavailable, _hub_reachable, resolve_pretrained
+    from clipphotos.models import ModelUnavailable, _hub_reachable, hub_cache_dir, resolve_pretrained
     found = cached_weights(choice)
     if found is not None:
         return found
@@ -169,7 +171,8 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
             try:
                 # The endpoint `_hub_reachable` probed (HF_ENDPOINT, a mirror), else the hub's own.
                 return Path(hf_hub_download(choice.hub_repo, filename, tqdm_class=_Bar,  # type: ignore[arg-type]
-                                            endpoint=os.environ.get("HF_ENDPOINT") or None))
+                                            endpoint=os.environ.get("HF_ENDPOINT") or None,
+                                            cache_dir=hub_cache_dir()))
             except DownloadCancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 - this name is missing: try the next one
