@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipphotos.thumbnails import THUMB_SIZE
 from clipphotos import raw
 from clipphotos.loader import UnreadableImage, is_supported, load_image
 from clipphotos.shapes import ShapeSpec, draw_shape
@@ -402,7 +403,8 @@ def test_dng_is_indexed_searched_and_thumbnailed(raw_library):
     assert (photo.format, photo.width, photo.height) == ("DNG", 480, 320)
     assert (photo.taken_at, photo.camera) == ("2021-06-05T14:03:02", "Canon EOS 80D")
     with Image.open(lib.thumbnails.ensure(photo.hash, photo.path)) as thumb:
-        assert max(thumb.size) == 256
+        # from the indexer's own decode when that is sharp enough for a 256-px thumbnail
+        assert 0.85 * THUMB_SIZE <= max(thumb.size) <= THUMB_SIZE
 
 
 @pytest.mark.model_quality
