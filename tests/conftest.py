@@ -111,3 +111,21 @@ def cli(capsys):
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
     return run
+
+
+@pytest.fixture
+def tmp_trash(tmp_path: Path, monkeypatch):
+    """The system trash inside tmp_path. Send2Trash reads XDG_DATA_HOME when it is imported, so
+    it is imported afresh here, and sys.modules is put back afterwards (other tests' trash must not
+    land in this one)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+    def ours() -> dict:
+        return {k: v for k, v in sys.modules.items() if k.split(".")[0] == "send2trash"}
+    saved = ours()
+    for name in saved:
+        del sys.modules[name]
+    yield tmp_path / "xdg" / "Trash"
+    for name in ours():
+        del sys.modules[name]
+    sys.modules.update(saved)

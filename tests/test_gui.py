@@ -122,9 +122,9 @@ def test_keyboard_opens_steps_through_and_leaves_the_viewer(qtbot, open_window, 
     assert window.search.field.hasFocus()
 
 
-def test_delete_moves_the_photo_to_the_trash_and_out_of_the_library(qtbot, open_window, tmp_path, monkeypatch):
+def test_delete_moves_the_photo_to_the_trash_and_out_of_the_library(qtbot, open_window, tmp_path, monkeypatch,
+                                                                   tmp_trash):
     from clipphotos.shapes import write_library
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))   # the trash lives in tmp
     folder = tmp_path / "photos"
     write_library(folder, 8, seed=5)
     from clipphotos.library import Library

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import clipphotos.gui  # noqa: F401 - first: keeps None/True/False alive under PySide6 6.12 on Python < 3.12
@@ -34,23 +33,6 @@ def dup_library(tmp_path: Path):
     yield lib, {"exact": (str(first.resolve()), str(exact.resolve())),
                 "near": (str(second.resolve()), str(near.resolve()))}
     lib.close()
-
-
-@pytest.fixture
-def tmp_trash(tmp_path: Path, monkeypatch):
-    """The trash in tmp: Send2Trash reads XDG_DATA_HOME when imported, so import it afresh here,
-    and leave sys.modules as it was (other tests' own trash must not land in this one)."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-
-    def ours() -> dict:
-        return {k: v for k, v in sys.modules.items() if k.split(".")[0] == "send2trash"}
-    saved = ours()
-    for name in saved:
-        del sys.modules[name]
-    yield tmp_path / "xdg" / "Trash"
-    for name in ours():
-        del sys.modules[name]
-    sys.modules.update(saved)
 
 
 def open_view(qtbot, lib) -> DuplicatesView:

@@ -1,0 +1,365 @@
+"""Auto-tagging with the shapes model on freshly drawn pictures: quality, reviews, new photos, CLI, XMP, GUI."""
+from __future__ import annotations
+
+import hashlib
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipphotos.catalog import decode_path
+from clipphotos.library import Library
+from clipphotos.shapes import COLOURS, SHAPES, write_library
+from clipphotos.tags import (NO_REVIEWS, Mixture, Reviewed, best_mixture, calibrate_margin, decide,
+                             exclusive_rivals)
+from clipphotos.xmp import sidecar_path
+from conftest import MODEL_ARGS, REPO, shapes_spec
+
+sys.path.insert(0, str(REPO / "bench"))
+from tag_quality import LABELS, indexed_library, quality, review_effect, tag_all, truth_of  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory) -> tuple[Library, dict[str, set[str]], Path]:
+    """256 freshly drawn pictures (a seed unseen in training), indexed and tagged with 12 labels."""
+    folder = tmp_path_factory.mktemp("tag-photos") / "drawn"
+    truth = truth_of(folder, write_library(folder, 256, seed=20261206))
+    lib = Library(tmp_path_factory.mktemp("tag-lib"), model=shapes_spec())
+    lib.index_folders([folder])
+    tag_all(lib)
+    yield lib, truth, folder
+    lib.close()
+
+
+@pytest.fixture
+def copy_of(tagged, tmp_path):
+    """A separate library with the same photos, labels and tags, for tests that change things."""
+    lib, truth, folder = tagged
+    root = tmp_path / "copy"
+    lib.catalog.backup(root / "catalog.sqlite3")
+    copy = Library(root, model=shapes_spec())
+    yield copy, truth, folder
+    copy.close()
+
+
+# -- quality ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("names", [
+    pytest.param(tuple(COLOURS), id="colours"),
+    pytest.param(SHAPES, id="shapes", marks=pytest.mark.model_quality),
+])
+def test_every_label_reaches_f1_0_9(tagged, names):
+    lib, truth, _ = tagged
+    tags = lib.labels.tags_of()
+    f1 = {name: round(quality(tags, truth, name).f1, 3) for name in names}
+    assert min(f1.values()) >= 0.9, f1
+
+
+@pytest.mark.model_quality
+def test_labels_are_not_mutually_exclusive(tagged):
+    lib, truth, _ = tagged
+    tags = lib.labels.tags_of()
+    both = sum(truth[p] <= set(tags[p]) for p in truth)
+    assert both >= 0.85 * len(truth)
+
+
+@pytest.mark.model_quality
+def test_calibration_differs_per_label_and_uses_rivals_only_where_exclusive(tagged):
+    lib, _, _ = tagged
+    infos = {i.name: i for i in lib.labels.info()}
+    thresholds = {round(i.threshold, 3) for i in infos.values()}
+    assert len(thresholds) > 6                          # one cut per label, not one global cutoff
+    for shape in SHAPES:
+        assert not set(infos[shape].rivals) & set(COLOURS)   # a colour never competes with a shape
+    for colour in COLOURS:
+        assert not set(infos[colour].rivals) & set(SHAPES)
+
+
+@pytest.mark.parametrize("names", [
+    pytest.param(tuple(COLOURS), id="colours"),
+    pytest.param(SHAPES, id="shapes", marks=pytest.mark.model_quality),
+])
+@pytest.mark.parametrize("uncertain", [True, False], ids=["least-sure", "most-confident"])
+def test_reviewing_five_photos_never_makes_a_label_worse(tagged, names, uncertain):
+    lib, truth, _ = tagged
+    changes = {}
+    for name in names:
+        before, after, picked = review_effect(lib, truth, name, k=5, uncertain=uncertain)
+        assert len(picked) == 5
+        changes[name] = (round(before.f1, 3), round(after.f1, 3))
+    assert all(after >= before for before, after in changes.values()), changes
+    assert not any(lib.catalog.query("SELECT 1 FROM tag_reviews"))   # review_effect forgot its answers
+
+
+def test_a_label_that_fits_no_photo_tags_nothing(tmp_path):
+    lib, truth = indexed_library(tmp_path / "no-red", tmp_path / "lib", 128, 20261207, shapes_spec(),
+                                 drop_colour="red")
+    with lib:
+        tags = tag_all(lib)
+        assert sum("red" in t for t in tags.values()) <= 1
+        assert quality(tags, truth, "orange").f1 >= 0.9    # the close colour is not disturbed
+
+
+def test_decisions_explain_themselves(tagged):
+    lib, truth, _ = tagged
+    top = lib.labels.suggestions("purple", limit=40)
+    assert [d.confidence for d in top] == sorted((d.confidence for d in top), reverse=True)
+    best = top[0]
+    assert best.applies and best.confidence > 0.9 and "purple" in truth[best.path]
+    assert best.margin == pytest.approx(best.score - best.rival_score)
+    text = best.explain()
+    for part in (f"{best.score:.3f}", f"{best.threshold:+.3f}", f"{best.margin:+.3f}", best.rival):
+        assert part in text
+    data = best.to_json()
+    assert {"path", "confidence", "score", "margin", "threshold", "z", "rival", "explanation"} <= set(data)
+
+
+# -- reviews, new photos, search --------------------------------------------------------------
+
+
+def test_the_users_answers_stick(copy_of):
+    lib, truth, _ = copy_of
+    red = next(p for p, t in truth.items() if "red" in t)
+    blue = next(p for p, t in truth.items() if "blue" in t)
+    lib.labels.review("red", [red], False)
+    lib.labels.review("red", [blue], True)
+    tags = lib.labels.run().tags
+    assert "red" not in tags[red] and "red" in tags[blue]
+    shown = {d.path: d for d in lib.labels.decisions("red", paths=[red, blue])}
+    assert shown[red].review == "rejected" and not shown[red].applies
+    assert shown[blue].review == "accepted" and shown[blue].applies
+    assert dict(lib.labels.photos("red"))[blue] == 1.0
+
+
+def test_new_photos_are_tagged_as_they_are_indexed(copy_of, tmp_path):
+    lib, truth, _ = copy_of
+    before = lib.labels.tags_of()
+    more = tmp_path / "new-card"
+    new_truth = truth_of(more, write_library(more, 32, seed=20261208))
+    lib.index_folders([more])
+    after = lib.labels.tags_of()
+    assert {p: after[p] for p in before} == before              # the library's tags stay put
+    new_tags = {p: after[p] for p in new_truth}
+    assert all(quality(new_tags, new_truth, name).f1 >= 0.85 for name in COLOURS)
+
+
+
+
+
+def test_search_filters_by_tag(tagged, cli):
+    lib, truth, _ = tagged
+    results = lib.search("a shape", tag="Purple", limit=50)
+    assert len(results) >= 25
+    assert sum("purple" in truth[r.path] for r in results) >= len(results) - 1
+    assert lib.search("a shape", tag="no such label") == []
+    r = cli("search", "a photo of something", "--tag", "green", "--limit", "10", "--library", lib.root,
+            *MODEL_ARGS, "--json")
+    assert r.code == 0, r.err
+    assert len(r.json["results"]) == 10 and sum("green" in truth[x["path"]] for x in r.json["results"]) >= 9
+
+
+# -- the command line and XMP -----------------------------------------------------------------
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+
+
+
+def test_tag_commands_end_to_end(tmp_path, cli):
+    folder = tmp_path / "photos"
+    truth = truth_of(folder, write_library(folder, 96, seed=20261209))
+    originals = _digest(folder)
+    lib = ["--library", tmp_path / "lib", *MODEL_ARGS]
+    assert cli("index", folder, *lib, "--json").code == 0
+    r = cli("tag", "add", "red", *lib, "--json")
+    assert r.code == 0 and r.json["label"] == "red"
+    r = cli("tag", "add", "greens", "--prompt", "a green shape", "--prompt", "something green", *lib, "--json")
+    assert r.json["prompts"] == ["a green shape", "something green"]
+    r = cli("tag", "run", *lib, "--json")
+    assert r.code == 0, r.err
+    tags = r.json["tags"]
+    assert set(tags) == set(truth)
+    assert quality(tags, truth, "red").f1 >= 0.9
+    assert quality({p: ["green" if t == "greens" else t for t in ts] for p, ts in tags.items()}, truth,
+                   "green").f1 >= 0.9
+    r = cli("tag", "list", *lib, "--json")
+    assert [(x["name"], x["tagged"]) for x in r.json["labels"]] == [
+        ("greens", sum("greens" in t for t in tags.values())), ("red", sum("red" in t for t in tags.values()))]
+
+    not_red = next(p for p, t in truth.items() if "red" not in t)
+    red = next(p for p, t in truth.items() if "red" in t)
+    r = cli("tag", "reject", "red", red, *lib, "--json")
+    assert r.code == 0 and r.json["answer"] == "rejected"
+    r = cli("tag", "accept", "red", not_red, *lib, "--json")
+    assert r.code == 0 and r.json["calibration"]["accepted"] == 1
+    r = cli("tag", "show", "red", "--limit", "5", *lib, "--json")
+    assert len(r.json["suggestions"]) == 5 and "threshold" in r.json["suggestions"][0]["explanation"]
+    assert cli("tag", "show", "nonexistent", *lib).code == 2
+    assert cli("tag", "accept", "red", tmp_path / "not-a-photo.jpg", *lib).code == 2
+
+    r = cli("tag", "export-xmp", *lib, "--json")
+    assert r.code == 0 and len(r.json["written"]) > 0
+    written = {p: Path(p).read_bytes() for p in r.json["written"]}
+    root = ET.fromstring(written[str(sidecar_path(not_red))])
+    subject = [li.text for li in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li")]
+    assert "red" in subject
+    r = cli("tag", "export-xmp", *lib, "--json")
+    assert r.json["written"] == [] and r.json["unchanged"] == len(written)
+    assert all(Path(p).read_bytes() == data for p, data in written.items())
+    assert {p: d for p, d in _digest(folder).items() if not p.endswith(".xmp")} == originals
+
+    r = cli("tag", "remove", "greens", *lib, "--json")
+    assert r.json["removed"] is True
+    r = cli("tag", "export-xmp", "--folder", folder, *lib, "--json")
+    assert r.json["written"] and all("greens" not in Path(p).read_text() for p in r.json["written"])
+
+
+def test_run_on_a_folder_only_tags_that_folder(copy_of):
+    lib, truth, folder = copy_of
+    sub = next(p for p in folder.iterdir() if p.is_dir())
+    lib.catalog.query("DELETE FROM tags")
+    result = lib.labels.run(folder=sub)
+    inside = {p for p in truth if p.startswith(str(sub.resolve()) + "/")}
+    assert set(result.tags) == inside
+    assert {p for p, t in lib.labels.tags_of().items() if t} <= inside
+
+
+def test_labels_in_an_empty_library(tmp_path):
+    with Library(tmp_path / "lib", model=shapes_spec()) as lib:
+        assert lib.labels.run().to_json() == {"tags": {}, "labels": {}, "photos": 0, "tagged": 0}
+        assert lib.labels.add("  Red   car ").name == "Red car"
+        assert lib.labels.add("red CAR", ["a red car"]).prompts == ("a red car",)   # the same label
+        assert [label.name for label in lib.labels.all()] == ["Red car"]
+        assert lib.labels.run().labels["Red car"]["method"] == "prior rule"
+        assert lib.labels.suggestions("red car") == []
+        with pytest.raises(ValueError):
+            lib.labels.add(" ")
+        assert lib.labels.remove("RED CAR") and lib.labels.all() == []
+
+
+# -- the statistics on their own ---------------------------------------------------------------
+
+
+def test_mixture_finds_the_valley_between_two_populations():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(-0.05, 0.02, 900), rng.normal(0.08, 0.02, 100)])
+    m = best_mixture(x)
+    assert m is not None and m.separation > 4
+    assert 0.0 < m.threshold() < 0.05
+    assert m.weights[-1] == pytest.approx(0.1, abs=0.02)
+    p = m.posterior(np.linspace(-0.2, 0.3, 50))
+    assert np.all(np.diff(p) >= 0)                      # more margin is never less confident
+
+
+def test_one_population_falls_back_to_the_prior_rule():
+    x = np.random.default_rng(2).normal(-0.06, 0.02, 500)
+    cal = calibrate_margin(1, ["x"], [], x, NO_REVIEWS)
+    assert cal.mixture is None and cal.threshold == 0.0 and cal.method == "prior rule"
+    assert decide(cal, x).sum() == (x >= 0).sum() <= 2
+
+
+def test_negatives_of_several_kinds_do_not_hide_the_label():
+    """For "orange", red photos score higher than blue ones: the "no" side takes two components."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(-0.4, 0.05, 600), rng.normal(0.1, 0.05, 150), rng.normal(0.45, 0.04, 100)])
+    m = best_mixture(x)
+    assert m is not None and len(m.means) >= 3
+    assert 0.2 < m.threshold() < 0.4
+
+
+def test_a_top_that_loses_to_the_generic_prompts_is_no_population():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.normal(-0.3, 0.03, 400), rng.normal(-0.1, 0.03, 100)])
+    cal = calibrate_margin(1, ["x"], [], x, NO_REVIEWS)
+    assert cal.mixture is None and not decide(cal, x).any()
+
+
+def test_a_big_library_is_fitted_on_a_sample_that_keeps_a_rare_label():
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(-0.05, 0.03, 60000), rng.normal(0.1, 0.02, 120)])
+    cal = calibrate_margin(1, ["x"], [], x, NO_REVIEWS)
+    yes = decide(cal, x)
+    assert yes[-120:].sum() >= 110 and yes[:-120].sum() <= 10
+
+
+def test_answers_move_the_threshold_only_where_they_are_worth_it():
+    rng = np.random.default_rng(3)
+    x = np.sort(np.concatenate([rng.normal(0.0, 0.03, 300), rng.normal(0.1, 0.03, 60)]))
+    plain = calibrate_margin(1, ["x"], [], x, NO_REVIEWS)
+    border = int(np.searchsorted(x, plain.threshold)) + 1          # just above the cut: "yes" so far
+    deep = len(x) - 5                                              # among the surest "yes" photos
+    moved = calibrate_margin(1, ["x"], [], x, Reviewed(np.zeros(0, np.int64), np.array([border])))
+    assert moved.threshold > x[border] and not decide(moved, x)[border]
+    assert moved.confidence(np.array([moved.threshold]))[0] == pytest.approx(0.5, abs=0.02)
+    kept = calibrate_margin(1, ["x"], [], x, Reviewed(np.zeros(0, np.int64), np.array([deep])))
+    assert kept.threshold == pytest.approx(plain.threshold, abs=0.01)   # one odd answer does not drag the label
+    yes = decide(kept, x, Reviewed(np.zeros(0, np.int64), np.array([deep])))
+    assert not yes[deep] and yes[deep - 1]                             # … yet that photo keeps its answer
+
+
+def test_rivals_are_labels_that_never_apply_together():
+    rng = np.random.default_rng(4)
+    colour = rng.integers(0, 2, 400)      # red or blue, never both
+    shape = rng.integers(0, 2, 400)       # star or not, independent of colour
+    decisions = np.stack([colour == 0, colour == 1, shape == 1], axis=1)
+    assert exclusive_rivals(decisions) == [[1], [0], []]
+
+
+def test_mixture_survives_json():
+    from clipphotos.tags import Calibration
+    cal = Calibration(3, ["red"], [4], Mixture((0.9, 0.1), (-0.05, 0.08), (0.02, 0.03), 1), 0.01, -0.03, 0.05, 500)
+    assert Calibration.from_json(cal.to_json()) == cal
+
+
+# -- the GUI panel ------------------------------------------------------------------------------
+
+
+def test_tags_panel_creates_reviews_applies_and_exports(copy_of, qtbot):
+    pytest.importorskip("PySide6")
+    from PySide6.QtCore import Qt
+
+    from clipphotos.gui.tags_panel import TagsPanel, parse_label
+    lib, truth, folder = copy_of
+    assert parse_label("receipts: a shopping receipt; a scanned invoice") == (
+        "receipts", ["a shopping receipt", "a scanned invoice"])
+    panel = TagsPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_library(lib)
+    qtbot.waitUntil(lambda: panel.labels.count() == len(LABELS), timeout=20000)
+
+    panel.new_label.setText("reddish: a red shape; something red")
+    with qtbot.waitSignal(panel.suggestionsShown, timeout=60000, check_params_cb=lambda name: name == "reddish"):
+        panel.new_label.returnPressed.emit()
+    assert panel.current_label() == "reddish" and panel.suggestions.count() > 0
+    first = panel.suggestions.item(0)
+    assert "%" in first.text() and "threshold" in first.toolTip()
+
+    panel.suggestions.setFocus()
+    panel.suggestions.setCurrentRow(0)
+    path0 = panel.suggestions.item(0).data(Qt.ItemDataRole.UserRole)
+    path1 = panel.suggestions.item(1).data(Qt.ItemDataRole.UserRole)
+    with qtbot.waitSignal(panel.tagsChanged, timeout=30000):
+        qtbot.keyClick(panel.suggestions, Qt.Key.Key_A)
+        qtbot.keyClick(panel.suggestions, Qt.Key.Key_R)
+    answers = {decode_path(k): v for k, v in lib.catalog.query(
+        "SELECT p.path, r.accepted FROM tag_reviews r JOIN photos p ON p.content_id=r.content_id")}
+    assert answers == {path0: 1, path1: 0}
+    assert panel.suggestions.currentRow() >= 0
+
+    with qtbot.waitSignal(panel.tagsChanged, timeout=30000):
+        panel.apply_button.click()
+    assert "Tagged" in panel.why.text()
+    assert "reddish" in lib.labels.tags_of([path0])[path0]
+
+    with qtbot.waitSignal(panel.message, timeout=30000, check_params_cb=lambda t: "written" in t):
+        panel.export_button.click()
+    assert sidecar_path(path0).exists()
+    for sidecar in folder.rglob("*.xmp"):
+        sidecar.unlink()
