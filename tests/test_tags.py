@@ -51,6 +51,7 @@ def copy_of(tagged, tmp_path):
     pytest.param(tuple(COLOURS), id="colours"),
     pytest.param(SHAPES, id="shapes", marks=pytest.mark.model_quality),
 ])
+@pytest.mark.model_quality
 def test_every_label_reaches_f1_0_9(tagged, names):
     lib, truth, _ = tagged
     tags = lib.labels.tags_of()
@@ -94,6 +95,7 @@ def test_reviewing_five_photos_never_makes_a_label_worse(tagged, names, uncertai
     assert not any(lib.catalog.query("SELECT 1 FROM tag_reviews"))   # review_effect forgot its answers
 
 
+@pytest.mark.model_quality
 def test_a_label_that_fits_no_photo_tags_nothing(tmp_path):
     lib, truth = indexed_library(tmp_path / "no-red", tmp_path / "lib", 128, 20261207, shapes_spec(),
                                  drop_colour="red")
@@ -134,6 +136,7 @@ def test_the_users_answers_stick(copy_of):
     assert dict(lib.labels.photos("red"))[blue] == 1.0
 
 
+@pytest.mark.model_quality
 def test_new_photos_are_tagged_as_they_are_indexed(copy_of, tmp_path):
     lib, truth, _ = copy_of
     before = lib.labels.tags_of()
@@ -149,6 +152,7 @@ def test_new_photos_are_tagged_as_they_are_indexed(copy_of, tmp_path):
 
 
 
+@pytest.mark.model_quality
 def test_search_filters_by_tag(tagged, cli):
     lib, truth, _ = tagged
     results = lib.search("a shape", tag="Purple", limit=50)
@@ -264,6 +268,7 @@ def test_one_population_falls_back_to_the_prior_rule():
     assert decide(cal, x).sum() == (x >= 0).sum() <= 2
 
 
+@pytest.mark.model_quality
 def test_negatives_of_several_kinds_do_not_hide_the_label():
     """For "orange", red photos score higher than blue ones: the "no" side takes two components."""
     rng = np.random.default_rng(5)
