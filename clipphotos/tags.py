@@ -20,11 +20,12 @@ calibrated on its own, as its own yes/no question:
    generic prompts and rivals on average; otherwise the library shows no such population (a
    label that fits nothing, a tiny library) and a prior rule decides: the label must beat them.
 
-Reviews refine a label: accepted and rejected photos anchor its mixture (their answer is known
-and weighs as much as several photos), and the rest of the library is decided again. A reviewed
-photo always keeps the user's answer. (Moving the label's prototype towards accepted pictures,
-Rocchio-style, was tried and left out: with few answers it shifted which labels compete and made
-good labels worse.)
+Reviews refine a label: the user's answers always stick, and they move the label's threshold
+where they outweigh the mistakes the move risks on the rest of the library (`heed_answers`): an
+answer at the border moves the cut past it, one deep inside the other side does not drag the
+whole label along. Then the rest of the library is decided again. (Moving the label's text
+vector towards accepted pictures, Rocchio-style, was tried and left out: with a few answers it
+shifted which labels compete and made good labels worse.)
 
 Decisions are stored per content (a moved or copied file keeps its tags), and new photos are
 decided as they are indexed, with the calibration of the last full run.
@@ -59,10 +60,12 @@ MAX_COMPONENTS = 4          # Gaussians a label's margins may take ("yes" and up
 EXCLUSIVE_RATIO = 0.2       # labels sharing this share of chance's photos, or fewer, are rivals …
 MISTAKE_SHARE = 0.05        # … or sharing no more than this share of the smaller label's photos
 MIN_EXPECTED_OVERLAP = 2.0  # chance must share this many photos before exclusivity can be seen
+CORE_CONFIDENCE = 0.95      # exclusivity is judged on the photos each label is this sure of
+KIN_SHARE = 0.5             # labels too rare to test that share this much of their rivals are kin
 ECHO_COVER = 0.5            # a label firing on this share of another's photos may be its echo …
 ECHO_GAP = 0.5              # … if it scores below it there by this share of that label's own rise
+VETO_LIMIT = 0.5            # a rival outscoring a label on this share of its own photos is not comparable
 PRIOR_SCALE = 0.02          # margin (cosine units) that makes the prior rule 73 % sure
-ANCHOR_WEIGHT = 1.0         # a reviewed photo's weight in its label's mixture (its side is known)
 REVIEW_COST = 3.0           # mistakes on unreviewed photos worth one reviewed photo on the right side
 FIT_SAMPLE = 4000           # photos a mixture is fitted on in a big library (see _fit_rows)
 RECALIBRATE_GROWTH = 0.25   # refit everything once the library grew or shrank by this share
@@ -118,26 +121,48 @@ def _normalised(log_joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Mixture:
-    """Gaussians over a label's margin, lowest mean first: the last are the photos the label describes.
+    """Gaussians over a label's margin, lowest mean first; those from `split` on are "yes".
 
-    The photos it does not describe need not be one population (for "orange", red photos score
-    higher than blue ones), so they may take several components.
+    Neither side need be one population: for "orange", red photos score higher than blue ones,
+    and a label's own photos may score in two clumps. The two sides are divided where
+    neighbouring components stand furthest apart.
     """
 
     weights: tuple[float, ...]
     means: tuple[float, ...]
     sds: tuple[float, ...]
+    split: int
+
+    def divided(self, widest: bool) -> Mixture:
+        """The same Gaussians with "yes" from the top one only, or from the widest gap between neighbours.
+
+        The top alone is the careful reading: in the library at large, the photos of a close label
+        ("orange" for "red") sit just below a label's own. Once rivals have taken those away, what
+        stands above the widest gap is the label's own photos, even when they form two clumps.
+        """
+        split = len(self.means) - 1
+        if widest:
+            gaps = [_ashman(self.means[i], self.sds[i], self.means[i + 1], self.sds[i + 1])
+                    for i in range(len(self.means) - 1)]
+            split = int(np.argmax(gaps)) + 1
+        return replace(self, split=split)
 
     @property
     def separation(self) -> float:
-        """Ashman's D between the "yes" component and the nearest other: above 2 they are cleanly apart."""
-        return math.sqrt(2) * (self.means[-1] - self.means[-2]) / math.hypot(self.sds[-1], self.sds[-2])
+        """Ashman's D across the split: above 2 the two sides are cleanly apart."""
+        i = self.split
+        return _ashman(self.means[i - 1], self.sds[i - 1], self.means[i], self.sds[i])
+
+    @property
+    def yes_mean(self) -> float:
+        w = np.asarray(self.weights[self.split:])
+        return float(w @ np.asarray(self.means[self.split:]) / w.sum())
 
     def _curve(self) -> tuple[np.ndarray, np.ndarray]:
         """P(yes) on a grid from the lowest mean to the highest, made monotone (more margin, never less sure)."""
         grid = np.linspace(self.means[0], self.means[-1], 1025)
         resp, _ = _normalised(_log_joint(grid, *map(np.asarray, (self.weights, self.means, self.sds))))
-        return grid, np.maximum.accumulate(resp[:, -1])
+        return grid, np.maximum.accumulate(resp[:, self.split:].sum(axis=1))
 
     def posterior(self, x: np.ndarray) -> np.ndarray:
         grid, p = self._curve()
@@ -155,6 +180,10 @@ class Mixture:
         return float(np.interp(0.5, p[i - 1:i + 1], grid[i - 1:i + 1]))
 
 
+def _ashman(mean_a: float, sd_a: float, mean_b: float, sd_b: float) -> float:
+    return math.sqrt(2) * abs(mean_b - mean_a) / math.hypot(sd_a, sd_b)
+
+
 def _kmeans_1d(x: np.ndarray, centres: np.ndarray, iterations: int = 30) -> np.ndarray | None:
     """Cluster labels of 1-D values from the given start, or None if a cluster empties."""
     k = len(centres)
@@ -169,31 +198,23 @@ def _kmeans_1d(x: np.ndarray, centres: np.ndarray, iterations: int = 30) -> np.n
     return label
 
 
-def fit_mixture(x: np.ndarray, start: np.ndarray, known: np.ndarray | None = None,
-                counts: np.ndarray | None = None, iterations: int = 200,
+def fit_mixture(x: np.ndarray, start: np.ndarray, counts: np.ndarray | None = None, iterations: int = 200,
                 tolerance: float = 1e-6) -> tuple[Mixture, float] | None:
     """EM for Gaussians over `x` started from 1-D k-means at `start`; (mixture, log-likelihood).
 
-    `known` holds 1 (yes), 0 (no) or NaN (unknown) per value: reviewed photos keep their answer
-    (yes: the top component; no: any other) and weigh ANCHOR_WEIGHT each. `counts` says how
-    many photos each value stands for (a sample of a big library). None when a component
-    collapses.
+    `counts` says how many photos each value stands for (a sample of a big library). None when
+    a component collapses.
     """
     x = np.asarray(x, dtype=np.float64)
-    known = np.full(len(x), np.nan) if known is None else np.asarray(known, dtype=np.float64)
     counts = np.ones(len(x)) if counts is None else np.asarray(counts, dtype=np.float64)
-    weight = counts * np.where(np.isnan(known), 1.0, ANCHOR_WEIGHT)
     floor = max(1e-4, 0.02 * float(x.std()))
     label = _kmeans_1d(x, start)
     if label is None:
         return None
     resp = np.eye(len(start))[label]
-    anchored = bool((~np.isnan(known)).any())
     previous = -np.inf
     for _ in range(iterations):
-        if anchored:
-            resp = _anchored(resp, known)
-        w = weight[:, None] * resp
+        w = counts[:, None] * resp
         mass = w.sum(axis=0)
         if mass.min() < 1.0:
             return None
@@ -206,24 +227,11 @@ def fit_mixture(x: np.ndarray, start: np.ndarray, known: np.ndarray | None = Non
         if total - previous < tolerance * counts.sum():   # the log-likelihood has stopped rising
             break
         previous = total
-    mixture = Mixture(tuple(map(float, weights)), tuple(map(float, means)), tuple(map(float, sds)))
+    mixture = Mixture(tuple(map(float, weights)), tuple(map(float, means)), tuple(map(float, sds)), len(means) - 1)
     return mixture, total
 
 
-def _anchored(resp: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Responsibilities with reviewed photos forced: accepted to the top component, rejected off it."""
-    resp = resp.copy()
-    yes, no = known == 1, known == 0
-    resp[yes] = 0.0
-    resp[yes, -1] = 1.0
-    resp[no, -1] = 0.0
-    rest = resp[no].sum(axis=1, keepdims=True)
-    resp[no] = np.where(rest > 0, resp[no] / np.maximum(rest, 1e-300), np.eye(resp.shape[1])[-2])
-    return resp
-
-
-def best_mixture(x: np.ndarray, known: np.ndarray | None = None,
-                 counts: np.ndarray | None = None) -> Mixture | None:
+def best_mixture(x: np.ndarray, counts: np.ndarray | None = None) -> Mixture | None:
     """The mixture with the number of components (1 … MAX_COMPONENTS) the data supports best (BIC).
 
     None when one Gaussian explains the margins as well: the library shows no second population.
@@ -233,7 +241,7 @@ def best_mixture(x: np.ndarray, known: np.ndarray | None = None,
     best, best_bic = None, -2 * fit_single(x, counts) + 2 * math.log(n)
     for k in range(2, MAX_COMPONENTS + 1):
         for start in _starts(x, k):
-            fitted = fit_mixture(x, start, known, counts)
+            fitted = fit_mixture(x, start, counts)
             if fitted is None:
                 continue
             bic = -2 * fitted[1] + (3 * k - 1) * math.log(n)
@@ -293,8 +301,9 @@ class Calibration:
     def from_json(cls, text: str) -> Calibration:
         data = json.loads(text)
         mixture = data.pop("mixture")
-        return cls(mixture=Mixture(*(tuple(mixture[k]) for k in ("weights", "means", "sds"))) if mixture else None,
-                   **data)
+        if mixture:
+            mixture = Mixture(*(tuple(mixture[k]) for k in ("weights", "means", "sds")), mixture["split"])
+        return cls(mixture=mixture, **data)
 
 
 @dataclass
@@ -306,17 +315,27 @@ class Scores:
     background: np.ndarray       # (n,) best generic prompt
     background_arg: np.ndarray   # (n,) which generic prompt that was
 
-    def rival_scores(self, rivals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(best rival score, its index: -1-k for generic prompt k, else a label column) per photo."""
-        best, arg = self.background.copy(), -1 - self.background_arg
-        for k in rivals:
-            higher = self.labels[:, k] > best
-            best[higher], arg[higher] = self.labels[higher, k], k
-        return best, arg
+    def margin(self, j: int) -> np.ndarray:
+        """Label j's score minus the best generic prompt's, per photo."""
+        return self.labels[:, j] - self.background
 
-    def margin(self, j: int, rivals: Sequence[int] = ()) -> np.ndarray:
-        """Label j's score minus the best of the generic prompts and its rivals, per photo."""
-        return self.labels[:, j] - self.rival_scores(rivals)[0]
+    def best_rival(self, rivals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(best rival label's score, its column; -inf and -1 without rivals) per photo."""
+        if not len(rivals):
+            return np.full(len(self.ids), -np.inf), np.full(len(self.ids), -1)
+        columns = np.asarray(rivals)
+        sub = self.labels[:, columns]
+        return sub.max(axis=1), columns[sub.argmax(axis=1)]
+
+    def contested(self, j: int, rivals: Sequence[int]) -> np.ndarray:
+        """Label j's margin, where a rival fits a photo better replaced by how far it loses (< 0).
+
+        The photos a rival takes become clear "no"s for the mixture, while the others keep their
+        margin: a rival that comes close but loses does not lower it.
+        """
+        rival = self.best_rival(rivals)[0]
+        gap = self.labels[:, j] - rival
+        return np.where(gap < 0, np.minimum(gap, self.margin(j)), self.margin(j))
 
 
 @dataclass(frozen=True)
@@ -335,38 +354,36 @@ class Reviewed:
 NO_REVIEWS = Reviewed(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
-def _fit_rows(margin: np.ndarray, reviewed: Reviewed) -> tuple[np.ndarray, np.ndarray]:
+def _fit_rows(margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, how many photos each stands for) to fit a mixture on, so a big library stays quick.
 
-    Every photo of the top tail is kept (a rare label's photos are all there), every reviewed
-    photo too, and a fixed random sample of the rest, each standing for its share of it.
+    Every photo of the top tail is kept (a rare label's photos are all there), and a fixed random
+    sample of the rest, each standing for its share of it.
     """
-    n = len(margin)
-    if n <= FIT_SAMPLE:
-        return np.arange(n), np.ones(n)
+    if len(margin) <= FIT_SAMPLE:
+        return np.arange(len(margin)), np.ones(len(margin))
     order = np.argsort(margin, kind="stable")
     tail = FIT_SAMPLE // 4
-    kept = np.union1d(order[-tail:], np.concatenate([reviewed.accepted, reviewed.rejected]))
-    rest = np.setdiff1d(order[:-tail], kept)
-    sample = np.random.default_rng(0).choice(rest, FIT_SAMPLE - tail, replace=False)
-    rows = np.concatenate([kept, sample])
-    counts = np.concatenate([np.ones(len(kept)), np.full(len(sample), len(rest) / len(sample))])
-    return rows, counts
+    sample = np.random.default_rng(0).choice(order[:-tail], FIT_SAMPLE - tail, replace=False)
+    counts = np.concatenate([np.ones(tail), np.full(len(sample), (len(order) - tail) / len(sample))])
+    return np.concatenate([order[-tail:], sample]), counts
 
 
 def calibrate_margin(label_id: int, phrases: list[str], rivals: list[int], margin: np.ndarray,
                      reviewed: Reviewed) -> Calibration:
-    """Fit one label's decision on its margins across the library."""
-    rows, counts = _fit_rows(margin, reviewed)
-    known = reviewed.known(len(margin))[rows]
-    mixture = best_mixture(margin[rows], known, counts) if len(margin) >= MIN_FIT else None
-    clear = mixture is not None and mixture.separation >= MIN_SEPARATION and mixture.means[-1] > 0
+    """Fit one label's decision on its margins across the library (see `Mixture.divided` for the split)."""
+    rows, counts = _fit_rows(margin)
+    mixture = best_mixture(margin[rows], counts) if len(rows) >= MIN_FIT else None
+    if mixture is not None:
+        mixture = mixture.divided(widest=bool(rivals))
+    clear = mixture is not None and mixture.separation >= MIN_SEPARATION and mixture.yes_mean > 0
     threshold = mixture.threshold() if clear else None
     if threshold is None:
         mixture, threshold = None, 0.0
     mean, std = (float(margin.mean()), float(margin.std()) or 1.0) if len(margin) else (0.0, 1.0)
     calibration = Calibration(label_id, phrases, rivals, mixture, threshold, mean, std, len(margin),
                               len(reviewed.accepted), len(reviewed.rejected))
+    known = reviewed.known(len(margin))[rows]
     return heed_answers(calibration, margin[rows], counts, known) if (~np.isnan(known)).any() else calibration
 
 
@@ -393,9 +410,12 @@ def heed_answers(calibration: Calibration, margin: np.ndarray, counts: np.ndarra
     return replace(calibration, threshold=float(best), shift=calibration.shift + move)
 
 
-def decide(calibration: Calibration, margin: np.ndarray, reviewed: Reviewed = NO_REVIEWS) -> np.ndarray:
+def decide(calibration: Calibration, margin: np.ndarray, reviewed: Reviewed = NO_REVIEWS,
+           vetoed: np.ndarray | None = None) -> np.ndarray:
     """Which photos the label applies to; reviewed photos keep the user's answer."""
     yes = margin >= calibration.threshold
+    if vetoed is not None:
+        yes &= ~vetoed
     yes[reviewed.accepted], yes[reviewed.rejected] = True, False
     return yes
 
@@ -403,17 +423,30 @@ def decide(calibration: Calibration, margin: np.ndarray, reviewed: Reviewed = NO
 def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
     """For each label, the labels that (almost) never apply to the same photos as it does.
 
-    Exclusive means far fewer shared photos than chance would give (a few mistakes allowed);
-    where chance itself would give fewer than MIN_EXPECTED_OVERLAP, the library cannot tell
-    exclusive from independent, and the labels do not compete.
+    Judged on the photos each label is sure of: the ones two close labels confuse lie at their
+    borders, and would make them look independent. Exclusive means far fewer shared photos than
+    chance would give (a few mistakes allowed). Where chance itself would give fewer than
+    MIN_EXPECTED_OVERLAP, the library cannot tell exclusive from independent on its own; two such
+    labels still compete when they share no photo and mostly the same rivals (two colours in a
+    small library: each competes with the other colours).
     """
     counts = decisions.sum(axis=0).astype(np.float64)
     overlap = decisions.T.astype(np.int64) @ decisions.astype(np.int64)
     expected = np.outer(counts, counts) / max(len(decisions), 1)
-    allowed = np.maximum(EXCLUSIVE_RATIO * expected, MISTAKE_SHARE * np.minimum.outer(counts, counts))
-    rival = (expected >= MIN_EXPECTED_OVERLAP) & (overlap <= allowed)
-    np.fill_diagonal(rival, False)
+    apart = overlap <= np.maximum(EXCLUSIVE_RATIO * expected, MISTAKE_SHARE * np.minimum.outer(counts, counts))
+    np.fill_diagonal(apart, False)
+    rival = apart & (expected >= MIN_EXPECTED_OVERLAP)
+    kin = _shared_share(rival) >= KIN_SHARE
+    rival |= apart & (expected < MIN_EXPECTED_OVERLAP) & (np.minimum.outer(counts, counts) > 0) & kin
     return [np.flatnonzero(row).tolist() for row in rival]
+
+
+def _shared_share(rival: np.ndarray) -> np.ndarray:
+    """How much two labels' rival sets agree (Jaccard), leaving the pair itself aside."""
+    r = rival.astype(np.int64)
+    both = r @ r.T
+    either = r.sum(axis=1)[:, None] + r.sum(axis=1)[None, :] - both
+    return np.where(either > 0, both / np.maximum(either, 1), 0.0)
 
 
 def echo_sources(j: int, decisions: np.ndarray, scores: Scores, trusted: Sequence[bool]) -> list[int]:
@@ -443,39 +476,65 @@ def echo_sources(j: int, decisions: np.ndarray, scores: Scores, trusted: Sequenc
 
 def calibrate_all(labels: Sequence[Label], scores: Scores, reviews: dict[int, Reviewed],
                   only: Collection[int] | None = None) -> list[Calibration]:
-    """Every label's calibration: against generic prompts, then rivals where they are needed or help.
+    """Every label's calibration: against generic prompts, then with rivals where there are any.
 
-    Rivals depend on every label's first decisions, but only the labels in `only` (ids; all by
+    Rivals come from every label's first decisions, but only the labels in `only` (ids; all by
     default) are taken further: the others keep their first calibration, to be ignored.
     """
     def fit(j: int, rivals: list[int]) -> Calibration:
-        margin = scores.margin(j, rivals)
-        return calibrate_margin(labels[j].id, labels[j].phrases(), [labels[k].id for k in rivals], margin,
-                                reviews.get(labels[j].id, NO_REVIEWS))
+        return calibrate_margin(labels[j].id, labels[j].phrases(), [labels[k].id for k in rivals],
+                                scores.contested(j, rivals), reviews.get(labels[j].id, NO_REVIEWS))
 
     plain = [fit(j, []) for j in range(len(labels))]
     first = np.zeros((len(scores.ids), len(labels)), dtype=bool)
+    core = np.zeros_like(first)
     for j, c in enumerate(plain):
         first[:, j] = decide(c, scores.margin(j), reviews.get(labels[j].id, NO_REVIEWS))
+        core[:, j] = first[:, j] & (c.confidence(scores.margin(j)) >= CORE_CONFIDENCE)
     trusted = [c.mixture is not None for c in plain]
     out = []
-    for j, exclusive in enumerate(exclusive_rivals(first)):
+    for j, exclusive in enumerate(exclusive_rivals(core)):
         if only is not None and labels[j].id not in only:
             out.append(plain[j])
             continue
         echoes = echo_sources(j, first, scores, trusted)
-        best = fit(j, echoes) if echoes else plain[j]
-        extra = [k for k in exclusive if k not in echoes]
-        if extra:
-            contested = fit(j, echoes + extra)
-            if _separation(contested) > _separation(best):
-                best = contested
-        out.append(best)
+        fair = [k for k in exclusive if k not in echoes and comparable(j, k, first, scores)]
+        out.append(fit(j, echoes + fair) if echoes or fair else plain[j])
     return out
 
 
-def _separation(c: Calibration) -> float:
-    return c.mixture.separation if c.mixture is not None else 0.0
+def comparable(j: int, k: int, decisions: np.ndarray, scores: Scores) -> bool:
+    """Whether label k's raw score can be set against label j's: it rarely beats j on j's own photos.
+
+    Labels of one kind (colours) score on one scale; a label of another kind may score higher
+    everywhere, and letting it veto would silence label j altogether.
+    """
+    mine = decisions[:, j]
+    return not mine.any() or float((scores.labels[mine, k] > scores.labels[mine, j]).mean()) < VETO_LIMIT
+
+
+@dataclass
+class Verdicts:
+    """One label's decisions on scored photos, with what they rest on."""
+
+    margin: np.ndarray           # score minus the best generic prompt's (or the losing gap to a rival)
+    rival_score: np.ndarray      # the best rival label's score (-inf without rivals)
+    rival_column: np.ndarray     # its column (-1 without rivals)
+    applies: np.ndarray
+    confidence: np.ndarray
+
+
+def judge(calibration: Calibration, scores: Scores, j: int, columns: dict[int, int],
+          reviewed: Reviewed = NO_REVIEWS) -> Verdicts:
+    """Label j's decisions with its calibration: the margin's threshold, rivals' vetoes, the user's answers."""
+    rivals = [columns[r] for r in calibration.rivals if r in columns]
+    margin = scores.contested(j, rivals)
+    rival, column = scores.best_rival(rivals)
+    vetoed = rival > scores.labels[:, j]
+    confidence = calibration.confidence(margin)
+    beaten = 1.0 / (1.0 + np.exp(np.clip((rival - scores.labels[:, j]) / PRIOR_SCALE, -50, 50)))
+    confidence = np.where(vetoed, np.minimum(confidence, beaten), confidence)
+    return Verdicts(margin, rival, column, decide(calibration, margin, reviewed, vetoed), confidence)
 
 
 @dataclass(frozen=True)
@@ -488,26 +547,33 @@ class Decision:
     applies: bool
     confidence: float           # P(label applies), calibrated for this label
     score: float                # cosine with the label's prototype
-    rival: str                  # the best generic prompt or rival label
-    rival_score: float
-    margin: float               # score − rival_score
+    background: str             # the generic prompt that fits the photo best
+    background_score: float
+    margin: float               # score − background_score
     threshold: float            # the margin from which the label applies
     z: float                    # the margin in standard deviations from the library's mean
     method: str                 # "library mixture" or "prior rule"
+    rival: str | None = None    # the rival label that fits the photo best, if the label has rivals
+    rival_score: float | None = None
     review: str | None = None   # "accepted" / "rejected" when the user has answered
 
     def explain(self) -> str:
         verdict = {"accepted": "accepted by you", "rejected": "rejected by you"}.get(
             self.review or "", "applies" if self.applies else "does not apply")
-        side = "≥" if self.margin >= self.threshold else "<"
-        return (f"{verdict}: score {self.score:.3f} − {self.rival_score:.3f} ({self.rival!r}) = margin "
-                f"{self.margin:+.3f} {side} threshold {self.threshold:+.3f} ({self.method}); "
-                f"z {self.z:+.1f}; confidence {self.confidence:.0%}")
+        if self.rival is not None and self.rival_score > self.score:
+            why = f"{self.rival!r} fits it better ({self.rival_score:.3f} > score {self.score:.3f})"
+        else:
+            side = "≥" if self.margin >= self.threshold else "<"
+            why = (f"score {self.score:.3f} − {self.background_score:.3f} ({self.background!r}) = margin "
+                   f"{self.margin:+.3f} {side} threshold {self.threshold:+.3f} ({self.method})")
+            if self.rival is not None:
+                why += f"; beats {self.rival!r} ({self.rival_score:.3f})"
+        return f"{verdict}: {why}; z {self.z:+.1f}; confidence {self.confidence:.0%}"
 
     def to_json(self) -> dict:
         data = asdict(self)
-        for key in ("confidence", "score", "rival_score", "margin", "threshold", "z"):
-            data[key] = round(data[key], 4)
+        for key in ("confidence", "score", "background_score", "margin", "threshold", "z", "rival_score"):
+            data[key] = round(data[key], 4) if data[key] is not None else None
         data["explanation"] = self.explain()
         return data
 
@@ -730,16 +796,14 @@ class Labels:
                 if label.id not in chosen:
                     continue
                 self._store_calibration(db, cal)
-                margin = scores.margin(j, [columns[r] for r in cal.rivals])
-                yes = decide(cal, margin, reviews.get(label.id, NO_REVIEWS))
-                confidence = cal.confidence(margin)
+                verdicts = judge(cal, scores, j, columns, reviews.get(label.id, NO_REVIEWS))
                 if whole:
                     db.execute("DELETE FROM tags WHERE label_id=?", (label.id,))
                 else:
                     for chunk in _chunks(scores.ids[rows].tolist()):
                         db.execute(f"DELETE FROM tags WHERE label_id=? AND content_id IN "
                                    f"({','.join('?' * len(chunk))})", [label.id, *chunk])
-                self._insert_tags(db, label.id, scores.ids[rows], yes[rows], confidence[rows],
+                self._insert_tags(db, label.id, scores.ids[rows], verdicts.applies[rows], verdicts.confidence[rows],
                                   reviews.get(label.id, NO_REVIEWS), scores.ids)
             if len(chosen) == len(labels):
                 self._mark_decided(db, scores.ids[rows])
@@ -812,12 +876,11 @@ class Labels:
         reviews = self._reviews()
         with self.catalog.transaction() as db:
             for j, label in enumerate(labels):
-                cal = stored[label.id]
-                margin = scores.margin(j, [columns[r] for r in cal.rivals])
                 acc, rej = reviews.get(label.id, ([], []))
                 reviewed = Reviewed(_rows_of(scores.ids, acc), _rows_of(scores.ids, rej))
-                self._insert_tags(db, label.id, scores.ids, decide(cal, margin, reviewed),
-                                  cal.confidence(margin), reviewed, scores.ids)
+                verdicts = judge(stored[label.id], scores, j, columns, reviewed)
+                self._insert_tags(db, label.id, scores.ids, verdicts.applies, verdicts.confidence, reviewed,
+                                  scores.ids)
             self._mark_decided(db, scores.ids)
         return len(scores.ids)
 
@@ -833,10 +896,8 @@ class Labels:
         j = next(i for i, lab in enumerate(labels) if lab.id == label.id)
         cal = calibrations[j]
         columns = {lab.id: i for i, lab in enumerate(labels)}
-        rival, rival_arg = scores.rival_scores([columns[r] for r in cal.rivals])
-        margin = scores.labels[:, j] - rival
         reviewed = reviews.get(label.id, NO_REVIEWS)
-        yes, confidence = decide(cal, margin, reviewed), cal.confidence(margin)
+        v = judge(cal, scores, j, columns, reviewed)
         answer = {int(r): "accepted" for r in reviewed.accepted} | {int(r): "rejected" for r in reviewed.rejected}
         row_of = {int(cid): r for r, cid in enumerate(scores.ids.tolist())}
         out = []
@@ -844,11 +905,12 @@ class Labels:
             r = row_of.get(cid)
             if r is None:
                 continue  # not embedded yet
-            rival_name = (BACKGROUND_PROMPTS[-1 - rival_arg[r]] if rival_arg[r] < 0
-                          else labels[rival_arg[r]].name)
-            out.append(Decision(label.name, path, cid, bool(yes[r]), float(confidence[r]), float(scores.labels[r, j]),
-                                rival_name, float(rival[r]), float(margin[r]), cal.threshold,
-                                (float(margin[r]) - cal.mean) / cal.std, cal.method, answer.get(r)))
+            rival = labels[v.rival_column[r]].name if v.rival_column[r] >= 0 else None
+            out.append(Decision(
+                label.name, path, cid, bool(v.applies[r]), float(v.confidence[r]), float(scores.labels[r, j]),
+                BACKGROUND_PROMPTS[scores.background_arg[r]], float(scores.background[r]), float(v.margin[r]),
+                cal.threshold, (float(v.margin[r]) - cal.mean) / cal.std, cal.method, rival,
+                float(v.rival_score[r]) if rival is not None else None, answer.get(r)))
         out.sort(key=lambda d: (-d.confidence, -d.margin, d.path))
         return out
 
