@@ -105,6 +105,7 @@ def test_a_label_that_fits_no_photo_tags_nothing(tmp_path):
         assert quality(tags, truth, "orange").f1 >= 0.9    # the close colour is not disturbed
 
 
+@pytest.mark.model_quality
 def test_decisions_explain_themselves(tagged):
     lib, truth, _ = tagged
     top = lib.labels.suggestions("purple", limit=40)
