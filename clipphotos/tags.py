@@ -57,13 +57,14 @@ LABEL_TEMPLATES = SEARCH_TEMPLATES
 MIN_FIT = 24                # fewer photos than this: the prior rule decides
 MIN_SEPARATION = 2.0        # Ashman's D below which the library shows no second population
 MAX_COMPONENTS = 4          # Gaussians a label's margins may take ("yes" and up to 3 kinds of "no")
-EXCLUSIVE_RATIO = 0.2       # labels sharing this share of chance's photos, or fewer, are rivals …
+EXCLUSIVE_RATIO = 0.3       # labels sharing this share of chance's photos, or fewer, are rivals …
 MISTAKE_SHARE = 0.05        # … or sharing no more than this share of the smaller label's photos
-MIN_EXPECTED_OVERLAP = 2.0  # chance must share this many photos before exclusivity can be seen
+MIN_EXPECTED_OVERLAP = 2.0  # a label must have this many photos to be some other label's echo
+EXCLUSIVE_SIGNIFICANCE = 0.01  # how unlikely by chance the few shared photos of two rivals must be
 CORE_CONFIDENCE = 0.95      # exclusivity is judged on the photos each label is this sure of
 KIN_SHARE = 0.5             # labels too rare to test that share this much of their rivals are kin
 ECHO_COVER = 0.5            # a label firing on this share of another's photos may be its echo …
-ECHO_GAP = 0.5              # … if it scores below it there by this share of that label's own rise
+ECHO_GAP = 0.33             # … if it scores below it there by this share of that label's own rise
 VETO_LIMIT = 0.5            # a rival outscoring a label on this share of its own photos is not comparable
 PRIOR_SCALE = 0.02          # margin (cosine units) that makes the prior rule 73 % sure
 REVIEW_COST = 3.0           # mistakes on unreviewed photos worth one reviewed photo on the right side
@@ -425,20 +426,28 @@ def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
 
     Judged on the photos each label is sure of: the ones two close labels confuse lie at their
     borders, and would make them look independent. Exclusive means far fewer shared photos than
-    chance would give (a few mistakes allowed). Where chance itself would give fewer than
-    MIN_EXPECTED_OVERLAP, the library cannot tell exclusive from independent on its own; two such
-    labels still compete when they share no photo and mostly the same rivals (two colours in a
-    small library: each competes with the other colours).
+    chance would give (a few mistakes allowed), and too few to be chance (a Poisson test). Where
+    the library is too small to tell on its own, two labels that share no more than that still
+    compete when they have mostly the same rivals (two colours: each competes with the others).
     """
     counts = decisions.sum(axis=0).astype(np.float64)
     overlap = decisions.T.astype(np.int64) @ decisions.astype(np.int64)
     expected = np.outer(counts, counts) / max(len(decisions), 1)
     apart = overlap <= np.maximum(EXCLUSIVE_RATIO * expected, MISTAKE_SHARE * np.minimum.outer(counts, counts))
+    apart &= np.minimum.outer(counts, counts) > 0
     np.fill_diagonal(apart, False)
-    rival = apart & (expected >= MIN_EXPECTED_OVERLAP)
-    kin = _shared_share(rival) >= KIN_SHARE
-    rival |= apart & (expected < MIN_EXPECTED_OVERLAP) & (np.minimum.outer(counts, counts) > 0) & kin
-    return [np.flatnonzero(row).tolist() for row in rival]
+    rival = apart & (_poisson_cdf(overlap, expected) <= EXCLUSIVE_SIGNIFICANCE)
+    return [np.flatnonzero(row).tolist() for row in rival | (apart & (_shared_share(rival) >= KIN_SHARE))]
+
+
+def _poisson_cdf(k: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """P(X ≤ k) for X ~ Poisson(mean), elementwise: how likely chance alone shares so few photos."""
+    out = np.zeros(k.shape)
+    term = np.exp(-mean)
+    for i in range(int(k.max()) + 1 if k.size else 0):
+        out += np.where(i <= k, term, 0.0)
+        term = term * mean / (i + 1)
+    return out
 
 
 def _shared_share(rival: np.ndarray) -> np.ndarray:

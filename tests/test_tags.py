@@ -72,10 +72,12 @@ def test_calibration_differs_per_label_and_uses_rivals_only_where_exclusive(tagg
     infos = {i.name: i for i in lib.labels.info()}
     thresholds = {round(i.threshold, 3) for i in infos.values()}
     assert len(thresholds) > 6                          # one cut per label, not one global cutoff
-    for shape in SHAPES:
-        assert not set(infos[shape].rivals) & set(COLOURS)   # a colour never competes with a shape
     for colour in COLOURS:
-        assert not set(infos[colour].rivals) & set(SHAPES)
+        assert set(infos[colour].rivals) & set(COLOURS)      # colours compete with colours
+    for name in LABELS:                                      # … and a colour never takes a photo from a shape
+        kind = COLOURS if name in COLOURS else SHAPES
+        assert all(d.rival in kind for d in lib.labels.decisions(name)
+                   if d.rival_score is not None and d.rival_score > d.score and d.margin >= d.threshold)
 
 
 @pytest.mark.parametrize("names", [
@@ -246,6 +248,63 @@ def test_labels_in_an_empty_library(tmp_path):
         with pytest.raises(ValueError):
             lib.labels.add(" ")
         assert lib.labels.remove("RED CAR") and lib.labels.all() == []
+
+
+# -- a simulated world: the calibration without a model ---------------------------------------
+
+NEIGHBOURS = {("red", "orange"), ("orange", "yellow"), ("yellow", "green"), ("green", "blue"), ("blue", "purple"),
+              ("purple", "red"), ("white", "yellow"), ("black", "purple"), ("black", "blue"),
+              ("circle", "square"), ("triangle", "star")}
+
+
+def simulated_world(seed: int, shape_scale: float, absent: str | None = None, n: int = 640):
+    """Scores as a model that knows both kinds gives them: one colour and one shape per photo.
+
+    A photo's own colour scores 0.75, a neighbouring colour 0.4, others -0.2; shapes score on
+    a scale of their own (`shape_scale`): 1, 0.5 for a neighbour, 0.1. Every photo adds its own
+    offset to every text, generic prompts included.
+    """
+    from clipphotos.tags import Scores
+    rng = np.random.default_rng(seed)
+    colours, shapes = list(COLOURS), list(SHAPES)
+    colour, shape = rng.integers(0, 8, n), rng.integers(0, 4, n)
+    if absent is not None:
+        keep = colour != colours.index(absent)
+        colour, shape = colour[keep], shape[keep]
+
+    def level(names: list[str], own: np.ndarray, values: tuple[float, float, float]) -> np.ndarray:
+        near = np.array([[(a, b) in NEIGHBOURS or (b, a) in NEIGHBOURS for b in names] for a in names])
+        return np.where(np.eye(len(names), dtype=bool)[own], values[0], np.where(near[own], values[1], values[2]))
+    offset = rng.normal(0, 0.05, (len(colour), 1))
+    labels = np.concatenate([level(colours, colour, (0.75, 0.4, -0.2)) + rng.normal(0, 0.07, (len(colour), 8)),
+                             shape_scale * level(shapes, shape, (1.0, 0.5, 0.1)) + rng.normal(0, 0.04, (len(colour), 4))],
+                            axis=1) + offset
+    generic = rng.normal(0, 0.02, (len(colour), 6)) + offset
+    truth = np.concatenate([np.eye(8, dtype=bool)[colour], np.eye(4, dtype=bool)[shape]], axis=1)
+    return Scores(np.arange(len(colour)), labels.astype(np.float32), generic.max(axis=1), generic.argmax(axis=1)), truth
+
+
+@pytest.mark.parametrize("shape_scale", [0.3, 1.2], ids=["shapes-score-low", "shapes-score-high"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_simulated_world_of_two_kinds(seed, shape_scale):
+    """Close colours are told apart, a shape never takes a photo from a colour, an absent colour tags nothing."""
+    from clipphotos.tags import Label, calibrate_all, judge
+    labels = [Label(i + 1, name) for i, name in enumerate([*COLOURS, *SHAPES])]
+    columns = {label.id: j for j, label in enumerate(labels)}
+    names = {label.id: label.name for label in labels}
+    for absent in (None, "red"):
+        scores, truth = simulated_world(seed, shape_scale, absent)
+        calibrations = calibrate_all(labels, scores, {})
+        for j, (label, cal) in enumerate(zip(labels, calibrations)):
+            verdicts = judge(cal, scores, j, columns)
+            yes, kind = verdicts.applies, COLOURS if label.name in COLOURS else SHAPES
+            taken = (verdicts.rival_score > scores.labels[:, j]) & (scores.margin(j) >= cal.threshold)
+            assert all(labels[k].name in kind for k in verdicts.rival_column[taken])   # only its own kind competes
+            if not truth[:, j].any():
+                assert yes.sum() <= 2, (label.name, int(yes.sum()))
+                continue
+            tp, fp, fn = (yes & truth[:, j]).sum(), (yes & ~truth[:, j]).sum(), (~yes & truth[:, j]).sum()
+            assert 2 * tp / (2 * tp + fp + fn) >= 0.95, (label.name, absent, tp, fp, fn)
 
 
 # -- the statistics on their own ---------------------------------------------------------------
