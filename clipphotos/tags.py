@@ -60,7 +60,8 @@ MAX_COMPONENTS = 4          # Gaussians a label's margins may take ("yes" and up
 EXCLUSIVE_RATIO = 0.3       # labels sharing this share of chance's photos, or fewer, are rivals …
 MISTAKE_SHARE = 0.05        # … or sharing no more than this share of the smaller label's photos
 MIN_EXPECTED_OVERLAP = 2.0  # a label must have this many photos to be some other label's echo
-EXCLUSIVE_SIGNIFICANCE = 0.01  # how unlikely by chance the few shared photos of two rivals must be
+EXCLUSIVE_SIGNIFICANCE = 0.01  # how unlikely by chance a label's few shared photos with all its rivals must be …
+PAIR_SIGNIFICANCE = 0.05    # … and with each one of them
 CORE_CONFIDENCE = 0.95      # exclusivity is judged on the photos each label is this sure of
 KIN_SHARE = 0.5             # labels too rare to test that share this much of their rivals are kin
 ECHO_COVER = 0.5            # a label firing on this share of another's photos may be its echo …
@@ -315,6 +316,7 @@ class Scores:
     labels: np.ndarray           # (n, L) with each label's prototype
     background: np.ndarray       # (n,) best generic prompt
     background_arg: np.ndarray   # (n,) which generic prompt that was
+    kinship: np.ndarray | None = None  # (L, L) cosine between the labels' prototypes: how alike in meaning
 
     def margin(self, j: int) -> np.ndarray:
         """Label j's score minus the best generic prompt's, per photo."""
@@ -371,8 +373,12 @@ def _fit_rows(margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrate_margin(label_id: int, phrases: list[str], rivals: list[int], margin: np.ndarray,
-                     reviewed: Reviewed) -> Calibration:
-    """Fit one label's decision on its margins across the library (see `Mixture.divided` for the split)."""
+                     reviewed: Reviewed, prior: float = 0.0) -> Calibration:
+    """Fit one label's decision on its margins across the library (see `Mixture.divided` for the split).
+
+    Where the library shows no population of its own, the prior rule applies the label from
+    margin `prior` on (0: it must beat every generic prompt).
+    """
     rows, counts = _fit_rows(margin)
     mixture = best_mixture(margin[rows], counts) if len(rows) >= MIN_FIT else None
     if mixture is not None:
@@ -380,7 +386,7 @@ def calibrate_margin(label_id: int, phrases: list[str], rivals: list[int], margi
     clear = mixture is not None and mixture.separation >= MIN_SEPARATION and mixture.yes_mean > 0
     threshold = mixture.threshold() if clear else None
     if threshold is None:
-        mixture, threshold = None, 0.0
+        mixture, threshold = None, prior
     mean, std = (float(margin.mean()), float(margin.std()) or 1.0) if len(margin) else (0.0, 1.0)
     calibration = Calibration(label_id, phrases, rivals, mixture, threshold, mean, std, len(margin),
                               len(reviewed.accepted), len(reviewed.rejected))
@@ -426,7 +432,8 @@ def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
 
     Judged on the photos each label is sure of: the ones two close labels confuse lie at their
     borders, and would make them look independent. Exclusive means far fewer shared photos than
-    chance would give (a few mistakes allowed), and too few to be chance (a Poisson test). Where
+    chance would give (a few mistakes allowed), and too few to be chance: a Poisson test per pair,
+    combined with the pair's common apart neighbours (Fisher). Where
     the library is too small to tell on its own, two labels that share no more than that still
     compete when they have mostly the same rivals (two colours: each competes with the others).
     """
@@ -436,8 +443,27 @@ def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
     apart = overlap <= np.maximum(EXCLUSIVE_RATIO * expected, MISTAKE_SHARE * np.minimum.outer(counts, counts))
     apart &= np.minimum.outer(counts, counts) > 0
     np.fill_diagonal(apart, False)
-    rival = apart & (_poisson_cdf(overlap, expected) <= EXCLUSIVE_SIGNIFICANCE)
+    chance = np.where(apart, _poisson_cdf(overlap, expected), 1.0)
+    apart &= chance <= PAIR_SIGNIFICANCE
+    rival = np.zeros_like(apart)
+    for j, k in zip(*np.nonzero(np.triu(apart))):
+        # Evidence for the pair: it and both labels' apartness from the labels both are apart
+        # from (the other colours, for two colours); a lone apart pair must stand on its own.
+        common = apart[j] & apart[k]
+        evidence = np.concatenate([[chance[j, k]], chance[j, common], chance[k, common]])
+        rival[j, k] = rival[k, j] = _fisher(evidence) <= EXCLUSIVE_SIGNIFICANCE
     return [np.flatnonzero(row).tolist() for row in rival | (apart & (_shared_share(rival) >= KIN_SHARE))]
+
+
+def _fisher(p: np.ndarray) -> float:
+    """P-values combined (Fisher's method): how unlikely all of them at once are by chance.
+
+    Eight colours in a small library share no photo, yet each pair alone could be chance; that
+    they are all apart from each other is not.
+    """
+    half = -float(np.log(np.maximum(p, 1e-300)).sum())  # chi-square / 2, with 2·len(p) degrees
+    terms = np.cumprod(np.concatenate([[1.0], half / np.arange(1, len(p))]))
+    return min(1.0, math.exp(-half) * float(terms.sum()))
 
 
 def _poisson_cdf(k: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -490,11 +516,13 @@ def calibrate_all(labels: Sequence[Label], scores: Scores, reviews: dict[int, Re
     Rivals come from every label's first decisions, but only the labels in `only` (ids; all by
     default) are taken further: the others keep their first calibration, to be ignored.
     """
-    def fit(j: int, rivals: list[int]) -> Calibration:
+    def fit(j: int, rivals: list[int], prior: float = 0.0) -> Calibration:
         return calibrate_margin(labels[j].id, labels[j].phrases(), [labels[k].id for k in rivals],
-                                scores.contested(j, rivals), reviews.get(labels[j].id, NO_REVIEWS))
+                                scores.contested(j, rivals), reviews.get(labels[j].id, NO_REVIEWS), prior)
 
     plain = [fit(j, []) for j in range(len(labels))]
+    priors = borrowed_cuts(plain, scores.kinship)
+    plain = [fit(j, [], priors[j]) if priors[j] else c for j, c in enumerate(plain)]
     first = np.zeros((len(scores.ids), len(labels)), dtype=bool)
     core = np.zeros_like(first)
     for j, c in enumerate(plain):
@@ -508,7 +536,27 @@ def calibrate_all(labels: Sequence[Label], scores: Scores, reviews: dict[int, Re
             continue
         echoes = echo_sources(j, first, scores, trusted)
         fair = [k for k in exclusive if k not in echoes and comparable(j, k, first, scores)]
-        out.append(fit(j, echoes + fair) if echoes or fair else plain[j])
+        out.append(fit(j, echoes + fair, priors[j]) if echoes or fair else plain[j])
+    return out
+
+
+def borrowed_cuts(plain: Sequence[Calibration], kinship: np.ndarray | None) -> list[float]:
+    """The prior-rule cut of each label the library shows no population of: its nearest kin's.
+
+    "red" in a library without red things has no "yes" photos to fit; beating the generic
+    prompts says little (the top of its scores are orange and purple things). The label most
+    like it in meaning that the library does show ("orange") tells what a "yes" scores.
+    Labels with a population of their own, or no kin to go by, keep 0.
+    """
+    trusted = np.array([c.mixture is not None for c in plain])
+    out = [0.0] * len(plain)
+    if kinship is None or not trusted.any():
+        return out
+    for j, c in enumerate(plain):
+        if c.mixture is None:
+            kin = np.where(trusted, kinship[j], -np.inf)
+            kin[j] = -np.inf
+            out[j] = max(0.0, plain[int(np.argmax(kin))].threshold)
     return out
 
 
@@ -749,7 +797,8 @@ class Labels:
             return Scores(np.zeros(0, np.int64), np.zeros((0, len(words)), np.float32),
                           np.zeros(0, np.float32), np.zeros(0, np.int64))
         bg = np.concatenate(bg_s)
-        return Scores(np.concatenate(keys), np.concatenate(label_s), bg.max(axis=1), bg.argmax(axis=1))
+        return Scores(np.concatenate(keys), np.concatenate(label_s), bg.max(axis=1), bg.argmax(axis=1),
+                      words @ words.T)
 
     def _prototypes(self, labels: list[Label]) -> np.ndarray:
         if not labels:

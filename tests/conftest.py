@@ -22,35 +22,6 @@ SHAPES_WEIGHTS = SHAPES_DIR / "shapes-clip.safetensors"
 MODEL_ARGS = ["--model", str(SHAPES_CONFIG), "--weights", str(SHAPES_WEIGHTS)]
 
 
-QUALITY_BAR = 0.9  # held-out zero-shot accuracy the shapes model must reach (issue #3)
-
-
-def model_shortfall() -> str | None:
-    """Why the committed shapes model cannot carry accuracy checks yet, or None if it can.
-
-    The model's card records its held-out accuracy as measured by the training script. Tests
-    marked `model_quality` assert search, tagging and demo answers that only a model past the
-    bar can give; with a weaker model they skip with this reason instead of failing for it.
-    """
-    card = SHAPES_DIR / "card.json"
-    if not card.exists():
-        return None
-    data = json.loads(card.read_text())
-    accuracy = data.get("held_out_eval", {}).get("zero_shot_accuracy_32_classes", 0.0)
-    if accuracy >= QUALITY_BAR:
-        return None
-    return (f"the committed shapes model is the {data.get('stage', '?')} (held-out zero-shot accuracy "
-            f"{accuracy:.2f} < {QUALITY_BAR}); accuracy checks wait for the fully trained model (issue #3)")
-
-
-def pytest_collection_modifyitems(config, items):
-    reason = model_shortfall()
-    if reason:
-        for item in items:
-            if "model_quality" in item.keywords:
-                item.add_marker(pytest.mark.skip(reason=reason))
-
-
 def needs_shared(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared test data lies beside the repo only in this "

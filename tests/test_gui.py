@@ -99,7 +99,8 @@ def test_more_like_this_finds_the_same_kind_of_picture(qtbot, open_window, index
     assert results == [r.path for r in window.library.search(image=paths[row], limit=SEARCH_LIMIT)]
     assert paths[row] not in results                         # not the photo itself
     top = [truth[p] for p in results[:4]]
-    assert all(colour == "blue" for colour, _ in top), top   # pictures like it, by colour at least
+    assert top.count(("blue", "circle")) >= 2, top           # the other two blue circles …
+    assert all(c == "blue" or s == "circle" for c, s in top), top  # … and pictures that share its colour or shape
     assert window.search.chip.isVisible()
 
 

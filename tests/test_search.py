@@ -73,16 +73,19 @@ def test_image_from_outside_the_library(indexed, tmp_path, cli):
 
 @pytest.mark.model_quality
 def test_subject_at_the_edge_of_a_panorama_is_found(tmp_path):
-    """Letterboxing keeps the whole photo: a centre crop would cut these stars off."""
+    """Letterboxing keeps the whole photo: a centre crop (the middle third) would cut these stars off."""
+    import dataclasses
     import random
+
+    from clipphotos.shapes import ShapeSpec
     rng = random.Random(5)
     root = tmp_path / "panoramas"
     root.mkdir()
     for i, colour in enumerate(["red", "green", "blue", "yellow", "purple", "orange"]):
-        scene = Image.new("RGB", (1600, 400), (128, 128, 128))
-        star = draw_shape(rng, colour, "star", (300, 300))
-        scene.paste(star, (0 if i % 2 else 1300, 50))      # far left or far right
-        scene.save(root / f"pano-{colour}.jpg", quality=90)
+        spec = ShapeSpec.sample(rng, colour, "star", (1200, 400))
+        x = 140 if i % 2 else 1060                           # far left or far right
+        spec = dataclasses.replace(spec, centre=(x, rng.uniform(130, 270)), diameter=220)
+        spec.render().save(root / f"pano-{colour}.jpg", quality=90)
     with Library(tmp_path / "lib", model=shapes_spec()) as lib:
         lib.index_folders([root])
         for colour in ["red", "green", "blue"]:
