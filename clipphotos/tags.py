@@ -433,9 +433,9 @@ def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
     Judged on the photos each label is sure of: the ones two close labels confuse lie at their
     borders, and would make them look independent. Exclusive means far fewer shared photos than
     chance would give (a few mistakes allowed), and too few to be chance: a Poisson test per pair,
-    combined with the pair's common apart neighbours (Fisher). Where
-    the library is too small to tell on its own, two labels that share no more than that still
-    compete when they have mostly the same rivals (two colours: each competes with the others).
+    combined with the pair's common apart neighbours (Fisher). Where the library is too small to
+    tell on its own, two labels that share no more than that still compete when they have mostly
+    the same rivals (two colours: each competes with the others).
     """
     counts = decisions.sum(axis=0).astype(np.float64)
     overlap = decisions.T.astype(np.int64) @ decisions.astype(np.int64)
@@ -443,7 +443,8 @@ def exclusive_rivals(decisions: np.ndarray) -> list[list[int]]:
     apart = overlap <= np.maximum(EXCLUSIVE_RATIO * expected, MISTAKE_SHARE * np.minimum.outer(counts, counts))
     apart &= np.minimum.outer(counts, counts) > 0
     np.fill_diagonal(apart, False)
-    chance = np.where(apart, _poisson_cdf(overlap, expected), 1.0)
+    # Only apart pairs are tested: their few shared photos keep the Poisson sum short.
+    chance = np.where(apart, _poisson_cdf(np.where(apart, overlap, 0), expected), 1.0)
     apart &= chance <= PAIR_SIGNIFICANCE
     rival = np.zeros_like(apart)
     for j, k in zip(*np.nonzero(np.triu(apart))):
@@ -554,8 +555,7 @@ def borrowed_cuts(plain: Sequence[Calibration], kinship: np.ndarray | None) -> l
         return out
     for j, c in enumerate(plain):
         if c.mixture is None:
-            kin = np.where(trusted, kinship[j], -np.inf)
-            kin[j] = -np.inf
+            kin = np.where(trusted, kinship[j], -np.inf)  # j itself is not trusted
             out[j] = max(0.0, plain[int(np.argmax(kin))].threshold)
     return out
 
