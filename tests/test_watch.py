@@ -21,7 +21,7 @@ from clipphotos.indexer import Progress, content_hash
 from clipphotos.library import Library
 from clipphotos.loader import is_supported
 from clipphotos.shapes import write_library
-from clipphotos.watcher import POLLING, WatchEngine, WatchSettings, filesystem_type
+from clipphotos.watcher import POLLING, WatchEngine, WatchSettings, filesystem_type, live_watcher
 from conftest import MODEL_ARGS, REPO, shapes_spec
 
 FAST = WatchSettings(stability_seconds=0.4, debounce_seconds=0.1, max_delay_seconds=2.0, poll_seconds=0.5,
@@ -272,9 +272,10 @@ def test_status_busy_index_and_pause(tmp_path, watching, pool, cli):
     wait_for(holding.is_set, what="the first run")
     status: dict = {}
 
-    def published() -> bool:
+    def published() -> bool:  # the state that says "indexing" (an earlier one may say only "watching")
         status.update(cli("status", "--library", lib, "--json").json)
-        return bool(status["watching"])
+        state = live_watcher(engine.library.catalog)
+        return bool(status["watching"]) and state is not None and state["indexing"]
     wait_for(published, what="the published state")
     assert status["watching"] == [{"folder": str(photos), "mode": "events"}]
     assert status["queued"] > 0
