@@ -69,3 +69,34 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ModelUnavailable, match="CUDA"):
             pick_device("cuda")
+
+
+def test_texts_encoded_without_padding_give_the_full_vectors(shapes_model):
+    import numpy as np
+    import torch
+
+    from clipphotos.embedder import Embedder
+    texts = ["red", "a photo of a purple star on a grey background.", "a square that is green",
+             "a small yellow triangle in the corner of a large noisy picture with a gradient"]
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(shapes_model.model.encode_text(shapes_model.tokenizer(texts)), dim=-1)
+    embedder = Embedder(shapes_model)
+    first, again = embedder.encode_texts(texts), embedder.encode_texts(texts[::-1])
+    assert embedder._trim is True  # the shapes model's tower is causal: the second call ran trimmed
+    assert np.abs(first - full.numpy()).max() < 1e-5
+    assert np.abs(again[::-1] - full.numpy()).max() < 1e-5
+
+
+def test_a_text_tower_read_at_its_last_slot_is_never_trimmed():
+    import numpy as np
+    import torch
+
+    from clipphotos.embedder import Embedder
+    loaded = load_model(shapes_spec())
+    loaded.model.text_pool_type = "last"  # reads the final pad slot: cutting the padding would change it
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(loaded.model.encode_text(loaded.tokenizer(["a red circle"])), dim=-1)
+    embedder = Embedder(loaded)
+    embedder.encode_texts(["warm up"])
+    assert embedder._trim is False
+    assert np.abs(embedder.encode_texts(["a red circle"]) - full.numpy()).max() < 1e-5
