@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
+
+from clipphotos.weights import load_weights
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
@@ -229,7 +234,11 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     else:
         weights = None
     try:
-        model = open_clip.create_model(name, pretrained=str(weights) if weights else None, device="cpu")
+        # Built empty, then filled (weights.py): no hub tower weights under the file's.
+        with _quiet_random_init_warning() if weights else nullcontext():
+            model = open_clip.create_model(name, pretrained=None, pretrained_text=False, device="cpu")
+        if weights:
+            load_weights(model, weights)
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise ModelUnavailable(f"{spec.describe()} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
     model.eval()
@@ -246,6 +255,19 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     loaded = LoadedModel(spec, model, tokenizer, device, torch.float32, size, mean, std, dim, key)  # type: ignore[arg-type]
     _choose_precision(loaded)
     return loaded
+
+
+@contextmanager
+def _quiet_random_init_warning() -> Iterator[None]:
+    """OpenCLIP warns "initialized randomly" when built without weights; ours come right after."""
+    def keep(record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def _choose_precision(loaded: LoadedModel) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,39 @@ def test_a_text_tower_read_at_its_last_slot_is_never_trimmed():
     embedder.encode_texts(["warm up"])
     assert embedder._trim is False
     assert np.abs(embedder.encode_texts(["a red circle"]) - full.numpy()).max() < 1e-5
+
+
+@pytest.mark.parametrize("variant", ["as shipped", "saved in fp16", "saved in bf16", "keys prefixed module."])
+def test_weights_load_exactly_as_open_clip_loads_them(tmp_path, variant):
+    """Streamed into the model (OpenCLIP's own format) or through OpenCLIP's converting loader."""
+    import open_clip
+    import torch
+    from safetensors.torch import load_file, save_file
+    config, weights = MODEL_ARGS[1], MODEL_ARGS[3]
+    state = load_file(weights)
+    if variant != "as shipped":
+        if variant == "saved in fp16":
+            state = {k: v.half() for k, v in state.items()}
+        elif variant == "saved in bf16":
+            state = {k: v.bfloat16() for k, v in state.items()}
+        else:
+            state = {f"module.{k}": v for k, v in state.items()}
+        weights = tmp_path / "variant.safetensors"
+        save_file(state, str(weights))
+    ours_model = load_model(ModelSpec(config, None, str(weights), "cpu")).model
+    from clipphotos.weights import _matches, _safetensors_header
+    header = _safetensors_header(Path(weights))
+    assert header is not None and _matches(ours_model, header) == (variant != "keys prefixed module.")
+    ours = ours_model.state_dict()
+    name = load_model(shapes_spec()).key.split("|")[0]  # the name the config is registered under
+    theirs = open_clip.create_model(name, pretrained=str(weights)).state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
+
+
+def test_a_truncated_weights_file_is_one_clear_message(tmp_path):
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(open(MODEL_ARGS[3], "rb").read()[:5_000_000])
+    with pytest.raises(ModelUnavailable, match="could not be loaded"):
+        load_model(ModelSpec(MODEL_ARGS[1], None, str(cut), "cpu"))
