@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -78,9 +77,15 @@ def app(photos: Path, model_name: str, weights: Path, lib: Path) -> tuple[float,
     """The real `clipphotos index`, in a child process; returns img/s of the run, vectors, peak RSS."""
     cmd = [sys.executable, "-m", "clipphotos", "index", str(photos), "--library", str(lib),
            "--model", model_name, "--weights", str(weights), "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True)
-    report = json.loads(proc.stdout)
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)   # this child's own peak (not the library generator's)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, out.read(), err.read())
+        report = json.loads(out.read())
+    peak_kb = usage.ru_maxrss
     catalog = Catalog(lib / "catalog.sqlite3")
     rows = catalog.query("SELECT p.path, v.vec FROM photos p JOIN vectors v ON v.content_id=p.content_id")
     catalog.close()

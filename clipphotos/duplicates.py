@@ -181,21 +181,29 @@ class _Signals:
     camera: np.ndarray              # camera code (-1: unknown)
 
 
-def find_duplicates(catalog: Catalog, tiers: Iterable[str] = TIERS) -> list[DuplicateGroup]:
-    """The groups of the tiers asked for, exact first, then near, then similar; biggest first."""
+def find_duplicates(catalog: Catalog, tiers: Iterable[str] = TIERS,
+                    on_stage: Callable[[str], None] = lambda stage: None) -> list[DuplicateGroup]:
+    """The groups of the tiers asked for, exact first, then near, then similar; biggest first.
+
+    `on_stage` hears what is being done ("comparing 100,000 pictures"): in a big library the
+    search takes a while, and a window should say why.
+    """
     tiers = tuple(tiers)
     unknown = set(tiers) - set(TIERS)
     if unknown:
         raise ValueError(f"unknown tier(s) {sorted(unknown)}; choose from {TIERS}")
-    view = _LibraryView(catalog)
+    on_stage("reading the library")
+    view = _LibraryView(catalog, on_stage)
     groups: list[DuplicateGroup] = []
     if "exact" in tiers:
+        on_stage(f"finding exact copies among {len(view.photos):,} pictures")
         groups += view.exact_groups()
     if "near" in tiers or "similar" in tiers:
         near = view.near_components()
         if "near" in tiers:
             groups += view.groups_of("near", near)
         if "similar" in tiers:
+            on_stage("stacking shots taken moments apart")
             groups += view.similar_groups(near)
     return groups
 
@@ -203,8 +211,9 @@ def find_duplicates(catalog: Catalog, tiers: Iterable[str] = TIERS) -> list[Dupl
 class _LibraryView:
     """The catalog's photos, signals and "not duplicates" marks, loaded once for one search."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, on_stage: Callable[[str], None] = lambda stage: None) -> None:
         self.catalog = catalog
+        self.on_stage = on_stage
         self.photos: dict[int, list[PhotoRecord]] = {}
         for photo in catalog.iter_photos(order="path"):
             self.photos.setdefault(photo.content_id, []).append(photo)
@@ -247,7 +256,9 @@ class _LibraryView:
         sig = self.signals()
         if len(sig.ids) < 2:
             return []
+        self.on_stage(f"comparing {len(sig.ids):,} pictures")
         pairs = candidate_pairs(sig.phash, sig.thumbs, sig.taken)
+        self.on_stage(f"checking {len(pairs):,} look-alike pairs")
         scores = self._verified(sig.ids, pairs)
         keep = scores > 0
         edges = [(int(i), int(j), float(s)) for (i, j), s in zip(pairs[keep], scores[keep])]

@@ -314,13 +314,15 @@ class Library:
     # -- duplicates ----------------------------------------------------------------------
 
     def duplicates(self, tiers: Iterable[str] = ("exact", "near", "similar"), *,
-                   on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[DuplicateGroup]:
+                   on_progress: Callable[[int, int], None] = lambda done, total: None,
+                   on_stage: Callable[[str], None] = lambda stage: None) -> list[DuplicateGroup]:
         """Exact copies, near-duplicates and similar shots, each group with the file to keep and why.
 
-        Photos indexed before duplicate signals were kept are decoded once first (`on_progress`).
+        Photos indexed before duplicate signals were kept are decoded once first (`on_progress`);
+        `on_stage` then hears each step of the search.
         """
         fill_missing_signals(self.catalog, on_progress)
-        return find_duplicates(self.catalog, tiers)
+        return find_duplicates(self.catalog, tiers, on_stage)
 
     def trash_duplicates(self, groups: Iterable[DuplicateGroup]) -> MoveReport:
         """Send all but each exact/near group's keep to the system trash (similar shots are left alone)."""

@@ -1,6 +1,7 @@
 """Duplicates: exact copies, near-duplicates and similar shots kept apart; a safe tidy-up."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -31,7 +32,11 @@ def generated(tmp_path_factory) -> tuple[Path, dict, list]:
     manifest = make_photo_library(photos, count=32, max_side=512, seed=3)   # 8 copies: one of each kind
     with Library(root / "lib", model=shapes_spec()) as lib:
         lib.index_folders([photos])
-        groups = lib.duplicates()
+        stages: list[str] = []
+        groups = lib.duplicates(on_stage=stages.append)
+    pictures = len({hashlib.sha256(f.read_bytes()).digest() for f in photos.rglob("*") if f.is_file()})
+    assert stages[0] == "reading the library" and stages[-1] == "stacking shots taken moments apart", stages
+    assert f"comparing {pictures:,} pictures" in stages, (pictures, stages)   # each distinct picture once
     return photos, manifest, groups
 
 

@@ -176,8 +176,15 @@ class DuplicatesView(QWidget):
         self._generation += 1
         gen = self._generation
         self.status.setText("Looking for duplicates…")
-        self.runner.submit(self.library.duplicates, on_done=lambda groups: self._show_groups(gen, groups),
+        library = self.library
+        self.runner.submit(lambda progress: library.duplicates(on_stage=progress), progress=True,
+                           on_progress=lambda stage: self._stage(gen, stage),
+                           on_done=lambda groups: self._show_groups(gen, groups),
                            on_failed=lambda exc: self._failed(gen, exc))
+
+    def _stage(self, gen: int, stage: str) -> None:
+        if gen == self._generation:
+            self.status.setText(f"Looking for duplicates: {stage}…")
 
     def _failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
