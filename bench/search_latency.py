@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from clipphotos.catalog import ContentInfo  # noqa: E402
 from clipphotos.library import Library  # noqa: E402
 from clipphotos.models import ModelSpec  # noqa: E402
-from clipphotos.vector_index import EF_SEARCH, VectorIndex  # noqa: E402
+from clipphotos.vector_index import EF_CONSTRUCTION, EF_SEARCH, M, VectorIndex  # noqa: E402
 
 WORDS = ["dog", "cat", "beach", "sunset", "mountain", "birthday cake", "receipt", "car", "snow", "kids",
          "flowers", "city at night", "forest", "boat", "wedding", "food", "document", "bicycle", "horse", "bridge"]
@@ -45,7 +45,6 @@ def fill(lib: Library, n: int, rng: np.random.Generator) -> np.ndarray:
     folder.mkdir(exist_ok=True)
     folder_id = lib.catalog.add_folder(folder)
     vecs = clustered_vectors(n, lib.embedder.dim, rng)
-    ids = []
     for start in range(0, n, 5000):
         with lib.catalog.transaction() as db:
             for i in range(start, min(n, start + 5000)):
@@ -55,11 +54,9 @@ def fill(lib: Library, n: int, rng: np.random.Generator) -> np.ndarray:
                 cid = lib.catalog.upsert_content(db, info)
                 lib.catalog.put_vector(db, cid, lib.model_id, vecs[i])
                 lib.catalog.put_photo(db, str(folder / f"IMG_{i:06d}.JPG").encode(), folder_id, cid, 3_000_000, i)
-                ids.append(cid)
     started = time.perf_counter()
-    lib.index.add(np.asarray(ids), vecs)
-    print(f"built HNSW over {n} vectors in {time.perf_counter() - started:.1f} s")
-    lib.save_index()
+    lib.rebuild_index()  # what the app does when the index file is missing: build from the catalog, save
+    print(f"built HNSW over {n} vectors from the catalog in {time.perf_counter() - started:.1f} s")
     return vecs
 
 
@@ -112,7 +109,7 @@ def main() -> None:
                     for q, truth in zip(queries, exact)]
             ms = (time.perf_counter() - t) * 1000 / len(queries)
             print(f"HNSW recall@10 vs exact, queries {name}: {statistics.mean(hits):.4f} ({ms:.2f} ms/query; "
-                  f"M=16, ef_construction=200, ef={EF_SEARCH}; goal >= 0.98)")
+                  f"M={M}, ef_construction={EF_CONSTRUCTION}, ef={EF_SEARCH}; goal >= 0.98)")
         t = time.perf_counter()
         for q in unrelated[:50]:
             np.argpartition(-(vecs @ q), 10)[:10]

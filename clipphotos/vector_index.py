@@ -21,7 +21,9 @@ import numpy as np
 
 M = 16
 EF_CONSTRUCTION = 200
-EF_SEARCH = 96
+# Measured on 100 000 clustered vectors built in one pass (bench/search_latency.py): ef 96 finds
+# 0.97 of the exact top 10 for a query aimed at a subject, ef 256 all of it, for 1.5 ms a query.
+EF_SEARCH = 256
 # Below this many candidates, an exact scan is both faster and exact.
 EXACT_LIMIT = 20_000
 
