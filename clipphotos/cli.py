@@ -575,7 +575,9 @@ def cmd_dupes(args: argparse.Namespace) -> int:
     with Library(args.library) as lib:
         if args.not_duplicates:
             return _dupes_set_apart(args, lib)
-        groups = lib.duplicates((args.tier,) if args.tier else TIERS, on_progress=_signal_progress())
+        with StageLine("Looking for duplicates") as stage:
+            groups = lib.duplicates((args.tier,) if args.tier else TIERS, on_progress=_signal_progress(),
+                                    on_stage=stage)
         if not moving:
             emit(args, {"groups": [g.to_json() for g in groups]}, lambda: _print_dupes(groups))
             return 0
@@ -590,6 +592,26 @@ def _signal_progress() -> Callable[[int, int], None]:
             sys.stderr.write(f"\r\033[KReading photos indexed before duplicate detection: {done}/{total}"
                              + ("\n" if done == total else ""))
     return show
+
+
+class StageLine:
+    """Each step of a long search on one line of stderr (a terminal only), cleared at the end."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self.live = what, sys.stderr.isatty()
+
+    def __call__(self, stage: str) -> None:
+        if self.live:
+            sys.stderr.write(f"\r\033[K{self.what}: {stage}…")
+            sys.stderr.flush()
+
+    def __enter__(self) -> StageLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
 
 def _dupes_set_apart(args: argparse.Namespace, lib) -> int:

@@ -150,6 +150,30 @@ def test_json_lists_groups_with_keep_files_and_reasons(generated, cli, tmp_path)
     assert [g["tier"] for g in near] == ["near"] and set(near[0]["files"]) == {str(p) for p in files}
 
 
+def test_a_terminal_sees_each_step_and_a_clean_line_after(generated, cli, tmp_path):
+    import pty
+    photos, _ = copy_of_group(generated, tmp_path, ("exposure",))
+    index(cli, photos, tmp_path / "lib")
+    controller, terminal = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "clipphotos", "dupes", "--library", str(tmp_path / "lib")],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=terminal, timeout=120)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal's other end is closed: everything was read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    assert proc.returncode == 0 and b"near" in proc.stdout.lower()
+    steps = seen.decode().split("\r\033[K")
+    assert any(s.startswith("Looking for duplicates: comparing ") for s in steps), steps
+    assert steps[-1] == "", steps  # the line is cleared before the answer
+
+
 def test_trash_others_needs_a_yes_then_trashes_and_the_catalog_follows(generated, cli, tmp_path):
     photos, files = copy_of_group(generated, tmp_path, ("exact", "resized"))
     lib = tmp_path / "lib"
