@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 SEARCH_TEMPLATES = ("{}", "a photo of {}.", "a picture of {}.")
 TEXT_CACHE_SIZE = 512
-TRIM_CHECK_TOLERANCE = 1e-4   # a trimmed text vector must match the full one this closely (unit vectors)
+# How close (cosine) a trimmed text vector must come to the full one: only rounding may differ,
+# and half precision rounds more (0.999 is also the bar bf16 weights must pass as a whole).
+TRIM_AGREEMENT = {torch.float32: 0.99999, torch.float16: 0.999, torch.bfloat16: 0.999}
 
 
 def _unit(x: torch.Tensor) -> np.ndarray:
@@ -74,7 +76,8 @@ class Embedder:
                 if self._trim:
                     full = _unit(model.encode_text(tokens))
                     trimmed = _unit(_encode_text_trimmed(model, tokens))
-                    self._trim = bool(np.abs(full - trimmed).max() <= TRIM_CHECK_TOLERANCE)
+                    agreement = float((full * trimmed).sum(axis=1).min())
+                    self._trim = agreement >= TRIM_AGREEMENT.get(self.loaded.dtype, 0.99999)
                     if not self._trim:
                         log.info("this model's text tower differs when trimmed; texts are encoded in full")
                     return full
