@@ -85,6 +85,11 @@ class Embedder:
                 return _unit(_encode_text_trimmed(model, tokens))
             return _unit(model.encode_text(tokens))
 
+    def warm_up(self) -> None:
+        """Encode a word once, so the first real query neither waits for first-call set-up nor
+        pays for the check that decides whether texts may be trimmed."""
+        self.encode_texts(["a photo"])
+
     def encode_query(self, text: str, templates: Sequence[str] = SEARCH_TEMPLATES) -> np.ndarray:
         """One unit vector for a query: the normalised mean of its phrasings, cached."""
         key = (text.strip(), tuple(templates))

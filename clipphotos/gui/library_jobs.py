@@ -97,6 +97,7 @@ def _within(taken_at: str | None, since: date | None, until: date | None) -> boo
 def load_model(lib: Library) -> tuple[str, str]:
     """Load the model and its vector index; returns its short name and details (device, precision)."""
     _ = lib.index
+    lib.embedder.warm_up()
     loaded = lib.embedder.loaded
     return f"{short_name(loaded.spec.name)} · {loaded.device.type.upper()}", "; ".join(
         [loaded.spec.describe(), *loaded.notes])
