@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--model", default="ViT-B-32-256", help="OpenCLIP name or config JSON (default ViT-B-32-256)")
     ap.add_argument("--weights", help="checkpoint; default: random weights (latency does not depend on them)")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--reuse", type=Path, help="a library this bench filled before (skips the ~10 min build)")
+    ap.add_argument("--reuse", type=Path, help="a library this bench filled before (skips filling the catalog and building the index)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     root = args.reuse or Path(tempfile.mkdtemp(prefix="clipphotos-search-"))

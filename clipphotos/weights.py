@@ -24,8 +24,9 @@ _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.fl
 def load_weights(model: torch.nn.Module, path: Path) -> None:
     """Load `path` into `model` (strictly: every tensor of the model, and nothing else)."""
     header = _safetensors_header(path) if path.suffix == ".safetensors" else None
-    if header is not None and _matches(model, header):
-        _stream_into(model, path, header)
+    state = model.state_dict()  # tensors sharing the parameters' storage
+    if header is not None and _matches(state, header):
+        _stream_into(state, path, header)
         return
     from open_clip.factory import load_checkpoint
     load_checkpoint(model, str(path), strict=True)
@@ -45,26 +46,25 @@ def _safetensors_header(path: Path) -> tuple[int, dict] | None:
     return 8 + length, table
 
 
-def _matches(model: torch.nn.Module, header: tuple[int, dict]) -> bool:
+def _matches(state: dict[str, torch.Tensor], header: tuple[int, dict]) -> bool:
     """Whether the file holds exactly the model's tensors, by name and shape, in dtypes we read."""
     _, table = header
-    state = model.state_dict()
     return (set(table) == set(state)
             and all(table[k].get("dtype") in _DTYPES and list(table[k].get("shape", ())) == list(v.shape)
                     for k, v in state.items()))
 
 
-def _stream_into(model: torch.nn.Module, path: Path, header: tuple[int, dict]) -> None:
+def _stream_into(state: dict[str, torch.Tensor], path: Path, header: tuple[int, dict]) -> None:
     """Read each tensor's bytes from the file into the model's tensor (converting dtype if needed)."""
     start, table = header
-    state = model.state_dict()  # tensors sharing the parameters' storage
     with open(path, "rb") as f, torch.no_grad():
         for name, target in state.items():
             entry = table[name]
             begin, end = entry["data_offsets"]
             dtype = _DTYPES[entry["dtype"]]
-            direct = entry["dtype"] != "BF16" and target.is_contiguous() and target.numpy().dtype == dtype
-            raw = target.numpy().reshape(-1) if direct else np.empty(target.numel(), dtype=dtype)
+            view = target.numpy()
+            direct = entry["dtype"] != "BF16" and target.is_contiguous() and view.dtype == dtype
+            raw = view.reshape(-1) if direct else np.empty(target.numel(), dtype=dtype)
             if raw.nbytes != end - begin:
                 raise ValueError(f"{path.name}: tensor {name} has {end - begin} bytes for shape {entry['shape']}")
             f.seek(start + begin)
