@@ -27,3 +27,15 @@ def label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
         widget.setObjectName(name)
     widget.setWordWrap(wrap)
     return widget
+
+
+def confirm(parent: QWidget, title: str, text: str, detail: str, verb: str) -> bool:
+    """The app's one way to ask before acting: a question with an explicit verb button and Cancel."""
+    from PySide6.QtWidgets import QMessageBox
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
+    box.setInformativeText(detail)
+    act = box.addButton(verb, QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(act)
+    box.exec()
+    return box.clickedButton() is act
