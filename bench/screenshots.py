@@ -7,7 +7,9 @@ Makes a library of camera-like photos (../shared/bench/make_library.py) and draw
 indexes it with the project's shapes model (tests/fixtures/shapes-clip unless told otherwise),
 then saves PNGs of the real windows: browsing, search results with the preview, a photo's
 details, the large viewer, the filter popup, indexing in progress, the first-run dialog's
-pages (the offline one included) and the settings dialog.
+pages (the offline one included) and the settings dialog; and tagging, each stage at 1024×700,
+1280×800 and 1920×1080: a label just made (its suggestions in the grid), the review with answers,
+the label applied, a photo's tag chips, and the Tags section selected.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"          # the first-run dialog shows its off
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_LIBRARY = REPO.parent / "shared" / "bench" / "make_library.py"
+SIZES = ((1024, 700), (1280, 800), (1920, 1080))
 SHAPES = REPO / "tests" / "fixtures" / "shapes-clip"
 
 
@@ -85,7 +88,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
             app.processEvents()
             time.sleep(0.02)
         until(lambda: not p._queue and p._draining == 0 and not window.preview_runner.busy
-              and not window.search_runner.busy)
+              and not window.search_runner.busy and not window.tags.runner.busy)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             app.processEvents()
@@ -128,6 +131,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     settle(window)
     save(window.search.filters, "05-filters.png")
     window.search.filters.hide()
+    shoot_tagging(window, until, settle, save)
     window.close()
 
     # Indexing in progress: a fresh library, a folder added from the sidebar.
@@ -169,6 +173,52 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     settings.close()
     runner.shutdown()
     return 0
+
+
+def shoot_tagging(window, until: Callable, settle: Callable, save: Callable) -> None:
+    """The tagging stages, each at the three window sizes."""
+    def at_sizes(name: str) -> None:
+        for width, height in SIZES:
+            window.resize(width, height)
+            settle(window)
+            save(window, f"{name}-{width}x{height}.png")
+        window.resize(1280, 800)
+        settle(window)
+
+    for width, height in SIZES[::2]:
+        window.resize(width, height)
+        window.search.clear()
+        until(lambda: window.header_title.text() == "All photos")
+        settle(window)
+        save(window, f"01-main-window-{width}x{height}.png")
+    window.resize(1280, 800)
+
+    tags = window.tags
+    window.sidebar.new_label.setText("red things: a red shape")
+    window.sidebar.new_label.returnPressed.emit()
+    until(lambda: tags.reviewing, 120)
+    at_sizes("12-label-created")
+
+    session = tags.session
+    for row in range(12):                      # the label's own verdict, two of them overruled
+        decision = session.decisions[window.model.photo(row).path]
+        tags.answer(decision.applies != (row in (3, 8)))
+    tags.undo()                                # the last one taken back
+    at_sizes("13-review-answers")
+
+    tags.review_bar.apply_button.click()
+    until(lambda: not tags.busy and window.header_title.text().startswith("Tagged"), 120)
+    at_sizes("14-applied")
+
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.model.index(0))
+    until(lambda: bool(window.preview.tag_chips.chips))
+    at_sizes("15-tag-chips")
+
+    tags.notice.hide()
+    window.grid.clearSelection()
+    window.sidebar.tree.scrollToItem(window.sidebar.tag_item("red things"))
+    at_sizes("16-tags-section")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import clipphotos.gui  # noqa: F401 - first: keeps None/True/False alive under PySide6 6.12 on Python < 3.12
 import pytest
+from PySide6 import QtGui
 from PySide6.QtCore import QPoint, QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QTextDocument
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox, QPushButton, QToolButton, QWidget
@@ -129,7 +130,7 @@ def clipped_texts(window: QWidget) -> list[str]:
         if not isinstance(widget, (QPushButton, QToolButton, QLabel)) or not widget.isVisible():
             continue
         text = widget.text()
-        if isinstance(widget, QLabel) and Qt.mightBeRichText(text):
+        if isinstance(widget, QLabel) and QtGui.Qt.mightBeRichText(text):
             doc = QTextDocument()
             doc.setHtml(text)
             text = doc.toPlainText()
@@ -137,7 +138,7 @@ def clipped_texts(window: QWidget) -> list[str]:
             continue
         metrics = widget.fontMetrics()
         wrapped = isinstance(widget, QLabel) and widget.wordWrap()
-        pieces = text.split() if wrapped else text.split("\n")
+        pieces = re.split(r"[\s\u200b]+", text) if wrapped else text.split("\n")   # where Qt may wrap
         need = max(metrics.horizontalAdvance(p) for p in pieces)
         if isinstance(widget, QAbstractButton) and not widget.icon().isNull():
             need += widget.iconSize().width() + 4

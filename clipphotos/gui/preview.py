@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from clipphotos.catalog import PhotoRecord
 
 
+ZWSP = "\u200b"      # a zero-width space: where a long path may wrap
+
+
 def format_date(taken_at: str | None) -> str:
     if not taken_at:
         return "Date unknown"
@@ -196,7 +199,8 @@ class PreviewPane(QFrame):
         self.fields["Size"].setText(f"{dims}{format_bytes(photo.size)}{' · ' + photo.format if photo.format else ''}")
         folder = os.path.dirname(photo.path)
         home = os.path.expanduser("~")
-        self.fields["Folder"].setText(folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder)
+        shown = folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder
+        self.fields["Folder"].setText(shown.replace(os.sep, os.sep + ZWSP))   # a long path wraps, never clips
         self.fields["Folder"].setToolTip(photo.path)
 
 
