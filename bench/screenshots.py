@@ -61,7 +61,8 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     if MAKE_LIBRARY.exists():
         subprocess.run([sys.executable, str(MAKE_LIBRARY), "--out", str(pictures), "--count", str(args.photos),
                         "--max-side", "1600", "--seed", "7", "--workers", "2"], check=True, capture_output=True)
-    write_library(drawings, 64, seed=3, long_side=(300, 1200))
+    drawn = write_library(drawings, 64, seed=3, long_side=(300, 1200))
+    red = {str((drawings / d["path"]).resolve()) for d in drawn if d["colour"] == "red"}
     model = ModelRequest(str(args.model.resolve()), None, str(args.weights.resolve()))
     folders = [p for p in (pictures, drawings) if p.is_dir()]
     print("indexing…", flush=True)
@@ -131,7 +132,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     settle(window)
     save(window.search.filters, "05-filters.png")
     window.search.filters.hide()
-    shoot_tagging(window, until, settle, save)
+    shoot_tagging(window, red, until, settle, save)
     window.close()
 
     # Indexing in progress: a fresh library, a folder added from the sidebar.
@@ -175,8 +176,8 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def shoot_tagging(window, until: Callable, settle: Callable, save: Callable) -> None:
-    """The tagging stages, each at the three window sizes."""
+def shoot_tagging(window, red: set[str], until: Callable, settle: Callable, save: Callable) -> None:
+    """The tagging stages, each at the three window sizes; the review answers what is true (red drawings)."""
     def at_sizes(name: str) -> None:
         for width, height in SIZES:
             window.resize(width, height)
@@ -185,6 +186,7 @@ def shoot_tagging(window, until: Callable, settle: Callable, save: Callable) -> 
         window.resize(1280, 800)
         settle(window)
 
+    window.search.filters.exclude.clear()
     for width, height in SIZES[::2]:
         window.resize(width, height)
         window.search.clear()
@@ -199,11 +201,10 @@ def shoot_tagging(window, until: Callable, settle: Callable, save: Callable) -> 
     until(lambda: tags.reviewing, 120)
     at_sizes("12-label-created")
 
-    session = tags.session
-    for row in range(12):                      # the label's own verdict, two of them overruled
-        decision = session.decisions[window.model.photo(row).path]
-        tags.answer(decision.applies != (row in (3, 8)))
+    for row in range(13):
+        tags.answer(window.model.photo(row).path in red)
     tags.undo()                                # the last one taken back
+    window.grid.scrollToTop()
     at_sizes("13-review-answers")
 
     tags.review_bar.apply_button.click()

@@ -392,7 +392,7 @@ def test_apply_is_undone_and_a_tag_by_hand_is_an_answer(copy_of, cli):
     assert len(found) == 30 and all(photo.path == d.path for photo, d in found)
     applies = [d.applies for _, d in found]
     assert applies == sorted(applies, reverse=True)          # what it would tag first
-    before = {i.name: i.tagged for i in lib.label_infos()}
+    before = {i.name: i.tagged for i in lib.label_infos() if i.name != "round things"}
     circles = sorted(p for p, names in truth.items() if "circle" in names)[:3]
     lib.review_tag("round things", circles, True)                             # answers, no tags yet
     assert lib.photos_tagged("round things") == [] and not lib.labels.is_applied("round things")

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 YES = QColor("#1e9e5a")
 NO = QColor("#d64545")
-LEGEND = "A  yes  ·  R  no  ·  U or Ctrl+Z  undo the last answer  ·  Space  view large  ·  ← → ↑ ↓  move"
+# Non-breaking spaces inside each key's entry: a narrow window wraps between entries, never inside one.
+LEGEND = "   ·   ".join(k.replace(" ", "\u00a0") for k in (
+    "A  yes", "R  no", "U or Ctrl+Z  undo the last answer", "Space  view large", "Arrows  move"))
 REVIEW_CELL = 232      # review thumbnails are large: an answer needs a good look
 
 

@@ -237,6 +237,7 @@ class TagsController(QObject):
         w = self.window
         w.model.set_marks({})
         w.grid.set_cell_size(w.settings.thumbnail_size)
+        w.grid.scrollToTop()                  # what comes next is another list: from its top
         self.review_bar.hide()
         self.refit_now()
         if reload:
