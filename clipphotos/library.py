@@ -19,9 +19,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
-from clipphotos.duplicates import (
-    DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates, move_others, trash_others,
-)
+from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_holding, hold_others, move_others, \
+    undo_cleanup
+from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
@@ -189,12 +189,19 @@ class Library:
         hashes = {photo.content_id: photo.hash for photo in map(self.catalog.photo_by_path, raw) if photo}
         with self.catalog.transaction() as db:
             self.catalog.forget_paths(db, raw)
+        self.drop_orphans(hashes)
+        return len(raw)
+
+    def drop_orphans(self, hashes: dict[int, str] | None = None) -> list[int]:
+        """Contents no file holds any more leave the catalog, the index and the thumbnails."""
+        if hashes is None:
+            hashes = self.catalog.orphan_hashes()
         dropped = self.catalog.drop_orphan_contents()
         if self._index is not None and dropped:
             self._index.remove(dropped)
             self.save_index()
         self.thumbnails.discard(hashes[cid] for cid in dropped if cid in hashes)
-        return len(raw)
+        return dropped
 
     # -- folders -------------------------------------------------------------------------
 
@@ -324,9 +331,25 @@ class Library:
         fill_missing_signals(self.catalog, on_progress)
         return find_duplicates(self.catalog, tiers, on_stage)
 
-    def trash_duplicates(self, groups: Iterable[DuplicateGroup]) -> MoveReport:
-        """Send all but each exact/near group's keep to the system trash (similar shots are left alone)."""
-        return trash_others(self, groups)
+    def trash_duplicates(self, groups: Iterable[DuplicateGroup], source: str = "app") -> CleanupReport:
+        """Move all but each exact/near group's keep to the trash, undoably (similar shots are left alone).
+
+        The files wait in a holding folder (clipphotos.cleanup) until `empty_holding` sends them
+        on to the system trash; `undo_cleanup` puts them back with their vectors and tags.
+        """
+        return hold_others(self, groups, source)
+
+    def undo_cleanup(self, cleanup: int | None = None, source: str | None = None) -> RestoreReport:
+        """Put a clean-up's files back where they were and in the library (the latest, unless told)."""
+        return undo_cleanup(self, cleanup, source)
+
+    def cleanups(self, source: str | None = None) -> list[tuple[int, float, str, int, int]]:
+        """(id, made_at, source, files, bytes) of the clean-ups that can still be undone, newest first."""
+        return self.catalog.cleanups(source)
+
+    def empty_holding(self, older_than_days: float | None = None) -> EmptyReport:
+        """Send held clean-ups (all, or the older ones) on to the system trash: no undo after that."""
+        return empty_holding(self, older_than_days)
 
     def move_duplicates(self, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
         """Move all but each exact/near group's keep into a folder; the catalog follows them."""
