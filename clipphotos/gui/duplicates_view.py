@@ -64,6 +64,11 @@ def file_details(f: DuplicateFile, keep: DuplicateFile) -> list[tuple[str, str, 
     return rows
 
 
+def _short(path: str) -> str:
+    """The file's name with its folder's: copies often share the name."""
+    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+
+
 def _elide(widget: QLabel, text: str, width: int) -> None:
     widget.setText(widget.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(40, width)))
     widget.setToolTip(text)
@@ -530,7 +535,7 @@ class DuplicatesView(QWidget):
             if self.library is not None:
                 self.runner.submit(load_preview, f.path, MAX_THUMB,
                                    on_done=lambda image, c=card, k=group.key: self._thumb_done(k, c, image),
-                                   on_failed=lambda exc, c=card: c.set_image(QImage()))
+                                   on_failed=lambda exc, c=card, k=group.key: self._thumb_done(k, c, QImage()))
         self._lay_out_cards()
         self._choice_changed()
         self.groupChanged.emit()
@@ -607,7 +612,7 @@ class DuplicatesView(QWidget):
     # -- acting ------------------------------------------------------------------------------
 
     def confirm_trash(self, paths: list[str], size: int, groups: int) -> bool:
-        names = ", ".join(os.path.basename(p) for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+        names = ", ".join(_short(p) for p in paths[:3]) + (" …" if len(paths) > 3 else "")
         kept = "The group keeps its chosen file" if groups == 1 else f"Each of the {groups} groups keeps its chosen file"
         return confirm(self, "Move to trash", f"Move {plural(len(paths), 'file')} ({megabytes(size)}) to the Trash?",
                        f"{names}\n\n{kept}. Undo puts every file back where it was, in the library with its tags.")
