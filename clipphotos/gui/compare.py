@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPixmap, QWheelEvent
-from PySide6.QtWidgets import (QDialog, QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel,
+from PySide6.QtWidgets import (QDialog, QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHeaderView, QLabel,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QWidget)
 
 from clipphotos.gui.widgets import hbox, label, vbox
@@ -126,10 +126,13 @@ class CompareDialog(QDialog):
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         split.addWidget(self.table)
-        split.setStretchFactor(0, 4)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        self.split = split
         col.addWidget(split, 1)
         self.keys_to = {
             Qt.Key.Key_K: lambda: self.mark(True), Qt.Key.Key_T: lambda: self.mark(False),
@@ -207,8 +210,8 @@ class CompareDialog(QDialog):
                     cell.setFont(font)
                     cell.setForeground(Qt.GlobalColor.darkRed)
                 self.table.setItem(row, col, cell)
-        for col in range(len(cards)):
-            self.table.setColumnWidth(col, max(120, self.row_box.width() // max(1, len(cards)) - 4))
+        rows = self.table.verticalHeader().defaultSectionSize() * len(names)
+        self.table.setMinimumHeight(rows + self.table.horizontalHeader().sizeHint().height() + 4)
 
     def refresh(self) -> None:
         for n, pane in enumerate(self.panes):

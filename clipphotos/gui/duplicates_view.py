@@ -28,6 +28,7 @@ KEY_ROLE = Qt.ItemDataRole.UserRole
 MIN_THUMB, MAX_THUMB = 128, 460     # cards' pictures scale with the window between these
 CARD_PAD = 18                       # a card's frame and margins around its picture
 CARD_GAP = 10
+CARD_TEXT = 250                     # a card's height besides its picture (name, details, buttons)
 LIST_ICON = 40                      # the group list's thumbnails
 DIFFERS = "color:#c2410c;font-weight:600"
 CHOICE_STYLE = {
@@ -85,6 +86,7 @@ class FileCard(QFrame):
     def __init__(self, f: DuplicateFile, keep: DuplicateFile, can_trash: bool, thumb: int) -> None:
         super().__init__()
         self.file = f
+        self.can_trash = can_trash
         self.image = QImage()
         self.thumb_size = thumb
         self.setObjectName("duplicateCard")
@@ -154,10 +156,12 @@ class FileCard(QFrame):
     def _paint_choice(self) -> None:
         text, colour, tint = CHOICE_STYLE["keep" if self.kept else "trash"]
         self.setProperty("choice", "keep" if self.kept else "trash")
-        self.setStyleSheet(f"#duplicateCard {{ border: 2px solid {colour}; border-radius: 6px; background: {tint}; }}")
+        self.setStyleSheet(f"#duplicateCard {{ border: 2px solid {colour}; border-radius: 6px; background: {tint}; }}"
+                           f"#duplicateCard QPushButton:checked {{ background: {colour}; border-color: {colour}; "
+                           "color: #ffffff; }")
         self.badge.setText(text)
         self.badge.setStyleSheet(f"color: {colour}; font-weight: 700;")
-        self.badge.setVisible(self.keep_button.isVisible() or not self.kept)
+        self.badge.setVisible(self.can_trash)
 
     def set_star(self, text: str) -> None:
         self.star.setText(text)
@@ -190,6 +194,7 @@ class FileCard(QFrame):
                 int(self.thumb_size * ratio), int(self.thumb_size * ratio), Qt.AspectRatioMode.KeepAspectRatio,
                 Qt.TransformationMode.SmoothTransformation)
             pixmap.setDevicePixelRatio(ratio)
+            self.thumb.setFixedHeight(max(24, round(pixmap.height() / ratio)))   # no empty band around it
             self.thumb.setPixmap(pixmap)
 
 
@@ -279,7 +284,7 @@ class DuplicatesView(QWidget):
         self.scroll.setWidget(self.cards_box)
         dcol.addWidget(self.scroll, 1)
         buttons = hbox(spacing=8)
-        self.keys_hint = label("Space: compare side by side · N: not duplicates", "note", wrap=False)
+        self.keys_hint = label("Space: compare · N: not duplicates", "note")
         buttons.addWidget(self.keys_hint)
         buttons.addStretch(1)
         self.compare_button = QPushButton("Compare")
@@ -548,7 +553,8 @@ class DuplicatesView(QWidget):
         """The biggest picture that lets the cards sit side by side without a horizontal scroll."""
         cols = self._columns(n)
         width = self.scroll.viewport().width() - (cols - 1) * CARD_GAP - 2
-        return max(MIN_THUMB, min(MAX_THUMB, width // cols - CARD_PAD))
+        tall = self.scroll.viewport().height() - CARD_TEXT        # the whole card in view, when it can be
+        return max(MIN_THUMB, min(MAX_THUMB, width // cols - CARD_PAD, tall))
 
     def _lay_out_cards(self) -> None:
         while self.cards_grid.count():
