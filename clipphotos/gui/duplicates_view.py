@@ -171,6 +171,8 @@ class FileCard(QFrame):
 
     def set_thumb_size(self, size: int) -> None:
         self.thumb_size = size
+        self.setMinimumHeight(0)
+        self.setMaximumHeight(16777215)         # _show_image fits the height to the picture again
         self.setFixedWidth(size + CARD_PAD)
         self.thumb.setFixedSize(size, size)
         inner = size
@@ -196,6 +198,8 @@ class FileCard(QFrame):
             pixmap.setDevicePixelRatio(ratio)
             self.thumb.setFixedHeight(max(24, round(pixmap.height() / ratio)))   # no empty band around it
             self.thumb.setPixmap(pixmap)
+            self.layout().activate()
+            self.setFixedHeight(self.layout().sizeHint().height())
 
 
 class DuplicatesView(QWidget):
