@@ -40,6 +40,9 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                    help="local checkpoint (.safetensors/.pt/.bin) instead of downloading")
     g.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d(None),
                    help="where the model runs (default: auto = CUDA, then MPS, then CPU)")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=d(None),
+                   help="the model's number format (default: $CLIPPHOTOS_PRECISION, else auto = fp16 on GPUs, "
+                        "bf16 on CPUs that compute it natively, else fp32)")
     g.add_argument("--json", action="store_true", default=d(False), help="machine-readable result on stdout")
 
 
@@ -155,7 +158,7 @@ def _tag_commands(tag: argparse.ArgumentParser) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     for name, default in (("library", None), ("model", None), ("pretrained", None), ("weights", None),
-                          ("device", None), ("json", False)):
+                          ("device", None), ("precision", None), ("json", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
     return args
@@ -230,7 +233,7 @@ def open_library(args: argparse.Namespace, workers: int | None = None):
         if pretrained is None and weights is None and name == DEFAULT_MODEL:
             pretrained = DEFAULT_PRETRAINED
         model = ModelSpec(name, pretrained, weights)
-    return Library(args.library, model=model, device=args.device, workers=workers)
+    return Library(args.library, model=model, device=args.device, workers=workers, precision=args.precision)
 
 
 def open_with_folders(args: argparse.Namespace):
@@ -364,8 +367,7 @@ def _is_iso_date(text: str) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from clipphotos.library import Library
-    lib = Library(args.library)
+    lib = open_library(args)
     try:
         status = lib.status()
     finally:
@@ -374,6 +376,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     def human() -> None:
         print(f"Library: {status['library']}")
         print(f"Model:   {status['model'] or 'none yet (indexing picks the default)'}")
+        print(f"Precision: {status['precision']} ({status['precision_reason']})")
         print(f"Photos:  {status['photos']}   Skipped: {status['skipped']}")
         for f in status["folder_details"]:
             print(f"  {f['photos']:7d}  {f['path']}{'' if f['online'] else '  (offline)'}")

@@ -26,7 +26,9 @@ from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
 from clipphotos.tags import Labels
-from clipphotos.models import LoadedModel, ModelSpec, load_model
+from clipphotos.models import (
+    LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
+)
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 
@@ -71,12 +73,14 @@ class Library:
     """A photo library: its folders, catalog, model, index, and what can be asked of it."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
-                 device: str | None = None, workers: int | None = None) -> None:
+                 device: str | None = None, workers: int | None = None, precision: str | None = None) -> None:
         self.root = Path(root).expanduser().resolve() if root else default_library_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.root / "catalog.sqlite3")
         self.requested_model = model
         self.requested_device = device
+        self.requested_precision = precision
+        """auto, fp32, bf16 or fp16; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
         self.workers = workers
         self._loaded: LoadedModel | None = None
         self._embedder: Embedder | None = None
@@ -103,7 +107,21 @@ class Library:
         if spec is None:
             stored = self.catalog.get_setting("model")
             spec = ModelSpec.from_json(stored) if stored else ModelSpec()
+        # Asked for now, else what the spec names, else $CLIPPHOTOS_PRECISION, else automatic.
+        asked = self.requested_precision or (spec.precision if spec.precision != "auto" else None)
+        spec = replace(spec, precision=requested_precision(asked))
         return replace(spec, device=self.requested_device) if self.requested_device else spec
+
+    def precision(self) -> tuple[str, str]:
+        """The precision the model runs in (or will, before it loads) and why, in words."""
+        if self._loaded is not None:
+            return self._loaded.precision, self._loaded.precision_reason
+        spec = self.model_spec
+        try:
+            device = pick_device(spec.device).type
+        except ModelUnavailable:
+            device = "cpu"
+        return plan_precision(device, spec.precision)
 
     @property
     def embedder(self) -> Embedder:
@@ -268,7 +286,7 @@ class Library:
                 self.save_index()
             if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
                 # Everything is embedded with this model now: make it the library's model.
-                self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
+                self.catalog.set_setting("model", replace(self._loaded.spec, device="auto", precision="auto").to_json())
                 self.catalog.set_setting("model.key", self._loaded.key)
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
@@ -452,6 +470,7 @@ class Library:
         skipped = self.catalog.skipped()
         stored = self.catalog.get_setting("model")
         folders = self.folders()
+        precision, precision_reason = self.precision()
         return {
             "library": str(self.root),
             "photos": self.catalog.photo_count(),
@@ -461,6 +480,7 @@ class Library:
                                 "online": os.path.isdir(path)} for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.catalog.get_setting("model.key"),
+            "precision": precision, "precision_reason": precision_reason,
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             **watch_status(self.catalog),
         }
