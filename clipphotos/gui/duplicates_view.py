@@ -158,7 +158,8 @@ class FileCard(QFrame):
         self.setProperty("choice", "keep" if self.kept else "trash")
         self.setStyleSheet(f"#duplicateCard {{ border: 2px solid {colour}; border-radius: 6px; background: {tint}; }}"
                            f"#duplicateCard QPushButton:checked {{ background: {colour}; border-color: {colour}; "
-                           "color: #ffffff; }")
+                           "color: #ffffff; }"
+                           "#duplicateCard QPushButton { padding: 3px 4px; }")
         self.badge.setText(text)
         self.badge.setStyleSheet(f"color: {colour}; font-weight: 700;")
         self.badge.setVisible(self.can_trash)
