@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QFrame, QMessageBox, QPushButton, QWidget
 
 from clipphotos.gui.notice import NoticeBar
 from clipphotos.gui.review import REVIEW_CELL, ReviewBar, ReviewSession
-from clipphotos.gui.widgets import confirm, hbox
+from clipphotos.gui.widgets import confirm, hbox, plural
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
@@ -43,10 +43,6 @@ def parse_label(text: str) -> tuple[str, list[str]]:
     """'receipts: a photo of a shopping receipt; a scanned invoice' → (name, prompts)."""
     name, _, rest = text.partition(":")
     return name.strip(), [p.strip() for p in rest.split(";") if p.strip()]
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 class TagBar(QFrame):
