@@ -184,7 +184,7 @@ def test_make_review_apply_see_fix_and_export_a_label(qtbot, window, drawn, cli,
     assert sidebar_count(w, LABEL) == "new"                    # not "0" beside 100 % suggestions
     tip = w.model.data(w.model.index(0), Qt.ItemDataRole.ToolTipRole)
     assert re.search(r"\d+%", tip) and w.model.data(w.model.index(0), MarkRole).words in tip.lower()
-    assert w.tags.review_bar.legend.isVisible() and "R  no" in w.tags.review_bar.legend.text()
+    assert w.tags.review_bar.legend.isVisible() and "R  no" in w.tags.review_bar.legend.text().replace("\u00a0", " ")
 
     # 2. Twenty answers by keyboard, each one visible as a badge on its thumbnail.
     answered = {}
@@ -201,7 +201,7 @@ def test_make_review_apply_see_fix_and_export_a_label(qtbot, window, drawn, cli,
     n_yes = sum(answered.values())
     assert w.tags.review_bar.progress.text() == \
         f"20 of {len(decisions)} reviewed · {n_yes} yes · {20 - n_yes} no"
-    assert "R  no" in w.tags.review_bar.legend.text() and w.tags.review_bar.legend.isVisible()
+    assert "R  no" in w.tags.review_bar.legend.text().replace("\u00a0", " ") and w.tags.review_bar.legend.isVisible()
 
     # Undo takes back the *last* answer, wherever the cursor is, and goes back to it.
     w.grid.setCurrentIndex(w.model.index(25))
