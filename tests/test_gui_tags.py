@@ -365,6 +365,11 @@ def test_nothing_is_clipped_and_duplicates_is_reachable_at_every_size(qtbot, win
             assert not clipped_texts(w), f"{width}x{height} ({step}): {clipped_texts(w)}"
             assert duplicates_reachable(w), f"{width}x{height}: Duplicates is outside the window"
             assert w.sidebar.tag_item("blue things") is not None
+        if step == "review":                 # Done: back to what the sidebar and the query say
+            w.tags.review_bar.done_button.click()
+            qtbot.waitUntil(lambda: w.header_title.text() == "All photos", timeout=30_000)
+            assert not w.tags.reviewing and w.sidebar.selected_tag() is None and w.sidebar.all_item.isSelected()
+            assert w.model.mark(0) is None and w.model.rowCount() == len(w.library.catalog.iter_photos())
         w.sidebar.select_tag("blue things")
         qtbot.waitUntil(lambda: w.tags.bar.isVisible(), timeout=30_000)
     w.resize(1024, 700)

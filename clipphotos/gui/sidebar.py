@@ -172,8 +172,9 @@ class Sidebar(QWidget):
         item = self.tag_item(name)
         if item is None:
             return
+        self.tree.blockSignals(True)
+        self.tree.clearSelection()            # one row selected, and no passing through "All photos"
         self.tree.blockSignals(not notify)
-        self.tree.clearSelection()
         item.setSelected(True)
         self.tree.setCurrentItem(item)
         self.tree.scrollToItem(item)
@@ -225,6 +226,8 @@ class Sidebar(QWidget):
             child = self.library.child(i)
             if path and _key(child) == path:
                 target = child
+        self.tree.blockSignals(True)
+        self.tree.clearSelection()            # a tag's row may have been selected
         self.tree.blockSignals(not notify)
         target.setSelected(True)
         self.tree.setCurrentItem(target)

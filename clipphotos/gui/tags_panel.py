@@ -237,6 +237,10 @@ class TagsController(QObject):
         self.review_bar.hide()
         self.refit_now()
         if reload:
+            if w.query.tag is not None:          # the sidebar shows what the grid shows again
+                w.sidebar.select_tag(w.query.tag, notify=False)
+            else:
+                w.sidebar.select_folder(w.query.folder)
             w.reload_listing()
 
     def answer(self, accepted: bool) -> None:
