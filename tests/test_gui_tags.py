@@ -5,6 +5,7 @@ A drawn library (clipphotos.shapes) indexed with the project's shapes model; the
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -218,6 +219,16 @@ def test_make_review_apply_see_fix_and_export_a_label(qtbot, window, drawn, cli,
     # Space is the built-in viewer, never another app; arrows move.
     qtbot.keyClick(w.grid, Qt.Key.Key_Space)
     assert w.stack.currentIndex() == w.PAGE_VIEWER and not opened
+    row = w.grid.currentIndex().row()
+    assert row == 20 and f"“{LABEL}”: " in w.viewer.caption.text()
+    qtbot.keyClick(w.viewer, Qt.Key.Key_A)                 # the keys answer in the large view too
+    assert w.grid.currentIndex().row() == 21 and w.stack.currentIndex() == w.PAGE_VIEWER
+    assert w.tags.review_bar.progress.text().startswith("21 of") and w.tags.review_bar.isVisible()
+    qtbot.keyClick(w.viewer, Qt.Key.Key_U)
+    assert w.grid.currentIndex().row() == 20 and w.model.mark(20).answer is None
+    assert w.tags.review_bar.progress.text().startswith("20 of")
+    assert w.viewer.caption.text().endswith("U undo") and os.path.basename(w.model.photo(20).path) in \
+        w.viewer.caption.text()
     qtbot.keyClick(w.viewer, Qt.Key.Key_Escape)
     assert w.stack.currentIndex() == w.PAGE_GRID and w.grid.hasFocus()
     row = w.grid.currentIndex().row()

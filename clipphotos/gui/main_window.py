@@ -768,6 +768,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(self.PAGE_VIEWER)
         self.preview.hide()          # the viewer shows the photo large: no need for it twice
         self.viewer.setFocus()
+        self.tags.viewer_showing(photo.path)     # while reviewing: its answer, and A/R work here too
 
     def close_viewer(self) -> None:
         if self.stack.currentIndex() == self.PAGE_VIEWER:

@@ -113,11 +113,12 @@ class TagsController(QObject):
         chips.tagRemoved.connect(lambda path, name: self.set_tag(path, name, False))
         chips.tagAdded.connect(lambda path, name: self.set_tag(path, name, True))
         w.resultsShown.connect(self._results_shown)
-        for keys, slot in (("A", lambda: self.answer(True)), ("R", lambda: self.answer(False)),
-                           ("U", self.undo), (QKeySequence.StandardKey.Undo, self.undo)):
-            shortcut = QShortcut(QKeySequence(keys), w.grid)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(slot)
+        for widget in (w.grid, w.viewer):       # the keys answer in the grid and in the large view
+            for keys, slot in (("A", lambda: self.answer(True)), ("R", lambda: self.answer(False)),
+                               ("U", self.undo), (QKeySequence.StandardKey.Undo, self.undo)):
+                shortcut = QShortcut(QKeySequence(keys), widget)
+                shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+                shortcut.activated.connect(slot)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -253,10 +254,26 @@ class TagsController(QObject):
         self._answer_shown(path)
         row = w.grid.currentIndex().row()
         if row + 1 < w.model.rowCount():
-            w.grid.selectionModel().setCurrentIndex(w.model.index(row + 1),
-                                                   QItemSelectionModel.SelectionFlag.ClearAndSelect)
-            w.grid.scrollTo(w.model.index(row + 1))
+            self._go_to(row + 1)
         self._store(session.label, path, accepted)
+
+    def _go_to(self, row: int) -> None:
+        """Move the cursor (and the large view, when open) to another suggestion."""
+        w = self.window
+        w.grid.selectionModel().setCurrentIndex(w.model.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        w.grid.scrollTo(w.model.index(row))
+        if w.stack.currentIndex() == w.PAGE_VIEWER:
+            w.open_viewer()
+
+    def viewer_showing(self, path: str) -> None:
+        """The large view's caption says the photo's answer (or the label's guess) and the keys."""
+        session = self.session
+        if session is None or path not in session.decisions:
+            return
+        mark = session.mark(path)
+        state = {True: "✓ yes", False: "✗ no", None: mark.words}[mark.answer]
+        caption = self.window.viewer.caption
+        caption.setText(f"{caption.text()}\n“{session.label}”: {state}   ·   A yes  ·  R no  ·  U undo")
 
     def undo(self) -> None:
         """U or Ctrl+Z: take back the last answer, whichever photo it was, and go back to that photo."""
@@ -271,8 +288,7 @@ class TagsController(QObject):
         self._answer_shown(path)
         row = w.model.row_of(path)
         if row is not None:
-            w.grid.selectionModel().setCurrentIndex(w.model.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect)
-            w.grid.scrollTo(w.model.index(row))
+            self._go_to(row)
         self._store(session.label, path, answer)
 
     def _answer_shown(self, path: str) -> None:
