@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipphotos.catalog import decode_path
 from clipphotos.library import Library
 from clipphotos.shapes import COLOURS, SHAPES, write_library
 from clipphotos.tags import (NO_REVIEWS, Mixture, Reviewed, best_mixture, calibrate_margin, decide,
