@@ -890,7 +890,7 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.stop(wait=False)
         self.provider.shutdown()
-        for runner in (self.search_runner, self.preview_runner, self.runner):
+        for runner in (self.search_runner, self.preview_runner, self.tags.runner, self.runner):
             runner.shutdown()
         if self.engine is not None:
             self.engine.stop(wait=True, timeout=120)
