@@ -387,6 +387,15 @@ class Catalog:
         vecs = np.stack([np.frombuffer(r[1], dtype=np.float16) for r in rows]).astype(np.float32)
         return keys, vecs
 
+    def known_model_id(self, key: str | None) -> int | None:
+        """The id of a model already registered by its key, else None (nothing is registered)."""
+        rows = self.query("SELECT id FROM models WHERE key=?", (key,)) if key else []
+        return rows[0][0] if rows else None
+
+    def library_model_id(self) -> int | None:
+        """The id of the model the whole library is indexed with, if any."""
+        return self.known_model_id(self.get_setting("model.key"))
+
     def vector_ids(self, model_id: int) -> set[int]:
         return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
 
@@ -418,6 +427,25 @@ class Catalog:
                     f"SELECT c.hash, c.id, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=c.id AND v.model_id=?) "
                     f"FROM contents c WHERE c.hash IN ({','.join('?' * len(chunk))})", [model_id, *chunk]):
                 found[h] = (cid, bool(has))
+        return found
+
+    def content_counts_of_paths(self, paths: list[bytes]) -> dict[int, int]:
+        """content id → how many of these paths hold it."""
+        counts: dict[int, int] = {}
+        for start in range(0, len(paths), 900):
+            chunk = paths[start:start + 900]
+            for (cid,) in self.query(f"SELECT content_id FROM photos WHERE path IN ({','.join('?' * len(chunk))})",
+                                     chunk):
+                counts[cid] = counts.get(cid, 0) + 1
+        return counts
+
+    def photo_paths_among(self, paths: list[bytes]) -> set[bytes]:
+        """Those of `paths` that are photos of the library."""
+        found: set[bytes] = set()
+        for start in range(0, len(paths), 900):
+            chunk = paths[start:start + 900]
+            found.update(bytes(p) for (p,) in self.query(
+                f"SELECT path FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
     def photo_count(self) -> int:
@@ -669,5 +697,16 @@ class Catalog:
 
     # -- reporting -----------------------------------------------------------------------
 
-    def skipped(self) -> list[tuple[str, str]]:
-        return [(decode_path(p), r) for p, r in self.query("SELECT path, reason FROM skipped ORDER BY path")]
+    def skipped(self, folder_ids: Iterable[int] | None = None) -> list[tuple[str, str]]:
+        """(path, reason) of the files indexing could not read, all or those of some folders."""
+        if folder_ids is None:
+            rows = self.query("SELECT path, reason FROM skipped ORDER BY path")
+        else:
+            ids = list(folder_ids)
+            rows = self.query(f"SELECT path, reason FROM skipped WHERE folder_id IN ({','.join('?' * len(ids))}) "
+                              f"ORDER BY path", ids) if ids else []
+        return [(decode_path(p), r) for p, r in rows]
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (to notice their writes)."""
+        return self.query("PRAGMA data_version")[0][0]

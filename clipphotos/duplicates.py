@@ -359,7 +359,7 @@ class _LibraryView:
 
     def _load_vectors(self, wanted: set[int]) -> dict[int, np.ndarray]:
         missing = [c for c in wanted if c not in self._vectors]
-        model = _library_model_id(self.catalog)
+        model = self.catalog.library_model_id()
         if missing and model is not None:
             ids, vecs = self.catalog.vectors(model, missing)
             self._vectors.update(zip(ids.tolist(), vecs))
@@ -651,12 +651,6 @@ def _seconds(taken_at: str | None) -> float | None:
 
 
 _EPOCH = datetime(1970, 1, 1)
-
-
-def _library_model_id(catalog: Catalog) -> int | None:
-    key = catalog.get_setting("model.key")
-    rows = catalog.query("SELECT id FROM models WHERE key=?", (key,)) if key else []
-    return rows[0][0] if rows else None
 
 
 # -- acting ------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ class Library:
 
     def refresh_index(self) -> None:
         """Take in what other processes committed since we last looked (an `index` beside a watcher)."""
-        version = self.catalog.query("PRAGMA data_version")[0][0]
+        version = self.catalog.data_version()
         if self._index is not None and version != self._data_version:
             self._sync_index(self._index)
         self._data_version = version
