@@ -31,6 +31,7 @@ from clipphotos.models import (
 )
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
+from clipphotos.watch_state import live_watcher, watch_status
 
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
@@ -294,7 +295,6 @@ class Library:
             return report
 
     def _busy_message(self) -> str:
-        from clipphotos.watcher import live_watcher
         watcher = live_watcher(self.catalog)
         if watcher is not None and watcher.get("indexing"):
             return (f"`clipphotos watch` (pid {watcher['pid']}) is indexing {self.root} right now and keeps "
@@ -517,7 +517,6 @@ class Library:
     # -- reporting -----------------------------------------------------------------------
 
     def status(self) -> dict:
-        from clipphotos.watcher import watch_status
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
         stored = self.catalog.get_setting("model")
