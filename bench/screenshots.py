@@ -53,7 +53,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
 
     from clipphotos.gui import theme
     from clipphotos.gui.main_window import AppOptions, MainWindow
-    from clipphotos.gui.model_choices import ModelRequest
+    from clipphotos.model_choices import ModelRequest
     from clipphotos.gui.settings_dialog import SettingsDialog
     from clipphotos.gui.welcome import WelcomeDialog
     from clipphotos.library import Library

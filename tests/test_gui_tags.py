@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QImage, QTextDocument
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QMessageBox, QPushButton, QToolButton, QWidget
 
 from clipphotos.gui.main_window import AppOptions, MainWindow
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 from clipphotos.gui.photo_grid import MarkRole
 from clipphotos.gui.review import NO, YES
 from clipphotos.xmp import read_tags, sidecar_path

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from clipphotos.gui.model_choices import ModelRequest, short_name
+from clipphotos.model_choices import ModelRequest, short_name
 from clipphotos.gui.search_bar import Query
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWi
 from clipphotos.gui import desktop, library_jobs
 from clipphotos.gui.duplicates_view import DuplicatesView
 from clipphotos.gui.library_jobs import AppSettings, Browse, Opened
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
