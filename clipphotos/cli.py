@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from clipphotos import __version__
 
 if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to its window
-    from clipphotos.indexer import IndexReport, Progress
+    from clipphotos.library import IndexReport, Progress
 
 EXIT_USAGE = 2
 EXIT_BUSY = 3
@@ -329,7 +329,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     lib = open_library(args)
     try:
-        if lib.catalog.photo_count() == 0:
+        if lib.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
             results = []
         else:
@@ -727,8 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         return run_app(args)
-    from clipphotos.library import LibraryBusy
-    from clipphotos.loader import UnreadableImage
+    from clipphotos.library import LibraryBusy, UnreadableImage
     from clipphotos.models import ModelUnavailable
     try:
         return COMMANDS[args.command](args)

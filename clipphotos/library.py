@@ -24,14 +24,19 @@ from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_
 from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
-from clipphotos.loader import load_image
+from clipphotos.loader import UnreadableImage, load_image  # noqa: F401 - the GUI and CLI take them from here
 from clipphotos.tags import Applied, Decision, ExportPlan, ExportReport, Label, LabelInfo, Labels, PhotoTag, useful_order
 from clipphotos.models import (
     LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
 )
+from clipphotos.settings import Settings
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 from clipphotos.watch_state import live_watcher, watch_status
+
+# The value types the CLI and the app use come from here too, so that they import this module only.
+__all__ = ["Library", "LibraryBusy", "SearchResult", "TrashReport", "PhotoRecord", "IndexReport", "Progress",
+           "UnreadableImage", "load_image", "default_library_dir"]
 
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
@@ -78,6 +83,7 @@ class Library:
         self.root = Path(root).expanduser().resolve() if root else default_library_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.root / "catalog.sqlite3")
+        self.settings = Settings(self.catalog)
         self.requested_model = model
         self.requested_device = device
         self.requested_precision = precision
@@ -106,7 +112,7 @@ class Library:
         """The model asked for now, else the one the library was indexed with, else the default."""
         spec = self.requested_model
         if spec is None:
-            stored = self.catalog.get_setting("model")
+            stored = self.settings.model_json
             spec = ModelSpec.from_json(stored) if stored else ModelSpec()
         # Asked for now, else what the spec names, else $CLIPPHOTOS_PRECISION, else automatic.
         asked = self.requested_precision or (spec.precision if spec.precision != "auto" else None)
@@ -132,6 +138,16 @@ class Library:
             self._model_id = self.catalog.model_id(self._loaded.key, self._loaded.dim)
         return self._embedder
 
+    def photo_count(self) -> int:
+        return self.catalog.photo_count()
+
+    def warm_up(self) -> LoadedModel:
+        """Load the model and the vector index and run the text path once, so that the first
+        search pays for none of it; returns the loaded model (what runs where, and why)."""
+        _ = self.index
+        self.embedder.warm_up()
+        return self.embedder.loaded
+
     @property
     def model_id(self) -> int:
         _ = self.embedder
@@ -148,7 +164,7 @@ class Library:
         """The model's vector index: loaded if intact, rebuilt from the catalog if not, then synced."""
         if self._index is None:
             dim = self.embedder.dim
-            checksum = self.catalog.get_setting(f"index.{self.model_id}.checksum")
+            checksum = self.settings.index_checksum(self.model_id)
             index = VectorIndex.load(self._index_path(), dim, checksum)
             if index is None:
                 ids, vecs = self.catalog.vectors(self.model_id)
@@ -177,7 +193,7 @@ class Library:
 
     def save_index(self) -> None:
         checksum = self.index.save(self._index_path())
-        self.catalog.set_setting(f"index.{self.model_id}.checksum", checksum)
+        self.settings.set_index_checksum(self.model_id, checksum)
 
     # -- upkeep --------------------------------------------------------------------------
 
@@ -287,8 +303,8 @@ class Library:
                 self.save_index()
             if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
                 # Everything is embedded with this model now: make it the library's model.
-                self.catalog.set_setting("model", replace(self._loaded.spec, device="auto", precision="auto").to_json())
-                self.catalog.set_setting("model.key", self._loaded.key)
+                self.settings.set_model(replace(self._loaded.spec, device="auto", precision="auto").to_json(),
+                                        self._loaded.key)
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
                 self.labels.tag_new_contents()   # new photos get the user's labels right away
@@ -304,13 +320,12 @@ class Library:
     def excluded_folders(self) -> frozenset[bytes]:
         """Folders indexing never enters: the user's exclusions and the library's own folder
         (its thumbnails are not photos, even when the library sits inside a photo folder)."""
-        raw = self.catalog.get_setting("excluded_folders")
-        user = {encode_path(p) for p in raw.split("\n") if p} if raw else set()
+        user = {encode_path(p) for p in self.settings.excluded_folders}
         return frozenset(user | {encode_path(self.root)})
 
     def set_excluded_folders(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         """Folders (inside library folders) that indexing skips; their photos leave on the next run."""
-        self.catalog.set_setting("excluded_folders", "\n".join(os.fspath(p) for p in paths) or None)
+        self.settings.excluded_folders = paths
 
     # -- deleting ------------------------------------------------------------------------
 
@@ -419,7 +434,14 @@ class Library:
 
     def photos_tagged(self, name: str) -> list[PhotoRecord]:
         """The photos a label applies to, newest first: what its row in the sidebar shows."""
-        return self.catalog.photos_with_tag(name)
+        return self.catalog.browse(tag=name)
+
+    def browse(self, *, folder: str | os.PathLike[str] | None = None, since: str | date | None = None,
+               until: str | date | None = None, tag: str | None = None) -> list[PhotoRecord]:
+        """The photos to look through, newest first: inside a folder, taken within dates (whole
+        days), with a tag, as far as each is given."""
+        return self.catalog.browse(os.fspath(folder) if folder is not None else None, _date_bound(since),
+                                   _date_bound(until, end=True), tag)
 
     def photo_tags(self, path: str | os.PathLike[str]) -> list[PhotoTag]:
         return self.labels.photo_tags(path)
@@ -519,7 +541,7 @@ class Library:
     def status(self) -> dict:
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
-        stored = self.catalog.get_setting("model")
+        stored = self.settings.model_json
         folders = self.folders()
         precision, precision_reason = self.precision()
         return {
@@ -530,7 +552,7 @@ class Library:
             "folder_details": [{"path": path, "photos": counts.get(fid, 0), "follow_links": follow,
                                 "online": os.path.isdir(path)} for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
-            "model_key": self.catalog.get_setting("model.key"),
+            "model_key": self.settings.model_key,
             "precision": precision, "precision_reason": precision_reason,
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             **watch_status(self.catalog),

@@ -31,8 +31,8 @@ from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
-    from clipphotos.indexer import IndexReport, Progress
+    from clipphotos.library import PhotoRecord
+    from clipphotos.library import IndexReport, Progress
     from clipphotos.library import Library, SearchResult, TrashReport
     from clipphotos.watcher import WatchEngine, WatchSettings
 

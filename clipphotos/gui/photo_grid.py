@@ -23,7 +23,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
+    from clipphotos.library import PhotoRecord
     from clipphotos.thumbnails import ThumbnailCache
 
 PhotoRole = Qt.ItemDataRole.UserRole + 1
@@ -62,7 +62,7 @@ class _Drain(QRunnable):
 
 
 def _load_thumbnail(cache: ThumbnailCache, digest: str, path: str, box: int) -> QImage | None:
-    from clipphotos.loader import UnreadableImage
+    from clipphotos.library import UnreadableImage
     try:
         file = cache.ensure(digest, path)
     except (UnreadableImage, OSError):

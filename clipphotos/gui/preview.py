@@ -19,7 +19,7 @@ from clipphotos.gui.widgets import vbox
 from clipphotos.gui.workers import Runner, load_preview
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
+    from clipphotos.library import PhotoRecord
 
 
 ZWSP = "\u200b"      # a zero-width space: where a long path may wrap

@@ -29,7 +29,7 @@ from clipphotos.gui.widgets import confirm, hbox, plural
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
+    from clipphotos.library import PhotoRecord
     from clipphotos.gui.main_window import MainWindow
     from clipphotos.library import Library
     from clipphotos.tags import Applied, Decision, ExportPlan, ExportReport, LabelInfo, PhotoTag
