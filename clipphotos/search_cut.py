@@ -1,0 +1,230 @@
+"""Where a search's matches end: each query's results split into matches and "more, less likely".
+
+A CLIP search ranks the whole library, and a raw cosine says little on its own: 0.31 is the
+best match for one query and noise for another, and the level moves from model to model (the
+bundled shapes model scores a match near 0.9, OpenCLIP's ViT-B-32 near 0.3). So no constant
+decides; the cut is learned per query from the library, in three steps that each compare the
+query only with things measured by the same model on the same photos:
+
+1. **Against generic captions, per photo.** A photo's score for the query minus its best score
+   for captions that fit any photo ("a photo", "an image", …; the tags' `BACKGROUND_PROMPTS`).
+   This margin removes what every text shares with that photo: some photos score high for
+   anything (CLIP's hubs), and a raw ranking lets them in everywhere.
+2. **Against the library's own distribution of that margin.** Photos a query describes form a
+   population of their own at the top of its margins: a group that stands clear of the rest
+   (Ashman's D ≥ 2, as in tag calibration). `tags.split_mixture` finds it in microseconds on the
+   query's top results plus a fixed random sample of the library (each sampled photo standing
+   for its share of the rest); `tags.calibrate_margin` decides where that group begins. No
+   such group: nothing clearly matches.
+3. **Against what else the top group could be.** A query about something absent still has a
+   top: "a red square" in a library without one tops out on red things and squares, and they
+   form a clear group too. So the group is checked against a bank of everyday concepts (colours,
+   shapes, people, animals, places, …; `CONCEPTS`) fitted on the same library sample: when the
+   group takes in most photos of a concept the library shows (`tags.ECHO_COVER`), and that
+   concept describes those photos better than the query does (its score there is higher), the
+   query merely echoes it. Then a photo matches only where the query beats the echoed concepts,
+   and only if those photos again stand clear as a group of their own; usually none do, and
+   the answer is "nothing matches". A query never echoes a concept of the same words ("star"
+   and "a star").
+
+Why it should hold for a real CLIP model: every step compares scores of one model on one
+photo or one library, never a score with a number fixed beforehand. Contrastive training
+makes the right caption of a photo outscore wrong ones, and a more specific right caption
+outscore a vaguer one ("a red star" beats "red" on a red star) while a half-wrong one loses
+to the right half ("red" beats "a red star" on a red circle): that is what step 3 reads, in
+ViT-B-32 as in the toy model. The photos of a described thing forming a separate population
+of scores is what tag calibration already relies on. What remains model-specific is only
+which concepts the model knows, and a concept the library does not show is never used.
+
+The cost per query is a few small matrix products and one mixture on ~2 300 values: the bank's
+scores on the library sample are computed once per library (and again when it grew or shrank
+by a quarter, `tags.RECALIBRATE_GROWTH`), the bank's text vectors once per model.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipphotos.tags import (BACKGROUND_PROMPTS, ECHO_COVER, NO_REVIEWS, RECALIBRATE_GROWTH, calibrate_margin,
+                             split_mixture)
+
+#: Everyday things a photo may show: what a query's top group is checked against (step 3).
+CONCEPTS: tuple[str, ...] = (
+    "red", "green", "blue", "yellow", "purple", "orange", "white", "black", "brown", "pink", "grey",
+    "a circle", "a square", "a triangle", "a star", "a heart", "a line",
+    "a person", "a face", "a group of people", "a child", "a dog", "a cat", "a bird", "a horse",
+    "a car", "a bicycle", "a boat", "a house", "a building", "a room", "a city street",
+    "a tree", "a flower", "a mountain", "the sea", "a beach", "the sky", "snow", "food",
+    "text", "a document", "a screenshot",
+)
+SAMPLE = 2048        # photos of the library the distribution is estimated on (a fixed random draw)
+TAIL = 256           # a query's best photos, always fitted on: a rare subject's photos are all there
+_STOP_WORDS = frozenset({"a", "an", "the", "of", "photo", "picture", "image", "some"})
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The words that say what a text is about ("a photo of a star" → {"star"})."""
+    return frozenset(w for w in re.findall(r"\w+", text.casefold()) if w not in _STOP_WORDS)
+
+
+@dataclass(frozen=True)
+class Bank:
+    """The texts the cut compares a query with, as unit vectors of one model."""
+
+    background: np.ndarray       # (len(BACKGROUND_PROMPTS), d) captions that fit any photo
+    concepts: np.ndarray         # (len(CONCEPTS), d) everyday concepts, in the search's templates
+    words: tuple[frozenset[str], ...]
+
+    @classmethod
+    def of(cls, background: np.ndarray, concepts: np.ndarray, texts: Sequence[str] = CONCEPTS) -> Bank:
+        return cls(np.asarray(background, np.float32), np.asarray(concepts, np.float32),
+                   tuple(content_words(t) for t in texts))
+
+
+@dataclass(frozen=True)
+class PhotoScores:
+    """What the cut reads about some photos: the query's score, the best generic caption's, the concepts'."""
+
+    query: np.ndarray            # (n,)
+    background: np.ndarray       # (n,)
+    concepts: np.ndarray         # (n, K)
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, query: np.ndarray, bank: Bank) -> PhotoScores:
+        vectors = np.asarray(vectors, np.float32).reshape(-1, bank.concepts.shape[1])
+        return cls(vectors @ query, (vectors @ bank.background.T).max(axis=1) if len(vectors) else
+                   np.zeros(0, np.float32), vectors @ bank.concepts.T)
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+    def take(self, rows: np.ndarray) -> PhotoScores:
+        return PhotoScores(self.query[rows], self.background[rows], self.concepts[rows])
+
+    @staticmethod
+    def join(a: PhotoScores, b: PhotoScores) -> PhotoScores:
+        return PhotoScores(np.concatenate([a.query, b.query]), np.concatenate([a.background, b.background]),
+                           np.concatenate([a.concepts, b.concepts]))
+
+
+@dataclass
+class LibrarySample:
+    """A fixed random sample of the library with its bank scores, and where each concept applies.
+
+    Built once per library (see `stale`); each query then only scores the sample for itself.
+    """
+
+    size: int                    # photos in the library when drawn
+    ids: np.ndarray              # (n,) content ids of the sample
+    vectors: np.ndarray          # (n, d)
+    background: np.ndarray       # (n,)
+    concepts: np.ndarray         # (n, K)
+    concept_cut: np.ndarray      # (K,) margin from which each concept applies; inf: the library shows no such population
+
+    @classmethod
+    def draw(cls, ids: np.ndarray, vectors_of, size: int, bank: Bank, seed: int = 0) -> LibrarySample:
+        """Sample up to SAMPLE of `ids`; `vectors_of(ids)` reads their vectors."""
+        ids = np.sort(np.asarray(ids, np.int64))
+        if len(ids) > SAMPLE:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, SAMPLE, replace=False))
+        vectors = np.asarray(vectors_of(ids.tolist()), np.float32) if len(ids) else \
+            np.zeros((0, bank.concepts.shape[1]), np.float32)
+        scores = PhotoScores.of(vectors, np.zeros(bank.concepts.shape[1], np.float32), bank)
+        weight = np.full(len(ids), size / max(len(ids), 1))
+        cuts = np.array([calibrate_margin(-1, [], [], scores.concepts[:, k] - scores.background, NO_REVIEWS,
+                                          prior=np.inf, counts=weight, fit=split_mixture).threshold
+                         for k in range(len(bank.words))]) if len(ids) else np.full(len(bank.words), np.inf)
+        return cls(size, ids, vectors, scores.background, scores.concepts, cuts)
+
+    def stale(self, size: int) -> bool:
+        return abs(size - self.size) > RECALIBRATE_GROWTH * max(self.size, 1)
+
+    def scores(self, query: np.ndarray) -> PhotoScores:
+        return PhotoScores(self.vectors @ query, self.background, self.concepts)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One query's cut: which photos are its matches, and why."""
+
+    threshold: float             # margin (score − best generic caption) from which a photo matches
+    echoes: tuple[int, ...] = () # concepts the query's top group merely echoed (indices in CONCEPTS)
+    contest: float = -np.inf     # with echoes: by how much the query must beat them on a photo
+    reason: str = ""
+
+    @property
+    def matches_nothing(self) -> bool:
+        return not np.isfinite(self.threshold) or not np.isfinite(self.contest) and bool(self.echoes)
+
+    def matches(self, scores: PhotoScores, by_margin: bool = True) -> np.ndarray:
+        """Which of these photos match (their scores as `PhotoScores.of` gives them)."""
+        yes = _margin(scores, by_margin) >= self.threshold
+        if self.echoes:
+            yes &= scores.query - scores.concepts[:, list(self.echoes)].max(axis=1) >= self.contest
+        return yes
+
+
+def _margin(scores: PhotoScores, by_margin: bool) -> np.ndarray:
+    return scores.query - scores.background if by_margin else scores.query
+
+
+def cut_for(sample: LibrarySample, sample_scores: PhotoScores, tail_ids: np.ndarray, tail: PhotoScores,
+            bank: Bank, query_text: str | None, *, by_text: bool = True) -> Cut:
+    """Fit a query's cut on its best photos (`tail`, scored) and the library sample (scored for it).
+
+    `by_text` False is a search by picture: its scores are image-to-image, so neither the
+    generic captions nor the concepts apply; only the library's distribution of its scores does.
+    """
+    fresh = ~_contains(np.sort(np.asarray(tail_ids, np.int64)), sample.ids)
+    rest = max(sample.size - len(tail_ids), 0)
+    weight = np.concatenate([np.ones(len(tail_ids)), np.full(int(fresh.sum()), rest / max(int(fresh.sum()), 1))])
+    fitted = PhotoScores.join(tail, sample_scores.take(np.flatnonzero(fresh)))
+    margin = _margin(fitted, by_text)
+    first = calibrate_margin(-1, [], [], margin, NO_REVIEWS, prior=np.inf, counts=weight, fit=split_mixture)
+    if first.mixture is None:
+        return Cut(np.inf, reason="no group of photos stands out for it")
+    top = margin >= first.threshold
+    if not by_text:
+        return Cut(first.threshold, reason="a group of photos stands out")
+    echoes = _echoed(fitted, weight, top, sample.concept_cut, bank, content_words(query_text or ""))
+    if not echoes:
+        return Cut(first.threshold, reason="a group of photos stands out, and no other concept explains it better")
+    lead = fitted.query - fitted.concepts[:, echoes].max(axis=1)
+    again = calibrate_margin(-1, [], [], lead[top], NO_REVIEWS, prior=np.inf, counts=weight[top], fit=split_mixture)
+    names = ", ".join(repr(CONCEPTS[k]) for k in echoes)
+    return Cut(first.threshold, tuple(echoes), again.threshold,
+               f"its best photos are better described as {names}" if not np.isfinite(again.threshold)
+               else f"photos where it beats {names}")
+
+
+def _echoed(fitted: PhotoScores, weight: np.ndarray, top: np.ndarray, concept_cut: np.ndarray, bank: Bank,
+            words: frozenset[str]) -> list[int]:
+    """Concepts whose photos the top group takes in wholesale while describing them worse (step 3)."""
+    applies = (fitted.concepts - fitted.background[:, None]) >= concept_cut[None, :]     # (n, K)
+    theirs = weight @ applies
+    shared = weight @ (applies & top[:, None])
+    out = []
+    for k in np.flatnonzero((shared >= ECHO_COVER * theirs) & (shared > 0) & (theirs < weight.sum())):
+        if bank.words[k] == words:
+            continue
+        rows = applies[:, k] & top
+        if _weighted_median(fitted.concepts[rows, k] - fitted.query[rows], weight[rows]) > 0:
+            out.append(int(k))
+    return out
+
+
+def _weighted_median(values: np.ndarray, weight: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weight[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Which of `ids` are in `sorted_ids`."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return sorted_ids[at] == ids
