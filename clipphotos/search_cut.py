@@ -228,3 +228,32 @@ def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
         return np.zeros(len(ids), dtype=bool)
     at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
     return sorted_ids[at] == ids
+
+
+@dataclass(frozen=True)
+class QueryCut:
+    """A whole query's cut: a photo matches its description (or picture) and none of its `--not` terms.
+
+    Each part is cut on its own vector: "a star --not red" matches the stars that are not red
+    things, while the results are still ranked by the combined vector.
+    """
+
+    include: Cut
+    vector: np.ndarray
+    by_text: bool
+    exclude: tuple[tuple[Cut, np.ndarray], ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return self.include.reason
+
+    @property
+    def matches_nothing(self) -> bool:
+        return self.include.matches_nothing
+
+    def matches(self, vectors: np.ndarray, bank: Bank) -> np.ndarray:
+        yes = self.include.matches(PhotoScores.of(vectors, self.vector, bank), by_margin=self.by_text)
+        for cut, vector in self.exclude:
+            if yes.any() and not cut.matches_nothing:
+                yes &= ~cut.matches(PhotoScores.of(vectors, vector, bank))
+        return yes
