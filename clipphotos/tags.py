@@ -252,7 +252,7 @@ def best_mixture(x: np.ndarray, counts: np.ndarray | None = None) -> Mixture | N
     return best
 
 
-def split_mixture(x: np.ndarray, counts: np.ndarray | None = None, bins: int = 64) -> Mixture | None:
+def split_mixture(x: np.ndarray, counts: np.ndarray | None = None, bins: int = 128) -> Mixture | None:
     """`best_mixture`'s question answered fast enough to ask on every keystroke of a search.
 
     Instead of EM, the binned values are cut in two where the two sides are likeliest as two
@@ -271,44 +271,47 @@ def split_mixture(x: np.ndarray, counts: np.ndarray | None = None, bins: int = 6
     hist = np.bincount(where, weights=counts, minlength=bins)
     keep = hist > 0
     centre, weight = (lo + (np.arange(bins) + 0.5) * ((hi - lo) / bins))[keep], hist[keep]
-    floor = max(1e-4, 0.02 * float(x.std()), (hi - lo) / bins / math.sqrt(12))
+    floor = max(1e-4, 0.02 * float(x.std()))
+    sheppard = ((hi - lo) / bins) ** 2 / 12          # the spread within a bin, which binning hides
+    penalty = 1.5 * math.log(float(counts.sum()))     # BIC: three more parameters, for the whole library
     groups: list[tuple[float, float, float]] = []     # (weight, mean, sd) of the groups set aside below
     while True:
-        cut = _likeliest_cut(centre, weight, floor)
+        cut = _likeliest_cut(centre, weight, floor, sheppard, penalty)
         if cut is None:
             break
         below = slice(0, cut)
         w = float(weight[below].sum())
         mean = float(weight[below] @ centre[below] / w)
-        sd = max(math.sqrt(max(float(weight[below] @ (centre[below] - mean) ** 2) / w, 0.0)), floor)
+        sd = max(math.sqrt(float(weight[below] @ (centre[below] - mean) ** 2) / w + sheppard), floor)
         groups.append((w, mean, sd))
         centre, weight = centre[cut:], weight[cut:]
     if not groups:
         return None
     w = float(weight.sum())
     mean = float(weight @ centre / w)
-    groups.append((w, mean, max(math.sqrt(float(weight @ (centre - mean) ** 2) / w), floor)))
+    groups.append((w, mean, max(math.sqrt(float(weight @ (centre - mean) ** 2) / w + sheppard), floor)))
     total = sum(g[0] for g in groups)
     return Mixture(tuple(g[0] / total for g in groups), tuple(g[1] for g in groups), tuple(g[2] for g in groups),
                    len(groups) - 1)
 
 
-def _likeliest_cut(centre: np.ndarray, weight: np.ndarray, floor: float) -> int | None:
-    """Where binned values are likeliest cut into two Gaussians, if the cut pays for itself (BIC)."""
+def _likeliest_cut(centre: np.ndarray, weight: np.ndarray, floor: float, sheppard: float,
+                   penalty: float) -> int | None:
+    """Where binned values are likeliest cut into two Gaussians, if the cut pays for itself (`penalty`)."""
     n = float(weight.sum())
     if len(centre) < 2 or n < 2:
         return None
     w, s, q = (np.cumsum(weight * centre ** p) for p in (0, 1, 2))
     lw, uw = w[:-1], n - w[:-1]
     lm, um = s[:-1] / lw, (s[-1] - s[:-1]) / np.maximum(uw, 1e-12)
-    lv = np.maximum(q[:-1] / lw - lm ** 2, floor ** 2)
-    uv = np.maximum((q[-1] - q[:-1]) / np.maximum(uw, 1e-12) - um ** 2, floor ** 2)
-    whole = max(q[-1] / n - (s[-1] / n) ** 2, floor ** 2)
+    lv = np.maximum(q[:-1] / lw - lm ** 2 + sheppard, floor ** 2)
+    uv = np.maximum((q[-1] - q[:-1]) / np.maximum(uw, 1e-12) - um ** 2 + sheppard, floor ** 2)
+    whole = max(q[-1] / n - (s[-1] / n) ** 2 + sheppard, floor ** 2)
     gain = (lw * np.log(lw / n) - 0.5 * lw * np.log(lv) + uw * np.log(np.maximum(uw, 1e-12) / n)
             - 0.5 * uw * np.log(uv) + 0.5 * n * math.log(whole))
     gain = np.where((lw >= 1) & (uw >= 1), gain, -np.inf)
     best = int(np.argmax(gain))
-    return best + 1 if gain[best] > 1.5 * math.log(n) else None
+    return best + 1 if gain[best] > penalty else None
 
 
 def _starts(x: np.ndarray, k: int) -> list[np.ndarray]:

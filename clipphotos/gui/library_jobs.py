@@ -17,7 +17,7 @@ from clipphotos.gui.search_bar import Query
 
 if TYPE_CHECKING:
     from clipphotos.catalog import PhotoRecord
-    from clipphotos.library import Library, SearchResult
+    from clipphotos.library import Library, SearchAnswer
 
 SEARCH_LIMIT = 300
 PROGRESS_INTERVAL = 0.1      # seconds between progress signals (the indexer reports every photo)
@@ -103,12 +103,12 @@ def load_model(lib: Library) -> tuple[str, str]:
         [loaded.spec.describe(), *loaded.notes])
 
 
-def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> list[SearchResult] | None:
-    """The ranked results, or None when a newer query made this one pointless before it started."""
+def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> SearchAnswer | None:
+    """The results, matches first, or None when a newer query made this one pointless before it started."""
     if not still_wanted():
         return None
-    return lib.search(query.text or None, image=query.image, negative=query.negative, folder=query.folder,
-                      since=query.since, until=query.until, limit=SEARCH_LIMIT)
+    return lib.find(query.text or None, image=query.image, negative=query.negative, folder=query.folder,
+                    since=query.since, until=query.until, limit=SEARCH_LIMIT)
 
 
 def throttled(progress: Callable[[Any], None]) -> Callable[[Any], None]:
