@@ -25,7 +25,7 @@ from clipphotos.duplicates import (
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
-from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoScores, QueryCut, cut_for
+from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
 from clipphotos.tags import BACKGROUND_PROMPTS, Labels
 from clipphotos.models import LoadedModel, ModelSpec, load_model
 from clipphotos.thumbnails import ThumbnailCache
@@ -99,6 +99,7 @@ class Library:
         self.thumbnails = ThumbnailCache(self.root / "thumbnails")
         self._bank: Bank | None = None
         self._sample: LibrarySample | None = None
+        self._stats: PhotoStats | None = None
 
     def close(self) -> None:
         self.catalog.close()
@@ -415,7 +416,7 @@ class Library:
         while True:
             hits = tail[:k] if allowed is None and k <= len(tail) else self.index.search(query, k, allowed)
             hits = [(cid, s) for cid, s in hits if cid not in exclude]
-            flags = self._matching(cut, [cid for cid, _ in hits])
+            flags = self._matching(cut, hits)
             more = len(allowed) if allowed is not None else len(self.index)
             # Matches may go on past the last hit: look further until one fails or all are seen.
             if not hits or not flags[-1] or k >= more:
@@ -435,16 +436,53 @@ class Library:
 
     def _cut(self, vector: np.ndarray, text: str | None, exclude: set[int], by_text: bool) -> Cut:
         """One vector's cut, fitted on its best photos in the whole library and on the library sample."""
-        tail = [cid for cid, _ in self.index.search(vector, TAIL, None) if cid not in exclude]
-        ids = np.array(tail, dtype=np.int64)
-        bank, sample = self._cut_bank(), self._cut_sample()
-        scores = PhotoScores.of(self.index.vectors(tail) if tail else np.zeros((0, len(vector))), vector, bank)
-        return cut_for(sample, sample.scores(vector), ids, scores, bank, text, by_text=by_text)
+        tail = [(cid, s) for cid, s in self.index.search(vector, TAIL, None) if cid not in exclude]
+        ids = np.array([cid for cid, _ in tail], dtype=np.int64)
+        stats, sample = self._cut_stats(ids), self._cut_sample()
+        scores = stats.scores(ids, np.array([s for _, s in tail], dtype=np.float32))
+        return cut_for(sample, sample.scores(vector), ids, scores, self._cut_bank(), text, by_text=by_text)
 
-    def _matching(self, cut: QueryCut, ids: list[int]) -> np.ndarray:
-        if not ids or cut.matches_nothing:
-            return np.zeros(len(ids), dtype=bool)
-        return cut.matches(self.index.vectors(ids), self._cut_bank())
+    def _matching(self, cut: QueryCut, hits: list[tuple[int, float]]) -> np.ndarray:
+        if not hits or cut.matches_nothing:
+            return np.zeros(len(hits), dtype=bool)
+        ids = np.array([cid for cid, _ in hits], dtype=np.int64)
+        stats = self._cut_stats(ids)
+        if cut.exclude:   # each --not term scores the photos with its own vector
+            return cut.matches(ids, stats, vectors=self.index.vectors(ids.tolist()))
+        return cut.matches(ids, stats, np.array([s for _, s in hits], dtype=np.float32))
+
+    def _cut_stats(self, ids: np.ndarray = np.zeros(0, np.int64)) -> PhotoStats:
+        """Every photo's generic-caption and concept scores (search_cut.PhotoStats), with these ids in it.
+
+        Loaded from beside the index, else computed for the whole library and saved there; photos
+        indexed since are scored when first met.
+        """
+        path = self.root / "index" / f"model-{self.model_id}.cut.npz"
+        if self._stats is None:
+            self._stats = self._load_stats(path)
+            if self._stats is None:
+                every = np.array(sorted(self.index.ids()), dtype=np.int64)
+                self._stats = PhotoStats.of(every, self.index.vectors(every.tolist()) if len(every) else
+                                            np.zeros((0, self.embedder.dim)), self._cut_bank())
+                try:
+                    np.savez(path, ids=self._stats.ids, background=self._stats.background,
+                             concepts=self._stats.concepts,
+                             texts=np.array([*BACKGROUND_PROMPTS, *CONCEPTS]))
+                except OSError:
+                    pass   # a derived cache: it is only computed again next time
+        new = self._stats.missing(ids)
+        if len(new):
+            self._stats = self._stats.merged(PhotoStats.of(new, self.index.vectors(new.tolist()), self._cut_bank()))
+        return self._stats
+
+    def _load_stats(self, path: Path) -> PhotoStats | None:
+        try:
+            with np.load(path) as saved:
+                if saved["texts"].tolist() != [*BACKGROUND_PROMPTS, *CONCEPTS]:
+                    return None
+                return PhotoStats(saved["ids"], saved["background"], saved["concepts"])
+        except (OSError, KeyError, ValueError):
+            return None
 
     def _cut_bank(self) -> Bank:
         """The generic captions and everyday concepts as this model's vectors: encoded once, kept beside the index."""
@@ -473,8 +511,9 @@ class Library:
         size = len(self.index)
         if self._sample is None or self._sample.stale(size):
             index = self.index
-            self._sample = LibrarySample.draw(np.fromiter(index.ids(), np.int64), index.vectors, size,
-                                              self._cut_bank())
+            ids = np.fromiter(index.ids(), np.int64)
+            stats = self._cut_stats(ids)
+            self._sample = LibrarySample.draw(ids, index.vectors, size, stats)
         return self._sample
 
     def _one_per_shot(self, results: list[SearchResult]) -> list[SearchResult]:

@@ -92,12 +92,6 @@ class PhotoScores:
     background: np.ndarray       # (n,)
     concepts: np.ndarray         # (n, K)
 
-    @classmethod
-    def of(cls, vectors: np.ndarray, query: np.ndarray, bank: Bank) -> PhotoScores:
-        vectors = np.asarray(vectors, np.float32).reshape(-1, bank.concepts.shape[1])
-        return cls(vectors @ query, (vectors @ bank.background.T).max(axis=1) if len(vectors) else
-                   np.zeros(0, np.float32), vectors @ bank.concepts.T)
-
     def __len__(self) -> int:
         return len(self.query)
 
@@ -108,6 +102,50 @@ class PhotoScores:
     def join(a: PhotoScores, b: PhotoScores) -> PhotoScores:
         return PhotoScores(np.concatenate([a.query, b.query]), np.concatenate([a.background, b.background]),
                            np.concatenate([a.concepts, b.concepts]))
+
+
+def dot(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Each row's dot product with the query, on one thread: for a product this small, BLAS's
+    threads cost more than they save (20 ms instead of 0.5 on a busy two-core machine)."""
+    return np.einsum("ij,j->i", np.asarray(vectors, np.float32), np.asarray(query, np.float32))
+
+
+@dataclass
+class PhotoStats:
+    """Every photo's best generic-caption score and concept scores, by content id: no query recomputes them.
+
+    Derived from the vectors alone: computed once per photo, kept beside the index by the
+    library (a lost or stale file is only computed again), a photo missing from it scored when
+    first met.
+    """
+
+    ids: np.ndarray              # (n,) sorted content ids
+    background: np.ndarray       # (n,)
+    concepts: np.ndarray         # (n, K)
+
+    @classmethod
+    def of(cls, ids: np.ndarray, vectors: np.ndarray, bank: Bank) -> PhotoStats:
+        ids = np.asarray(ids, np.int64)
+        vectors = np.asarray(vectors, np.float32).reshape(len(ids), bank.concepts.shape[1])
+        order = np.argsort(ids, kind="stable")
+        background = (vectors @ bank.background.T).max(axis=1) if len(ids) else np.zeros(0, np.float32)
+        return cls(ids[order], background[order].astype(np.float32),
+                   (vectors @ bank.concepts.T)[order].astype(np.float32))
+
+    def missing(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        return ids[~_contains(self.ids, ids)]
+
+    def merged(self, other: PhotoStats) -> PhotoStats:
+        ids = np.concatenate([self.ids, other.ids])
+        order = np.argsort(ids, kind="stable")
+        return PhotoStats(ids[order], np.concatenate([self.background, other.background])[order],
+                          np.concatenate([self.concepts, other.concepts])[order])
+
+    def scores(self, ids: np.ndarray, query_scores: np.ndarray) -> PhotoScores:
+        """The cut's view of these photos (all in the table), given their scores for the query."""
+        rows = np.searchsorted(self.ids, np.asarray(ids, np.int64))
+        return PhotoScores(np.asarray(query_scores, np.float32), self.background[rows], self.concepts[rows])
 
 
 @dataclass
@@ -125,26 +163,25 @@ class LibrarySample:
     concept_cut: np.ndarray      # (K,) margin from which each concept applies; inf: the library shows no such population
 
     @classmethod
-    def draw(cls, ids: np.ndarray, vectors_of, size: int, bank: Bank, seed: int = 0) -> LibrarySample:
-        """Sample up to SAMPLE of `ids`; `vectors_of(ids)` reads their vectors."""
+    def draw(cls, ids: np.ndarray, vectors_of, size: int, stats: PhotoStats, seed: int = 0) -> LibrarySample:
+        """Sample up to SAMPLE of `ids` (all in `stats`); `vectors_of(ids)` reads their vectors."""
         ids = np.sort(np.asarray(ids, np.int64))
         if len(ids) > SAMPLE:
             ids = np.sort(np.random.default_rng(seed).choice(ids, SAMPLE, replace=False))
-        vectors = np.asarray(vectors_of(ids.tolist()), np.float32) if len(ids) else \
-            np.zeros((0, bank.concepts.shape[1]), np.float32)
-        scores = PhotoScores.of(vectors, np.zeros(bank.concepts.shape[1], np.float32), bank)
+        k = stats.concepts.shape[1]
+        vectors = np.asarray(vectors_of(ids.tolist()), np.float32).reshape(len(ids), -1)
+        scores = stats.scores(ids, np.zeros(len(ids), np.float32))
         weight = np.full(len(ids), size / max(len(ids), 1))
-        cuts = np.array([calibrate_margin(-1, [], [], scores.concepts[:, k] - scores.background, NO_REVIEWS,
+        cuts = np.array([calibrate_margin(-1, [], [], scores.concepts[:, j] - scores.background, NO_REVIEWS,
                                           prior=np.inf, counts=weight, fit=split_mixture).threshold
-                         for k in range(len(bank.words))]) if len(ids) else np.full(len(bank.words), np.inf)
+                         for j in range(k)]) if len(ids) else np.full(k, np.inf)
         return cls(size, ids, vectors, scores.background, scores.concepts, cuts)
 
     def stale(self, size: int) -> bool:
         return abs(size - self.size) > RECALIBRATE_GROWTH * max(self.size, 1)
 
     def scores(self, query: np.ndarray) -> PhotoScores:
-        return PhotoScores(self.vectors @ query, self.background, self.concepts)
-
+        return PhotoScores(dot(self.vectors, query), self.background, self.concepts)
 
 @dataclass(frozen=True)
 class Cut:
@@ -160,7 +197,7 @@ class Cut:
         return not np.isfinite(self.threshold) or not np.isfinite(self.contest) and bool(self.echoes)
 
     def matches(self, scores: PhotoScores, by_margin: bool = True) -> np.ndarray:
-        """Which of these photos match (their scores as `PhotoScores.of` gives them)."""
+        """Which of these photos match."""
         yes = _margin(scores, by_margin) >= self.threshold
         if self.echoes:
             yes &= scores.query - scores.concepts[:, list(self.echoes)].max(axis=1) >= self.contest
@@ -251,9 +288,13 @@ class QueryCut:
     def matches_nothing(self) -> bool:
         return self.include.matches_nothing
 
-    def matches(self, vectors: np.ndarray, bank: Bank) -> np.ndarray:
-        yes = self.include.matches(PhotoScores.of(vectors, self.vector, bank), by_margin=self.by_text)
+    def matches(self, ids: np.ndarray, stats: PhotoStats, query_scores: np.ndarray | None = None,
+                vectors: np.ndarray | None = None) -> np.ndarray:
+        """Which photos match: their scores for the included vector, or their vectors (needed with `--not` terms)."""
+        if query_scores is None:
+            query_scores = dot(vectors, self.vector)
+        yes = self.include.matches(stats.scores(ids, query_scores), by_margin=self.by_text)
         for cut, vector in self.exclude:
             if yes.any() and not cut.matches_nothing:
-                yes &= ~cut.matches(PhotoScores.of(vectors, vector, bank))
+                yes &= ~cut.matches(stats.scores(ids, dot(vectors, vector)))
         return yes
