@@ -161,6 +161,7 @@ class LibrarySample:
     background: np.ndarray       # (n,)
     concepts: np.ndarray         # (n, K)
     concept_cut: np.ndarray      # (K,) margin from which each concept applies; inf: the library shows no such population
+    applies: np.ndarray          # (n, K) whether each concept applies to each sampled photo
 
     @classmethod
     def draw(cls, ids: np.ndarray, vectors_of, size: int, stats: PhotoStats, seed: int = 0) -> LibrarySample:
@@ -175,7 +176,8 @@ class LibrarySample:
         cuts = np.array([calibrate_margin(-1, [], [], scores.concepts[:, j] - scores.background, NO_REVIEWS,
                                           prior=np.inf, counts=weight, fit=split_mixture).threshold
                          for j in range(k)]) if len(ids) else np.full(k, np.inf)
-        return cls(size, ids, vectors, scores.background, scores.concepts, cuts)
+        applies = (scores.concepts - scores.background[:, None]) >= cuts[None, :]
+        return cls(size, ids, vectors, scores.background, scores.concepts, cuts, applies)
 
     def stale(self, size: int) -> bool:
         return abs(size - self.size) > RECALIBRATE_GROWTH * max(self.size, 1)
@@ -214,41 +216,48 @@ def cut_for(sample: LibrarySample, sample_scores: PhotoScores, tail_ids: np.ndar
 
     `by_text` False is a search by picture: its scores are image-to-image, so neither the
     generic captions nor the concepts apply; only the library's distribution of its scores does.
+    Only the top group's rows are ever gathered across concepts: a query costs a few 1-D passes.
     """
-    fresh = ~_contains(np.sort(np.asarray(tail_ids, np.int64)), sample.ids)
-    rest = max(sample.size - len(tail_ids), 0)
-    weight = np.concatenate([np.ones(len(tail_ids)), np.full(int(fresh.sum()), rest / max(int(fresh.sum()), 1))])
-    fitted = PhotoScores.join(tail, sample_scores.take(np.flatnonzero(fresh)))
-    margin = _margin(fitted, by_text)
+    fresh = np.flatnonzero(~_contains(np.sort(np.asarray(tail_ids, np.int64)), sample.ids))
+    share = max(sample.size - len(tail_ids), 0) / max(len(fresh), 1)
+    weight = np.concatenate([np.ones(len(tail_ids)), np.full(len(fresh), share)])
+    margin = np.concatenate([_margin(tail, by_text), _margin(sample_scores, by_text)[fresh]])
     first = calibrate_margin(-1, [], [], margin, NO_REVIEWS, prior=np.inf, counts=weight, fit=split_mixture)
     if first.mixture is None:
         return Cut(np.inf, reason="no group of photos stands out for it")
-    top = margin >= first.threshold
     if not by_text:
         return Cut(first.threshold, reason="a group of photos stands out")
-    echoes = _echoed(fitted, weight, top, sample.concept_cut, bank, content_words(query_text or ""))
+    top = np.flatnonzero(margin >= first.threshold)
+    in_tail, in_sample = top[top < len(tail_ids)], fresh[top[top >= len(tail_ids)] - len(tail_ids)]
+    group = PhotoScores.join(tail.take(in_tail), sample_scores.take(in_sample))
+    # Each concept's photos in the library: the sample's, less those the tail holds, plus the tail's.
+    applies_tail = (tail.concepts - tail.background[:, None]) >= sample.concept_cut[None, :]
+    theirs = share * sample.applies[fresh].sum(axis=0) + applies_tail.sum(axis=0)
+    echoes = _echoed(group, weight[top], theirs, sample.concept_cut, bank, content_words(query_text or ""))
     if not echoes:
         return Cut(first.threshold, reason="a group of photos stands out, and no other concept explains it better")
-    lead = fitted.query - fitted.concepts[:, echoes].max(axis=1)
-    again = calibrate_margin(-1, [], [], lead[top], NO_REVIEWS, prior=np.inf, counts=weight[top], fit=split_mixture)
+    lead = group.query - group.concepts[:, echoes].max(axis=1)
+    again = calibrate_margin(-1, [], [], lead, NO_REVIEWS, prior=np.inf, counts=weight[top], fit=split_mixture)
     names = ", ".join(repr(CONCEPTS[k]) for k in echoes)
     return Cut(first.threshold, tuple(echoes), again.threshold,
                f"its best photos are better described as {names}" if not np.isfinite(again.threshold)
                else f"photos where it beats {names}")
 
 
-def _echoed(fitted: PhotoScores, weight: np.ndarray, top: np.ndarray, concept_cut: np.ndarray, bank: Bank,
+def _echoed(group: PhotoScores, weight: np.ndarray, theirs: np.ndarray, concept_cut: np.ndarray, bank: Bank,
             words: frozenset[str]) -> list[int]:
-    """Concepts whose photos the top group takes in wholesale while describing them worse (step 3)."""
-    applies = (fitted.concepts - fitted.background[:, None]) >= concept_cut[None, :]     # (n, K)
-    theirs = weight @ applies
-    shared = weight @ (applies & top[:, None])
+    """Concepts whose photos the top `group` takes in wholesale while describing them worse (step 3).
+
+    `theirs` is how many photos of the library each concept applies to.
+    """
+    applies = (group.concepts - group.background[:, None]) >= concept_cut[None, :]     # (n, K)
+    shared = weight @ applies
     out = []
-    for k in np.flatnonzero((shared >= ECHO_COVER * theirs) & (shared > 0) & (theirs < weight.sum())):
+    for k in np.flatnonzero((shared >= ECHO_COVER * theirs) & (shared > 0)):
         if bank.words[k] == words:
             continue
-        rows = applies[:, k] & top
-        if _weighted_median(fitted.concepts[rows, k] - fitted.query[rows], weight[rows]) > 0:
+        rows = applies[:, k]
+        if _weighted_median(group.concepts[rows, k] - group.query[rows], weight[rows]) > 0:
             out.append(int(k))
     return out
 
