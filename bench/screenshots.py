@@ -113,7 +113,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     # Where the matches end (issue #20): a search with matches and one with none, small and large.
     for width, height in ((1024, 700), (1920, 1080)):
         window.resize(width, height)
-        for name, text in (("matches", "a blue square"), ("no-match", "a purple house")):
+        for name, text in (("matches", "a blue square"), ("no-match", "a pink house")):
             window.search.field.setText(text)
             until(lambda text=text: window.header_title.text() == f"Best matches for “{text}”"
                   and not window.search_runner.busy)

@@ -76,7 +76,7 @@ def matches(lib: Library, text: str) -> set[str]:
 
 
 def synthetic_cost(photos: int, dim: int, queries: int, seed: int = 0) -> tuple[float, float, float, float]:
-    """(cut ms a query, its CPU ms, an exact full scan's ms, s to make the per-photo statistics and
+    """(cut ms a query, its CPU ms on its one thread, an exact full scan's ms, s to make the per-photo statistics and
     sample) on clustered unit vectors. CPU time is what the cut costs on an idle machine; on a
     shared one the wall clock also counts waiting for a core."""
     rng = np.random.default_rng(seed)

@@ -406,11 +406,12 @@ class Library:
             if not allowed:
                 return SearchAnswer([], 0)
         by_text = image is None
+        tail = self.index.search(query, TAIL, None)
         positive = self._query_vector(text, image)[0] if negative else query
-        cut = QueryCut(self._cut(positive, text if by_text else None, exclude, by_text), positive, by_text,
+        cut = QueryCut(self._cut(positive, text if by_text else None, exclude, by_text,
+                                 None if negative else tail), positive, by_text,
                        tuple((self._cut(vec, term, set(), True), vec) for term in negative
                              for vec in [self.embedder.encode_query(term)]))
-        tail = self.index.search(query, TAIL, None) if allowed is None else []
         want = (limit if limit is not None else 10 * TAIL) + len(exclude)
         k = max(want * 2, want + 10)
         while True:
@@ -434,9 +435,13 @@ class Library:
         rest = [] if matches_only else [r for r in shots if not r.match]
         return SearchAnswer((matched + rest)[:limit], len(matched), cut.reason)
 
-    def _cut(self, vector: np.ndarray, text: str | None, exclude: set[int], by_text: bool) -> Cut:
-        """One vector's cut, fitted on its best photos in the whole library and on the library sample."""
-        tail = [(cid, s) for cid, s in self.index.search(vector, TAIL, None) if cid not in exclude]
+    def _cut(self, vector: np.ndarray, text: str | None, exclude: set[int], by_text: bool,
+             tail: list[tuple[int, float]] | None = None) -> Cut:
+        """One vector's cut, fitted on its best photos in the whole library (`tail`, if already
+        searched for) and on the library sample."""
+        if tail is None:
+            tail = self.index.search(vector, TAIL, None)
+        tail = [(cid, s) for cid, s in tail if cid not in exclude]
         ids = np.array([cid for cid, _ in tail], dtype=np.int64)
         stats, sample = self._cut_stats(ids), self._cut_sample()
         scores = stats.scores(ids, np.array([s for _, s in tail], dtype=np.float32))
