@@ -27,3 +27,24 @@ def label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
         widget.setObjectName(name)
     widget.setWordWrap(wrap)
     return widget
+
+
+def confirm(parent: QWidget, title: str, question: str, detail: str, action: str = "Move to Trash") -> bool:
+    """The app's one confirmation: a question, what follows, and a button named for the action.
+
+    The action button is the default (Enter), Cancel or Escape says no.
+    """
+    from PySide6.QtWidgets import QMessageBox
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
+    box.setObjectName("confirmBox")
+    box.setInformativeText(detail)
+    yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(yes)
+    box.exec()
+    return box.clickedButton() is yes
+
+
+def plural(n: int, word: str) -> str:
+    """'1 photo', '25 photos': counts in messages read as sentences."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
