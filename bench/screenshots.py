@@ -133,7 +133,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
             until(lambda text=text: window.header_title.text() == f"Best matches for “{text}”"
                   and not window.search_runner.busy)
             settle(window)
-            save(window, f"12-search-{name}-{width}x{height}.png")
+            save(window, f"16-search-{name}-{width}x{height}.png")
     window.resize(1280, 800)
 
     window.search.clear()
