@@ -125,6 +125,17 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     settle(window)
     save(window, "02-search-results.png")
 
+    # Where the matches end (issue #20): a search with matches and one with none, small and large.
+    for width, height in ((1024, 700), (1920, 1080)):
+        window.resize(width, height)
+        for name, text in (("matches", "a blue square"), ("no-match", "a pink house")):
+            window.search.field.setText(text)
+            until(lambda text=text: window.header_title.text() == f"Best matches for “{text}”"
+                  and not window.search_runner.busy)
+            settle(window)
+            save(window, f"16-search-{name}-{width}x{height}.png")
+    window.resize(1280, 800)
+
     window.search.clear()
     until(lambda: window.header_title.text() == "All photos")
     photos = window.model.photos()

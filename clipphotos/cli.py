@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
-    p.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("--limit", type=int, help="how many results (default 20; with --matches-only: all matches)")
     p.add_argument("--tag", metavar="NAME", help="only photos this label applies to")
+    p.add_argument("--matches-only", action="store_true",
+                   help="only the photos that clearly match, not the less likely ones after them")
 
     command("status", "what the library holds: photos, folders, model, skipped files")
 
@@ -327,24 +329,37 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bound is not None and not _is_iso_date(bound):
             say(f"clipphotos: {bound!r} is not a date; use YYYY-MM-DD")
             return EXIT_USAGE
+    if args.limit is not None and args.limit < 1:
+        say("clipphotos: --limit must be at least 1")
+        return EXIT_USAGE
+    limit = args.limit if args.limit is not None or args.matches_only else 20
+    from clipphotos.library import SearchAnswer
     lib = open_library(args)
     try:
         if lib.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
-            results = []
+            answer = SearchAnswer([], 0)
         else:
-            results = lib.search(args.query, image=args.image, negative=args.negative, folder=args.folder,
-                                 since=args.since, until=args.until, tag=args.tag, limit=args.limit)
+            answer = lib.find(args.query, image=args.image, negative=args.negative, folder=args.folder,
+                              since=args.since, until=args.until, tag=args.tag, limit=limit,
+                              matches_only=args.matches_only)
     finally:
         lib.close()
 
     def human() -> None:
-        for r in results:
+        results = answer.results
+        what = f"'{args.query}'" if args.query else "this picture"
+        if not results:
+            say(f"No photo clearly matches {what}." if args.matches_only else "No photos matched.")
+            return
+        if not answer.matches:
+            print(f"No photo clearly matches {what}; the closest ones are below")
+        for i, r in enumerate(results):
+            if i and r.match != results[i - 1].match:
+                print(f"{'─' * 6}  less likely  {'─' * 6}")
             also = f"  (+ {', '.join(os.path.basename(c) for c in r.companions)})" if r.companions else ""
             print(f"{r.score:6.3f}  {r.path}{also}")
-        if not results:
-            say("No photos matched.")
-    emit(args, {"results": [r.to_json() for r in results]}, human)
+    emit(args, {"matches": answer.matches, "results": [r.to_json() for r in answer.results]}, human)
     return 0
 
 

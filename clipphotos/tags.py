@@ -36,7 +36,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -252,6 +252,68 @@ def best_mixture(x: np.ndarray, counts: np.ndarray | None = None) -> Mixture | N
     return best
 
 
+def split_mixture(x: np.ndarray, counts: np.ndarray | None = None, bins: int = 128) -> Mixture | None:
+    """`best_mixture`'s question answered fast enough to ask on every keystroke of a search.
+
+    Instead of EM, the binned values are cut in two where the two sides are likeliest as two
+    Gaussians (the classification likelihood, every cut at once from cumulative sums), and the
+    upper side again while it splits, so the groups come out lowest first and the top one is
+    what a query describes. A cut must pay for its three parameters (BIC): one Gaussian cut in
+    two does not, as each half, weighted by its share, explains its values worse than the whole
+    did. Microseconds where `best_mixture` takes a hundred milliseconds; None when nothing splits.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    counts = np.ones(len(x)) if counts is None else np.asarray(counts, dtype=np.float64)
+    lo, hi = (float(x.min()), float(x.max())) if len(x) else (0.0, 0.0)
+    if hi - lo < 1e-9:
+        return None
+    where = np.minimum(((x - lo) * (bins / (hi - lo))).astype(np.int64), bins - 1)
+    hist = np.bincount(where, weights=counts, minlength=bins)
+    keep = hist > 0
+    centre, weight = (lo + (np.arange(bins) + 0.5) * ((hi - lo) / bins))[keep], hist[keep]
+    floor = max(1e-4, 0.02 * float(x.std()))
+    sheppard = ((hi - lo) / bins) ** 2 / 12          # the spread within a bin, which binning hides
+    penalty = 1.5 * math.log(float(counts.sum()))     # BIC: three more parameters, for the whole library
+    groups: list[tuple[float, float, float]] = []     # (weight, mean, sd) of the groups set aside below
+    while True:
+        cut = _likeliest_cut(centre, weight, floor, sheppard, penalty)
+        if cut is None:
+            break
+        below = slice(0, cut)
+        w = float(weight[below].sum())
+        mean = float(weight[below] @ centre[below] / w)
+        sd = max(math.sqrt(float(weight[below] @ (centre[below] - mean) ** 2) / w + sheppard), floor)
+        groups.append((w, mean, sd))
+        centre, weight = centre[cut:], weight[cut:]
+    if not groups:
+        return None
+    w = float(weight.sum())
+    mean = float(weight @ centre / w)
+    groups.append((w, mean, max(math.sqrt(float(weight @ (centre - mean) ** 2) / w + sheppard), floor)))
+    total = sum(g[0] for g in groups)
+    return Mixture(tuple(g[0] / total for g in groups), tuple(g[1] for g in groups), tuple(g[2] for g in groups),
+                   len(groups) - 1)
+
+
+def _likeliest_cut(centre: np.ndarray, weight: np.ndarray, floor: float, sheppard: float,
+                   penalty: float) -> int | None:
+    """Where binned values are likeliest cut into two Gaussians, if the cut pays for itself (`penalty`)."""
+    n = float(weight.sum())
+    if len(centre) < 2 or n < 2:
+        return None
+    w, s, q = (np.cumsum(weight * centre ** p) for p in (0, 1, 2))
+    lw, uw = w[:-1], n - w[:-1]
+    lm, um = s[:-1] / lw, (s[-1] - s[:-1]) / np.maximum(uw, 1e-12)
+    lv = np.maximum(q[:-1] / lw - lm ** 2 + sheppard, floor ** 2)
+    uv = np.maximum((q[-1] - q[:-1]) / np.maximum(uw, 1e-12) - um ** 2 + sheppard, floor ** 2)
+    whole = max(q[-1] / n - (s[-1] / n) ** 2 + sheppard, floor ** 2)
+    gain = (lw * np.log(lw / n) - 0.5 * lw * np.log(lv) + uw * np.log(np.maximum(uw, 1e-12) / n)
+            - 0.5 * uw * np.log(uv) + 0.5 * n * math.log(whole))
+    gain = np.where((lw >= 1) & (uw >= 1), gain, -np.inf)
+    best = int(np.argmax(gain))
+    return best + 1 if gain[best] > penalty else None
+
+
 def _starts(x: np.ndarray, k: int) -> list[np.ndarray]:
     """Two starts for k clusters: spread by count (quantiles) and spread by value (a small top group too)."""
     lo, hi = np.quantile(x, [0.005, 0.995])
@@ -373,14 +435,17 @@ def _fit_rows(margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrate_margin(label_id: int, phrases: list[str], rivals: list[int], margin: np.ndarray,
-                     reviewed: Reviewed, prior: float = 0.0) -> Calibration:
+                     reviewed: Reviewed, prior: float = 0.0, *, counts: np.ndarray | None = None,
+                     fit: Callable[[np.ndarray, np.ndarray], Mixture | None] = best_mixture) -> Calibration:
     """Fit one label's decision on its margins across the library (see `Mixture.divided` for the split).
 
     Where the library shows no population of its own, the prior rule applies the label from
-    margin `prior` on (0: it must beat every generic prompt).
+    margin `prior` on (0: it must beat every generic prompt). `counts` says how many photos
+    each margin stands for when the caller sampled the library itself (search does); `fit`
+    is the mixture fitter (search passes the fast `split_mixture`).
     """
-    rows, counts = _fit_rows(margin)
-    mixture = best_mixture(margin[rows], counts) if len(rows) >= MIN_FIT else None
+    rows, counts = _fit_rows(margin) if counts is None else (np.arange(len(margin)), np.asarray(counts, float))
+    mixture = fit(margin[rows], counts) if counts.sum() >= MIN_FIT else None
     if mixture is not None:
         mixture = mixture.divided(widest=bool(rivals))
     clear = mixture is not None and mixture.separation >= MIN_SEPARATION and mixture.yes_mean > 0

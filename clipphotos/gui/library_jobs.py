@@ -15,8 +15,7 @@ from clipphotos.settings import DEFAULT_THUMBNAIL_SIZE
 from clipphotos.gui.search_bar import Query
 
 if TYPE_CHECKING:
-    from clipphotos.library import PhotoRecord
-    from clipphotos.library import Library, SearchResult
+    from clipphotos.library import Library, PhotoRecord, SearchAnswer
 
 SEARCH_LIMIT = 300
 PROGRESS_INTERVAL = 0.1      # seconds between progress signals (the indexer reports every photo)
@@ -81,12 +80,12 @@ def load_model(lib: Library) -> tuple[str, str]:
         [loaded.spec.describe(), *loaded.notes])
 
 
-def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> list[SearchResult] | None:
-    """The ranked results, or None when a newer query made this one pointless before it started."""
+def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> SearchAnswer | None:
+    """The results, matches first, or None when a newer query made this one pointless before it started."""
     if not still_wanted():
         return None
-    return lib.search(query.text or None, image=query.image, negative=query.negative, folder=query.folder,
-                      since=query.since, until=query.until, tag=query.tag, limit=SEARCH_LIMIT)
+    return lib.find(query.text or None, image=query.image, negative=query.negative, folder=query.folder,
+                    since=query.since, until=query.until, tag=query.tag, limit=SEARCH_LIMIT)
 
 
 def throttled(progress: Callable[[Any], None]) -> Callable[[Any], None]:

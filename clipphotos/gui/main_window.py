@@ -31,9 +31,7 @@ from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
-    from clipphotos.library import PhotoRecord
-    from clipphotos.library import IndexReport, Progress
-    from clipphotos.library import Library, SearchResult, TrashReport
+    from clipphotos.library import IndexReport, Library, PhotoRecord, Progress, SearchAnswer, TrashReport
     from clipphotos.watcher import WatchEngine, WatchSettings
 
 REFRESH_WHILE_INDEXING_S = 3.0     # how often the browse grid picks up newly indexed photos
@@ -116,6 +114,7 @@ class MainWindow(QMainWindow):
         self.model_state = "waiting"        # waiting, loading, ready, failed
         self.model_error = ""
         self.query = Query()
+        self.matches = 0                    # how many photos clearly match the search on show
         self.status: dict = {}
         self.engine: WatchEngine | None = None
         self.indexing = False               # a run of the engine is going on
@@ -624,10 +623,14 @@ class MainWindow(QMainWindow):
                                   on_done=lambda results: self._search_done(gen, query, results, keep_position),
                                   on_failed=lambda exc: self._search_failed(gen, exc))
 
-    def _search_done(self, gen: int, query: Query, results: list[SearchResult] | None, keep: bool) -> None:
-        if results is None or gen != self._generation:
+    def _search_done(self, gen: int, query: Query, answer: SearchAnswer | None, keep: bool) -> None:
+        if answer is None or gen != self._generation:
             return
-        self._show_photos([r.photo for r in results], [r.score for r in results], keep_position=keep)
+        results = answer.results
+        self.matches = answer.matches
+        shown = sum(r.match for r in results)   # matches come first: the rest start after them
+        self._show_photos([r.photo for r in results], [r.score for r in results], keep_position=keep,
+                          divider=shown)
 
     def _search_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
@@ -650,12 +653,12 @@ class MainWindow(QMainWindow):
         self.header_count.setText(subtitle)
 
     def _show_photos(self, photos: list[PhotoRecord], scores: list[float] | None, keep_position: bool,
-                     listing: bool = False) -> None:
+                     listing: bool = False, divider: int | None = None) -> None:
         if self.tags.reviewing and not listing:
             return      # a review keeps the grid until it ends
         current = self.current_path() if keep_position else None
         scroll = self.grid.verticalScrollBar().value() if keep_position else 0
-        self.model.set_photos(photos, scores)
+        self.model.set_photos(photos, scores, divider)
         self._update_header(len(photos))
         if photos:
             row = self.model.row_of(current) if current else None
@@ -719,8 +722,11 @@ class MainWindow(QMainWindow):
             extra.append(f"in {os.path.basename(q.folder)}")
         if q.tag and q.is_search:
             extra.append(f"tagged “{q.tag}”")
-        counted = f"{count:,} photo{'s' if count != 1 else ''}, best first" if q.is_search else \
-            f"{count:,} photo{'s' if count != 1 else ''}"
+        if q.is_search:
+            counted = (f"{self.matches:,} match{'es' if self.matches != 1 else ''}" if self.matches
+                       else "No clear match")
+        else:
+            counted = f"{count:,} photo{'s' if count != 1 else ''}"
         self.header_count.setText(" · ".join([counted, *extra]) if count or extra else "")
 
     def more_like_this(self, path: str | None) -> None:
@@ -778,6 +784,8 @@ class MainWindow(QMainWindow):
 
     def _viewer_step(self, step: int) -> None:
         row = self.grid.currentIndex().row() + step
+        if self.model.is_divider(row):
+            row += step
         if 0 <= row < self.model.rowCount():
             index = self.model.index(row)
             self.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
@@ -832,7 +840,7 @@ class MainWindow(QMainWindow):
         else:
             self.preview.show_photo(None, None)
             self._show_browse_or_empty()
-        self._update_header(self.model.rowCount())
+        self._update_header(len(self.model.photos()))
         self.runner.submit(self.library.status, on_done=self._apply_status) if self.library else None
         moved = len(report.trashed)
         self.statusBar().showMessage(f"Moved {moved:,} photo{'s' if moved != 1 else ''} to the trash", 5000)
