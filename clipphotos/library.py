@@ -7,6 +7,8 @@ and then frees the old vectors.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,13 +28,20 @@ from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
 from clipphotos.tags import Labels
+from clipphotos.text_pass import TextPass, TextReport
+from clipphotos.text_reader import TextLine, TextReaderUnavailable
+from clipphotos.text_search import TextMatch, match_text
 from clipphotos.models import LoadedModel, ModelSpec, load_model
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 
+log = logging.getLogger(__name__)
+
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
 NEGATIVE_WEIGHT = 0.6
+# The catalog setting that switches the text pass off ("off"); on by default.
+TEXT_SETTING = "text.read"
 
 
 def default_library_dir() -> Path:
@@ -61,10 +70,13 @@ class SearchResult:
     photo: PhotoRecord
     companions: tuple[str, ...] = ()
     """Other files of the same shot (the RAW beside this JPEG), shown as this one photo."""
+    text: tuple[str, ...] = ()
+    """The lines of the photo's text that hold the query's words (see clipphotos.text_search)."""
 
     def to_json(self) -> dict:
         return {"path": self.path, "score": round(self.score, 4), "taken_at": self.photo.taken_at,
-                "width": self.photo.width, "height": self.photo.height, "companions": list(self.companions)}
+                "width": self.photo.width, "height": self.photo.height, "companions": list(self.companions),
+                "text": list(self.text)}
 
 
 class Library:
@@ -236,7 +248,8 @@ class Library:
                       on_progress: Callable[[Progress], None] = lambda p: None,
                       only: Iterable[bytes] | None = None,
                       indexer_hook: Callable[[Indexer], None] | None = None,
-                      settle_seconds: float | None = None, save: bool = True) -> IndexReport:
+                      settle_seconds: float | None = None, save: bool = True,
+                      read_text: bool | None = None) -> IndexReport:
         """Add the folders (if any) and bring the whole library up to date.
 
         `only` limits the run to some paths (the watcher's events), folders meaning everything
@@ -244,6 +257,8 @@ class Library:
         stop it. Files modified in the last `settle_seconds` may still be being copied: they are
         left for later (`report.deferred`). `save=False` leaves the index file for a later
         `save_index()` (the catalog has everything; a watcher saves now and then, not each run).
+        Then, unless `read_text` is False (None: the library's setting), the text pass reads the
+        words in the photos not read yet (`report.text`); stopping the indexer stops it too.
         """
         with self.writing():
             for folder in folders:
@@ -266,7 +281,68 @@ class Library:
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
                 self.labels.tag_new_contents()   # new photos get the user's labels right away
+            if not report.stopped and (self.text_enabled if read_text is None else read_text):
+                text = self._text_pass()
+                text.stop, text.pause = indexer.stop, indexer.pause
+                report.text = self._run_text_pass(text, on_progress)
             return report
+
+    # -- words in photos -----------------------------------------------------------------
+
+    @property
+    def text_enabled(self) -> bool:
+        """Whether indexing reads the words in photos (Settings; `--no-text` skips it for one run)."""
+        return self.catalog.get_setting(TEXT_SETTING) != "off"
+
+    def set_text_enabled(self, on: bool) -> None:
+        self.catalog.set_setting(TEXT_SETTING, None if on else "off")
+
+    def text_left(self) -> int:
+        """How many photos the text pass has still to read."""
+        return self.catalog.text_counts()[2]
+
+    def read_text(self, *, on_progress: Callable[[Progress], None] = lambda p: None,
+                  hook: Callable[[TextPass], None] | None = None,
+                  should_yield: Callable[[], bool] = lambda: False) -> TextReport | None:
+        """Run the text pass alone (the watcher's low-priority work): it returns early as soon as
+        `should_yield()` says other work waits. None if text cannot be read here."""
+        with self.writing():
+            text = self._text_pass()
+            text.should_yield = should_yield
+            if hook is not None:
+                hook(text)
+            return self._run_text_pass(text, on_progress)
+
+    def _text_pass(self) -> TextPass:
+        return TextPass(self.catalog, self.thumbnails)
+
+    @staticmethod
+    def _run_text_pass(text: TextPass, on_progress: Callable[[Progress], None]) -> TextReport | None:
+        try:
+            return text.run(on_progress)
+        except TextReaderUnavailable as exc:
+            log.warning("the words in photos are not read: %s", exc)
+            return None
+
+    def photo_text(self, path: str | os.PathLike[str]) -> list[TextLine]:
+        """The lines read in a photo, with their boxes (empty if none, or not read yet)."""
+        photo = self.catalog.photo_by_path(path)
+        if photo is None:
+            return []
+        return [TextLine(text, score, tuple(map(tuple, json.loads(box))))
+                for text, _folded, score, box in self.catalog.text_lines([photo.content_id]).get(photo.content_id, [])]
+
+    def search_text(self, query: str, *, folder: str | os.PathLike[str] | None = None,
+                    since: str | date | None = None, until: str | date | None = None,
+                    tag: str | None = None, limit: int = 20) -> list[SearchResult]:
+        """Photos by their text alone: those holding most of the query's words first (no model needed).
+
+        The score is the share of the query's terms found in the photo's text."""
+        allowed = self._allowed(folder, since, until, tag)
+        matches = {cid: m for cid, m in match_text(self.catalog, query).items()
+                   if allowed is None or cid in allowed}
+        ranked = sorted(matches.items(), key=lambda item: (-item[1].share, -len(item[1].lines), item[0]))
+        return self._results([(cid, m.share) for cid, m in ranked], folder, matches)[:limit]
 
     def _busy_message(self) -> str:
         from clipphotos.watcher import live_watcher
@@ -361,30 +437,59 @@ class Library:
         for term in negative:
             query = query - NEGATIVE_WEIGHT * self.embedder.encode_query(term)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
+        allowed = self._allowed(folder, since, until, tag)
+        if allowed is not None and not allowed:
+            return []
+        want = limit + len(exclude)
+        hits = self.index.search(query, max(want * 2, want + 10), allowed)
+        hits = [(cid, s) for cid, s in hits if cid not in exclude]
+        matches = {cid: m for cid, m in match_text(self.catalog, text).items()
+                   if cid not in exclude and (allowed is None or cid in allowed)} if text else {}
+        if matches:
+            hits = self._fuse(query, hits, matches)
+        return self._results(hits, folder, matches)[:limit]
+
+    def _fuse(self, query: np.ndarray, hits: list[tuple[int, float]],
+              matches: dict[int, TextMatch]) -> list[tuple[int, float]]:
+        """CLIP's ranking with the text's: a photo's score gains the share of the query's words its
+        text holds, and photos holding most of them come before those that only look right."""
+        scores = dict(hits)
+        unseen = [cid for cid in matches if cid not in scores]
+        if unseen:
+            present = self.index.ids()
+            unseen = [cid for cid in unseen if cid in present]
+            if unseen:
+                scores.update(zip(unseen, (self.index.vectors(unseen) @ query).tolist()))
+        fused = {cid: score + (matches[cid].share if cid in matches else 0.0) for cid, score in scores.items()}
+        return sorted(fused.items(), key=lambda item: (not (item[0] in matches and matches[item[0]].strong),
+                                                       -item[1]))
+
+    def _allowed(self, folder: str | os.PathLike[str] | None, since: str | date | None,
+                 until: str | date | None, tag: str | None) -> set[int] | None:
+        """The content ids the folder, date and tag filters leave (None: no filter)."""
         allowed = None
-        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
         if folder is not None or since is not None or until is not None:
             allowed = self.catalog.filtered_content_ids(
                 str(Path(folder).expanduser().resolve()) if folder else None,
                 _date_bound(since), _date_bound(until, end=True))
-            if not allowed:
-                return []
         if tag is not None:
             tagged = self.catalog.content_ids_with_tag(tag)
             allowed = tagged if allowed is None else allowed & tagged
-            if not allowed:
-                return []
-        want = limit + len(exclude)
-        hits = self.index.search(query, max(want * 2, want + 10), allowed)
-        hits = [(cid, s) for cid, s in hits if cid not in exclude]
+        return allowed
+
+    def _results(self, hits: list[tuple[int, float]], folder: str | os.PathLike[str] | None,
+                 matches: dict[int, TextMatch]) -> list[SearchResult]:
+        """Ranked (content id, score) as results: one per file within the folder, one per shot."""
+        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
         photos = self.catalog.photos_by_content(cid for cid, _ in hits)
         results: list[SearchResult] = []
         for cid, score in hits:
+            lines = matches[cid].lines if cid in matches else ()
             for photo in photos.get(cid, []):
                 if folder_raw is not None and not encode_path(photo.path).startswith(folder_raw):
                     continue
-                results.append(SearchResult(photo.path, score, photo))
-        return self._one_per_shot(results)[:limit]
+                results.append(SearchResult(photo.path, score, photo, text=lines))
+        return self._one_per_shot(results)
 
     def _one_per_shot(self, results: list[SearchResult]) -> list[SearchResult]:
         """A RAW and its JPEG are one photo: one result, the primary file listing the others.
@@ -400,7 +505,8 @@ class Library:
                 out.append(result)
             elif files[0].id not in shown:
                 shown.add(files[0].id)
-                out.append(SearchResult(files[0].path, result.score, files[0], tuple(f.path for f in files[1:])))
+                out.append(SearchResult(files[0].path, result.score, files[0], tuple(f.path for f in files[1:]),
+                                        result.text))
         return out
 
     def _query_vector(self, text: str | None, image: str | os.PathLike[str] | None) -> tuple[np.ndarray, set[int]]:
