@@ -15,13 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
 
 from clipphotos.catalog import Catalog
-from clipphotos.indexer import Progress
+from clipphotos.indexer import Progress, default_workers
 from clipphotos.loader import load_image
 from clipphotos.text_reader import READ_SIDE, TextLine, TextReader, fold, reader_key, shared_reader
 from clipphotos.thumbnails import ThumbnailCache
@@ -49,8 +51,9 @@ class TextPass:
     """One run of the text pass over the contents not read yet."""
 
     def __init__(self, catalog: Catalog, thumbnails: ThumbnailCache,
-                 reader: Callable[[], TextReader] = shared_reader) -> None:
+                 reader: Callable[[], TextReader] = shared_reader, workers: int | None = None) -> None:
         self.catalog = catalog
+        self.workers = workers or default_workers()
         self.thumbnails = thumbnails
         self._reader = reader
         self.stop = threading.Event()       # set = return after the photo in flight
@@ -66,17 +69,26 @@ class TextPass:
         reader = self._reader()
         key = reader_key()
         on_progress(Progress(PHASE, 0, total))
-        done, after = 0, 0
-        while not report.stopped:
-            batch = self.catalog.contents_without_text(BATCH, after)
-            if not batch:
-                break
-            for content_id, digest, path in batch:
-                if self.stop.is_set() or self.should_yield():
-                    report.stopped = True
+        done = 0
+        # Photos are read by `workers` threads (decoding and onnxruntime let go of the GIL) and
+        # committed one by one in order; what is in flight when the pass stops is read next time.
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="text") as pool:
+            pending: deque[tuple[int, str, Future[list[TextLine] | None]]] = deque()
+            unread = self._unread()
+            while True:
+                while len(pending) < 2 * self.workers and not report.stopped:
+                    nxt = next(unread, None)
+                    if nxt is None:
+                        break
+                    content_id, digest, path = nxt
+                    pending.append((content_id, path, pool.submit(self.read_content, reader, digest, path)))
+                if not pending:
                     break
-                after = content_id
-                lines = self.read_content(reader, digest, path)
+                content_id, path, future = pending.popleft()
+                if report.stopped:
+                    future.cancel()
+                    continue
+                lines = future.result()
                 if lines is not None:
                     self.catalog.put_text(content_id, [(ln.text, fold(ln.text), ln.score, ln.box_json())
                                                        for ln in lines], key)
@@ -86,10 +98,21 @@ class TextPass:
                 on_progress(Progress(PHASE, done, total, current=path))
                 while self.pause.is_set() and not self.stop.is_set():
                     time.sleep(0.1)
+                report.stopped = self.stop.is_set() or self.should_yield()
         report.left = self.catalog.text_counts()[2]
         report.seconds = time.monotonic() - started
         on_progress(Progress("done", done, total))
         return report
+
+    def _unread(self) -> Iterator[tuple[int, str, str]]:
+        """The contents not read yet, by id, fetched a batch at a time."""
+        after = 0
+        while True:
+            batch = self.catalog.contents_without_text(BATCH, after)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1][0]
 
     def read_content(self, reader: TextReader, digest: str, path: str) -> list[TextLine] | None:
         """The lines in one content's picture; None if its file cannot be read now (offline, gone),

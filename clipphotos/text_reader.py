@@ -111,8 +111,8 @@ class TextReader:
         small = _fit(picture, GATE_SIDE)
         if not _has_fine_detail(small):
             return False
-        with self._lock:
-            found = self._gate(_bgr(small), use_det=True, use_cls=False, use_rec=False)
+        # No lock: onnxruntime runs sessions from many threads, and the gate's settings never change.
+        found = self._gate(_bgr(small), use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(found, "boxes", None)
         return boxes is not None and any(_line_like(box, min(small.size)) for box in boxes)
 

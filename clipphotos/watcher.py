@@ -402,6 +402,14 @@ class WatchEngine:
     def paused(self) -> bool:
         return self._paused.is_set()
 
+    def set_read_text(self, on: bool) -> None:
+        """Read the words in photos from now on (what is left is read when nothing else waits), or stop."""
+        self.read_text = self._text_wanted = on
+        indexer = self._indexer
+        if not on and isinstance(indexer, TextPass):
+            indexer.stop.set()
+        self._wake.set()
+
     def add_folder(self, path: str | os.PathLike[str], follow_links: bool = False) -> None:
         """Add a folder to the library and watch it; it is scanned as soon as the engine is free."""
         self.library.add_folder(path, follow_links)

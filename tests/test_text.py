@@ -185,3 +185,35 @@ def test_the_watcher_reads_text_when_nothing_else_waits(tmp_path):
         assert lib.text_left() == 0 and engine.totals.text.read == 3
         assert phases.index("reading text") > phases.index("done")     # after the first indexing run
         assert [r.path for r in lib.search_text("kitchen")] != []
+
+
+def test_the_app_finds_the_note_and_shows_its_text_with_the_words_marked(qtbot, indexed):
+    import clipphotos.gui  # noqa: F401 - first, as in test_gui
+    from PySide6.QtCore import Qt
+    from clipphotos.gui.main_window import AppOptions, MainWindow
+    from clipphotos.gui.model_choices import ModelRequest
+    from conftest import SHAPES_CONFIG, SHAPES_WEIGHTS
+    lib_dir, _, files = indexed
+    brisk = WatchSettings(stability_seconds=0.2, debounce_seconds=0.1, tick_seconds=0.05, save_seconds=1.0,
+                          publish_seconds=0.2, retry_seconds=0.5)
+    window = MainWindow(AppOptions(str(lib_dir), ModelRequest(str(SHAPES_CONFIG), None, str(SHAPES_WEIGHTS)), "cpu",
+                                   welcome=False, watch=brisk))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.model_state == "ready", timeout=90_000)
+    window.search.field.setFocus()
+    qtbot.keyClicks(window.search.field, "sunflower42")
+    qtbot.waitUntil(lambda: window.header_title.text() == "Best matches for “sunflower42”", timeout=30_000)
+    first = window.model.photos()[0].path
+    assert first in (str(files["note"]), str(files["turned"]))
+    window.activateWindow()
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.model.index(0))
+    section = window.preview.text
+    qtbot.waitUntil(lambda: section.isVisible() and bool(section.lines), timeout=10_000)
+    assert "WiFi password: sunflower42" in section.plain_text()
+    assert "sunflower42</span>" in section.text.text()                    # the word is marked in the text…
+    assert len(window.preview.image.marks) == 1                          # …and on the photo
+    assert section.text.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+    window.grid.setCurrentIndex(window.model.index(window.model.rowCount() - 1))   # a shape: no text
+    qtbot.waitUntil(lambda: not section.isVisible() and not window.preview.image.marks, timeout=10_000)

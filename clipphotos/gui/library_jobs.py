@@ -37,6 +37,7 @@ class AppSettings:
     device: str = "auto"
     thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE
     excluded: tuple[str, ...] = ()
+    read_text: bool = True       # the words in photos are read (Library.text_enabled)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def open_library(root: str | None, model: ModelRequest | None, device: str | Non
         size = int(get(KEY_THUMBNAILS) or DEFAULT_THUMBNAIL_SIZE)
     except ValueError:
         size = DEFAULT_THUMBNAIL_SIZE
-    settings = AppSettings(current, device, size, excluded)
+    settings = AppSettings(current, device, size, excluded, lib.text_enabled)
     return Opened(lib, settings, browse(lib, Query()))
 
 
@@ -128,3 +129,4 @@ def store_settings(lib: Library, settings: AppSettings) -> None:
     lib.catalog.set_setting(KEY_DEVICE, settings.device)
     lib.catalog.set_setting(KEY_THUMBNAILS, str(settings.thumbnail_size))
     lib.set_excluded_folders(settings.excluded)
+    lib.set_text_enabled(settings.read_text)

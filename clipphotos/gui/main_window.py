@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, QPoint, Qt, QTimer, Signal
@@ -343,8 +343,7 @@ class MainWindow(QMainWindow):
         if dialog.exec() and self.library is not None:
             lib, folders, model = self.library, dialog.folders, dialog.model
             if model is not None and model != self.options.model:
-                self.settings = AppSettings(model, self.settings.device, self.settings.thumbnail_size,
-                                            self.settings.excluded)
+                self.settings = replace(self.settings, model=model)
                 self.runner.submit(library_jobs.store_settings, lib, self.settings,
                                    on_done=lambda _r: self._reopen_then(folders))
             else:
@@ -489,6 +488,10 @@ class MainWindow(QMainWindow):
         elif p.phase == "finishing":
             self.progress.setRange(0, 0)
             self.status_text.setText("Finishing…")
+        elif p.phase == "reading text" and p.total:
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            self.status_text.setText(f"Reading text: {p.done:,} of {p.total:,}")
 
     def _engine_report(self, report: IndexReport) -> None:
         if self._closing:
@@ -497,10 +500,13 @@ class MainWindow(QMainWindow):
         changed = bool(report.indexed or report.moved or report.removed)
         if report.skipped:
             self.status_text.setToolTip("\n".join(f"{p}: {r}" for p, r in report.skipped[:30]))
+        found_text = report.text is not None and report.text.with_text > 0   # search may find more now
         if changed or self._first_report:
             self.refresh(quiet=not self._first_report)
             if self.query.is_search:
                 self._run_search(keep_position=True)
+        elif found_text and self.query.is_search:
+            self._run_search(keep_position=True)
         self._first_report = False
         self.reports += 1
         self._show_engine_state()
@@ -705,6 +711,7 @@ class MainWindow(QMainWindow):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         photo = self.model.photo(current.row()) if current.isValid() else None
         self.preview.show_photo(photo, self.provider.cached(photo.hash) if photo else None)
+        self.preview.text.show_for(self.library, photo, self.query.text if self.query.is_search else "")
 
     def _focus_grid(self) -> None:
         if self.model.rowCount():
@@ -829,6 +836,8 @@ class MainWindow(QMainWindow):
                            on_done=lambda _r: self._settings_stored(model_changed, new.excluded != old.excluded))
 
     def _settings_stored(self, model_changed: bool, excluded_changed: bool) -> None:
+        if self.engine is not None:
+            self.engine.set_read_text(self.settings.read_text)
         if model_changed:
             self.stop_watching(then=self._reload_model)
         elif excluded_changed and self.engine is not None:
