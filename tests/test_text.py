@@ -217,3 +217,23 @@ def test_the_app_finds_the_note_and_shows_its_text_with_the_words_marked(qtbot, 
     assert section.text.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
     window.grid.setCurrentIndex(window.model.index(window.model.rowCount() - 1))   # a shape: no text
     qtbot.waitUntil(lambda: not section.isVisible() and not window.preview.image.marks, timeout=10_000)
+
+
+def test_pictures_that_differ_only_in_their_text_are_not_near_duplicates(tmp_path):
+    from clipphotos.duplicates import find_duplicates
+    from clipphotos.text_reader import fold
+    folder = tmp_path / "screens"
+    folder.mkdir()
+    draw_note(("Order 1234 total 19.90",)).save(folder / "a.png")
+    draw_note(("Order 1234 total 19.90",)).save(folder / "b.jpg", quality=80)   # the same, saved again
+    with Library(tmp_path / "lib", model=shapes_spec()) as lib:
+        lib.index_folders([folder], read_text=False)
+        def near() -> list[list[str]]:
+            return [sorted(os.path.basename(p) for p in g.paths) for g in find_duplicates(lib.catalog, ["near"])]
+        assert near() == [["a.png", "b.jpg"]]
+        a, b = (lib.catalog.photo_by_path(folder / name).content_id for name in ("a.png", "b.jpg"))
+        lib.catalog.put_text(a, [("Order 1234 total 19.90", fold("Order 1234 total 19.90"), 0.99, "[]")], "test")
+        lib.catalog.put_text(b, [("Order 1234 total l9.90", fold("Order 1234 total l9.90"), 0.9, "[]")], "test")
+        assert near() == [["a.png", "b.jpg"]]            # one misread word of four: still one picture
+        lib.catalog.put_text(b, [("Invoice 5678 due 42.00", fold("Invoice 5678 due 42.00"), 0.99, "[]")], "test")
+        assert near() == []                              # same look, other words: two documents
