@@ -395,6 +395,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"Library: {status['library']}")
         print(f"Model:   {status['model'] or 'none yet (indexing picks the default)'}")
         print(f"Photos:  {status['photos']}   Skipped: {status['skipped']}")
+        text = status["text"]
+        print(f"Text:    read in {text['read']} photos ({text['with_text']} with text), {text['left']} to read"
+              + ("" if text["enabled"] else "; switched off"))
         for f in status["folder_details"]:
             print(f"  {f['photos']:7d}  {f['path']}{'' if f['online'] else '  (offline)'}")
         if status.get("watching"):

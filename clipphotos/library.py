@@ -324,6 +324,10 @@ class Library:
             log.warning("the words in photos are not read: %s", exc)
             return None
 
+    def _text_status(self) -> dict:
+        read, with_text, left = self.catalog.text_counts()
+        return {"enabled": self.text_enabled, "read": read, "with_text": with_text, "left": left}
+
     def photo_text(self, path: str | os.PathLike[str]) -> list[TextLine]:
         """The lines read in a photo, with their boxes (empty if none, or not read yet)."""
         photo = self.catalog.photo_by_path(path)
@@ -545,6 +549,7 @@ class Library:
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.catalog.get_setting("model.key"),
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+            "text": self._text_status(),
             **watch_status(self.catalog),
         }
 

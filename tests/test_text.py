@@ -114,6 +114,8 @@ def test_the_text_pass_resumes_where_it_stopped_and_can_be_left_out(tmp_path, cl
     report = cli("index", folder, "--library", lib_dir, "--no-text", "--json", *MODEL_ARGS).json
     assert report["embedded"] == 5 and report["text"] is None
     assert cli("search", "--text", "sunflower42", "--library", lib_dir, "--json").json["results"] == []
+    assert cli("status", "--library", lib_dir, "--json").json["text"] == {"enabled": True, "read": 0,
+                                                                         "with_text": 0, "left": 5}
     with Library(lib_dir) as lib:
         assert lib.text_left() == 5
         interrupted = TextPass(lib.catalog, lib.thumbnails)
