@@ -42,6 +42,30 @@ def check_device() -> Finding:
                    "" if bf16 else "Indexing runs on the CPU; a CUDA or Apple GPU would be several times faster.")
 
 
+def check_precision(lib: Library) -> Finding:
+    from clipphotos.models import ModelUnavailable
+    try:
+        name, reason = lib.precision()
+    except ModelUnavailable as exc:
+        return Finding("precision", False, str(exc), "Use --precision auto, fp32, bf16 or fp16.")
+    slow = name != "fp32" and reason.startswith("asked for") and not _fast_half_precision(name)
+    return Finding("precision", True, f"{name}: {reason}",
+                   f"{name} has no native support on this device and runs slower than fp32; "
+                   f"--precision auto picks the fastest that keeps the vectors right." if slow else "")
+
+
+def _fast_half_precision(name: str) -> bool:
+    """Whether the device the model would run on computes `name` natively."""
+    import torch
+
+    from clipphotos.models import cpu_has_native_bf16
+    if torch.cuda.is_available():
+        return True
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return name == "fp16"
+    return name == "bf16" and cpu_has_native_bf16()
+
+
 def check_model(lib: Library) -> Finding:
     from clipphotos.models import (DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelUnavailable, hub_cache_dir,
                                    resolve_pretrained)
@@ -68,7 +92,7 @@ def check_model(lib: Library) -> Finding:
 
 
 def check_catalog(lib: Library) -> Finding:
-    result = lib.catalog.query("PRAGMA integrity_check")[0][0]
+    result = lib.catalog.integrity()
     ok = result == "ok"
     return Finding("catalog", ok, f"{lib.catalog.path}: integrity {result}",
                    "" if ok else "Restore the latest `clipphotos backup`, or copy the library folder aside and "
@@ -80,11 +104,11 @@ def check_index(lib: Library) -> Finding:
     key = lib.catalog.get_setting("model.key")
     if key is None:
         return Finding("index", True, "no index yet (nothing indexed)")
-    ids = lib.catalog.query("SELECT id FROM models WHERE key=?", (key,))
-    if not ids:
+    model_id = lib.catalog.known_model_id(key)
+    if model_id is None:
         return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
-    path = lib.root / "index" / f"model-{ids[0][0]}.hnsw"
-    recorded = lib.catalog.get_setting(f"index.{ids[0][0]}.checksum")
+    path = lib.root / "index" / f"model-{model_id}.hnsw"
+    recorded = lib.catalog.get_setting(f"index.{model_id}.checksum")
     deleted = path.with_name(path.name + ".deleted")
     if not path.is_file() or not deleted.is_file():
         return Finding("index", False, f"{path} is missing", "It is rebuilt from the catalog on the next search, "
@@ -116,7 +140,7 @@ def check_disk(lib: Library) -> Finding:
 
 
 def diagnose(lib: Library) -> list[Finding]:
-    return [check_device(), check_model(lib), check_catalog(lib), check_index(lib), check_watch_limits(),
+    return [check_device(), check_precision(lib), check_model(lib), check_catalog(lib), check_index(lib), check_watch_limits(),
             check_disk(lib)]
 
 
