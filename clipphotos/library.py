@@ -370,7 +370,7 @@ class Library:
         allowed = self._allowed(folder, since, until, tag)
         matches = {cid: m for cid, m in match_text(self.catalog, query).items()
                    if allowed is None or cid in allowed}
-        ranked = sorted(matches.items(), key=lambda item: (-item[1].share, -len(item[1].lines), item[0]))
+        ranked = sorted(matches.items(), key=lambda item: (-item[1].weight, -len(item[1].lines), item[0]))
         return self._results([(cid, m.share) for cid, m in ranked], folder, matches)[:limit]
 
     def _busy_message(self) -> str:
@@ -497,7 +497,8 @@ class Library:
     def _fuse(self, query: np.ndarray, hits: list[tuple[int, float]],
               matches: dict[int, TextMatch]) -> list[tuple[int, float]]:
         """CLIP's ranking with the text's: a photo's score gains the share of the query's words its
-        text holds, and photos holding most of them come before those that only look right."""
+        text holds (whole words count half as much again), and photos holding most of them come
+        before those that only look right."""
         scores = dict(hits)
         unseen = [cid for cid in matches if cid not in scores]
         if unseen:
@@ -505,7 +506,7 @@ class Library:
             unseen = [cid for cid in unseen if cid in present]
             if unseen:
                 scores.update(zip(unseen, (self.index.vectors(unseen) @ query).tolist()))
-        fused = {cid: score + (matches[cid].share if cid in matches else 0.0) for cid, score in scores.items()}
+        fused = {cid: score + (matches[cid].weight if cid in matches else 0.0) for cid, score in scores.items()}
         return sorted(fused.items(), key=lambda item: (not (item[0] in matches and matches[item[0]].strong),
                                                        -item[1]))
 

@@ -19,6 +19,8 @@ MIN_TERM = 3
 # A photo whose text holds at least this share of the query's terms counts as a text match
 # and ranks above photos that only look like the query ("most of them": 2 of 3, 3 of 4...).
 MOST = 0.6
+# A term found as a whole word outranks the same term inside a longer word ("cat" vs "catalog").
+WHOLE_WORD = 0.5
 _FILLER = frozenset("the and with for from that this photo photos picture pictures image images".split())
 _PHRASE = re.compile(r'"([^"]*)"?')
 
@@ -27,10 +29,16 @@ _PHRASE = re.compile(r'"([^"]*)"?')
 class TextMatch:
     share: float                # share of the query's terms found in the photo's text
     lines: tuple[str, ...]      # the photo's lines that hold one of them, in reading order
+    whole: float = 0.0          # share of the query's terms found as whole words ("cat", not in "catalog")
 
     @property
     def strong(self) -> bool:
         return self.share >= MOST
+
+    @property
+    def weight(self) -> float:
+        """What the text adds to a photo's score: its share of the terms, a whole word counting more."""
+        return self.share + WHOLE_WORD * self.whole
 
 
 def query_terms(query: str) -> list[str]:
@@ -53,8 +61,14 @@ def match_text(catalog: Catalog, query: str) -> dict[int, TextMatch]:
     out = {}
     for content_id, by_term in found.items():
         lines = [line for term_lines in by_term.values() for line in term_lines]
-        out[content_id] = TextMatch(len(by_term) / len(terms), tuple(dict.fromkeys(lines)))
+        whole = sum(any(_as_word(term, fold(line)) for line in term_lines) for term, term_lines in by_term.items())
+        out[content_id] = TextMatch(len(by_term) / len(terms), tuple(dict.fromkeys(lines)), whole / len(terms))
     return out
+
+
+def _as_word(term: str, folded_line: str) -> bool:
+    """Whether the term stands in the line as a word of its own, not inside a longer one."""
+    return re.search(rf"(?<![^\W_]){re.escape(term)}(?![^\W_])", folded_line) is not None
 
 
 def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
