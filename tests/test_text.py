@@ -113,6 +113,8 @@ def test_the_text_pass_resumes_where_it_stopped_and_can_be_left_out(tmp_path, cl
     files = write_folder(folder)
     report = cli("index", folder, "--library", lib_dir, "--no-text", "--json", *MODEL_ARGS).json
     assert report["embedded"] == 5 and report["text"] is None
+    from clipphotos.cli import parse_args
+    assert parse_args(["watch", "--no-text"]).read_text is False and parse_args(["watch"]).read_text is None
     assert cli("search", "--text", "sunflower42", "--library", lib_dir, "--json").json["results"] == []
     assert cli("status", "--library", lib_dir, "--json").json["text"] == {"enabled": True, "read": 0,
                                                                          "with_text": 0, "left": 5}
