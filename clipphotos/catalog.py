@@ -571,6 +571,18 @@ class Catalog:
         return {r[0] for r in self.query("SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
                                          "WHERE l.name=?", (label.strip(),))}
 
+    def photos_with_tag(self, label: str) -> list[PhotoRecord]:
+        """Every photo a label (by name, any case) applies to, newest first, as browsing lists them."""
+        return [_photo(r) for r in self.query(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+            "JOIN tags t ON t.content_id=p.content_id JOIN labels l ON l.id=t.label_id WHERE l.name=? "
+            "ORDER BY coalesce(c.taken_at, '') DESC, p.path", (label.strip(),))]
+
+    def tagged_photo_counts(self) -> dict[int, int]:
+        """label id → how many photos (files) it applies to: what browsing a tag shows."""
+        return dict(self.query("SELECT t.label_id, count(*) FROM tags t JOIN photos p ON p.content_id=t.content_id "
+                               "GROUP BY t.label_id"))
+
     # -- writes of the indexer -----------------------------------------------------------
 
     def upsert_content(self, db: sqlite3.Connection, info: ContentInfo) -> int:

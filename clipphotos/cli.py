@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipphotos import __version__
@@ -235,17 +234,9 @@ class ProgressBar:
 def open_library(args: argparse.Namespace, workers: int | None = None):
     """The library named by --library, with the model the options ask for (else its own)."""
     from clipphotos.library import Library
-    from clipphotos.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
-    model = None
-    if args.model or args.pretrained or args.weights:
-        name = args.model or DEFAULT_MODEL
-        if name.endswith(".json"):
-            name = str(Path(name).expanduser().resolve())
-        weights = str(Path(args.weights).expanduser().resolve()) if args.weights else None
-        pretrained = args.pretrained
-        if pretrained is None and weights is None and name == DEFAULT_MODEL:
-            pretrained = DEFAULT_PRETRAINED
-        model = ModelSpec(name, pretrained, weights)
+    from clipphotos.model_choices import ModelRequest
+    request = ModelRequest.from_options(args.model, args.pretrained, args.weights)
+    model = request.spec() if request is not None else None
     return Library(args.library, model=model, device=args.device, workers=workers, precision=args.precision)
 
 

@@ -67,8 +67,8 @@ def _fast_half_precision(name: str) -> bool:
 
 
 def check_model(lib: Library) -> Finding:
-    from clipphotos.models import (DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelUnavailable, hub_cache_dir,
-                                   resolve_pretrained)
+    from clipphotos.model_choices import DEFAULT_MODEL, DEFAULT_PRETRAINED, hub_cache_dir
+    from clipphotos.models import ModelUnavailable, resolve_pretrained
     spec = lib.model_spec
     if spec.weights:
         present = Path(spec.weights).is_file()

@@ -27,7 +27,7 @@ from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signa
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
-from clipphotos.tags import Labels
+from clipphotos.tags import Applied, Decision, ExportPlan, ExportReport, Label, LabelInfo, Labels, PhotoTag, useful_order
 from clipphotos.text_pass import TextPass, TextReport
 from clipphotos.text_reader import TextLine, TextReaderUnavailable
 from clipphotos.text_search import TextMatch, match_text
@@ -36,6 +36,7 @@ from clipphotos.models import (
 )
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
+from clipphotos.watch_state import live_watcher, watch_status
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +375,6 @@ class Library:
         return self._results([(cid, m.share) for cid, m in ranked], folder, matches)[:limit]
 
     def _busy_message(self) -> str:
-        from clipphotos.watcher import live_watcher
         watcher = live_watcher(self.catalog)
         if watcher is not None and watcher.get("indexing"):
             return (f"`clipphotos watch` (pid {watcher['pid']}) is indexing {self.root} right now and keeps "
@@ -463,6 +463,58 @@ class Library:
     def labels(self) -> Labels:
         """The user's labels: define, decide, review and export tags (see clipphotos.tags)."""
         return Labels(self)
+
+    # The app's questions about tags, each one call (the CLI speaks to `labels` the same way).
+
+    def label_infos(self) -> list[LabelInfo]:
+        """Every label with the number of photos it applies to (what `tag list` and the sidebar show)."""
+        return self.labels.info()
+
+    def add_label(self, name: str, prompts: Sequence[str] = ()) -> Label:
+        return self.labels.add(name, prompts)
+
+    def remove_label(self, name: str) -> bool:
+        return self.labels.remove(name)
+
+    def tag_suggestions(self, name: str, limit: int = 60) -> list[tuple[PhotoRecord, Decision]]:
+        """A label's photos to review, most useful first (see tags.useful_order), answered ones included."""
+        found = useful_order(self.labels.suggestions(name, limit=None, include_reviewed=True))[:limit]
+        photos = {p.path: p for p in map(self.catalog.photo_by_path, [d.path for d in found]) if p is not None}
+        return [(photos[d.path], d) for d in found if d.path in photos]
+
+    def review_tag(self, name: str, paths: Iterable[str | os.PathLike[str]], accepted: bool | None) -> None:
+        """Store the user's answers (None forgets one); a label already applied is decided again."""
+        self.labels.review(name, paths, accepted, refit=False)
+
+    def refit_label(self, name: str) -> None:
+        """Decide a label again after answers, if it is applied (a new label waits for `apply_label`)."""
+        if self.labels.is_applied(name):
+            self.labels.run([name])
+
+    def apply_label(self, name: str) -> Applied:
+        return self.labels.apply(name)
+
+    def undo_apply(self, applied: Applied) -> None:
+        self.labels.undo_apply(applied)
+
+    def photos_tagged(self, name: str) -> list[PhotoRecord]:
+        """The photos a label applies to, newest first: what its row in the sidebar shows."""
+        return self.catalog.photos_with_tag(name)
+
+    def photo_tags(self, path: str | os.PathLike[str]) -> list[PhotoTag]:
+        return self.labels.photo_tags(path)
+
+    def set_photo_tag(self, path: str | os.PathLike[str], name: str, on: bool) -> None:
+        """Give a photo a tag (a new label if need be) or take one off; both are answers the label learns from."""
+        if on:
+            self.labels.add(name)
+        self.labels.set_tag(name, path, on)
+
+    def xmp_plan(self) -> ExportPlan:
+        return self.labels.export_plan()
+
+    def export_xmp(self) -> ExportReport:
+        return self.labels.export_xmp()
 
     # -- search --------------------------------------------------------------------------
 
@@ -576,7 +628,6 @@ class Library:
     # -- reporting -----------------------------------------------------------------------
 
     def status(self) -> dict:
-        from clipphotos.watcher import watch_status
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
         stored = self.catalog.get_setting("model")

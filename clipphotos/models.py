@@ -11,22 +11,19 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+from clipphotos.model_choices import DEFAULT_MODEL, DEFAULT_PRETRAINED, hub_cache_dir, hub_reachable
 from clipphotos.weights import load_weights
 
-DEFAULT_MODEL = "ViT-B-32-256"
-DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 # The toy model that ships inside the package: enough for the demo and the tests.
 SHAPES_CONFIG = BUNDLED_DIR / "shapes-clip" / "config.json"
@@ -95,19 +92,6 @@ class LoadedModel:
     def precision(self) -> str:
         """fp32, bf16 or fp16: the weights' precision (vectors are the same within 0.999 cosine)."""
         return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloaded weights (respects HF_HUB_CACHE / HF_HOME).
-
-    Read from the environment on each call: huggingface_hub freezes its own copy at import.
-    """
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-    return Path(constants.HF_HUB_CACHE)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -201,19 +185,6 @@ def _register_config(path: Path) -> str:
     return name
 
 
-def _hub_reachable(timeout: float = 4.0) -> bool:
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
     """The local file of an OpenCLIP pretrained tag: from the hub's cache, or downloaded once."""
     import open_clip
@@ -233,7 +204,7 @@ def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
             return Path(hf_hub_download(repo, candidate, local_files_only=True, cache_dir=hub_cache_dir()))
         except Exception:  # not cached: try the next name, then the network
             pass
-    if not download or not _hub_reachable():
+    if not download or not hub_reachable():
         raise ModelUnavailable(
             f"The weights of {name} ({tag}) are not on this computer and the model hub cannot be reached.\n"
             f"  They would be downloaded once into {hub_cache_dir()}.\n"

@@ -678,6 +678,47 @@ class ExportReport:
                 "failed": [{"path": p, "reason": r} for p, r in self.failed]}
 
 
+@dataclass(frozen=True)
+class PhotoTag:
+    """One tag of one photo, as the preview shows it."""
+
+    label: str
+    confidence: float
+    review: str | None = None   # "accepted" when the user gave it
+
+
+@dataclass
+class Applied:
+    """A label just applied to the library, with what it replaced (so it can be undone)."""
+
+    label: str
+    photos: int                               # photos the label applies to now
+    before_tags: list[tuple[int, float]]      # (content id, confidence) before the run
+    before_calibration: str | None            # the calibration it had, if any
+
+
+@dataclass
+class ExportPlan:
+    """What `export_xmp` would write: the sidecars that would change, new ones among them."""
+
+    sidecars: list[str] = field(default_factory=list)
+    new: int = 0
+
+    def folders(self) -> dict[str, int]:
+        """folder → sidecars written there, most first."""
+        counts: dict[str, int] = {}
+        for path in self.sidecars:
+            folder = os.path.dirname(path)
+            counts[folder] = counts.get(folder, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def useful_order(found: list[Decision]) -> list[Decision]:
+    """Most useful to review first: what the label would tag, least sure first (the wrong tags
+    that would go out), then what it would leave out, closest calls first (the tags it misses)."""
+    return sorted(found, key=lambda d: (not d.applies, d.confidence if d.applies else -d.confidence, d.path))
+
+
 def _chunks(items: Sequence, size: int = 900) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -746,7 +787,7 @@ class Labels:
         """Every label with its prompts, counts and the calibration it last decided with."""
         labels = self.all()
         names = {label.id: label.name for label in labels}
-        tagged = dict(self.catalog.query("SELECT label_id, count(*) FROM tags GROUP BY label_id"))
+        tagged = self.catalog.tagged_photo_counts()   # photos, as browsing the tag lists them
         reviewed = {(i, a): c for i, a, c in self.catalog.query(
             "SELECT label_id, accepted, count(*) FROM tag_reviews GROUP BY label_id, accepted")}
         fitted = {i: Calibration.from_json(p) for i, p in self.catalog.query(
@@ -997,6 +1038,54 @@ class Labels:
                                "VALUES (?, ?, ?, ?)", (cid, label.id, int(accepted), time.time()))
         return self.run([label.name]) if refit else None
 
+    def set_tag(self, name: str, path: str | os.PathLike[str], on: bool) -> None:
+        """The user puts a tag on a photo or takes it off: an answer the label learns from, shown at once.
+
+        The tag itself changes now (the preview's chips, the counts); the rest of the library is
+        decided again only at the next run of the label.
+        """
+        label = self.get(name)
+        [(_, cid)] = self._scope(paths=[path])
+        with self.catalog.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
+                       "VALUES (?, ?, ?, ?)", (cid, label.id, int(on), time.time()))
+            if on:
+                db.execute("INSERT OR REPLACE INTO tags(content_id, label_id, confidence) VALUES (?, ?, 1.0)",
+                           (cid, label.id))
+            else:
+                db.execute("DELETE FROM tags WHERE content_id=? AND label_id=?", (cid, label.id))
+
+    def is_applied(self, name: str) -> bool:
+        """Whether the label has been decided on the library (run, or a tag given by hand)."""
+        label = self.get(name)
+        return bool(self.catalog.query(
+            "SELECT 1 FROM label_calibrations WHERE label_id=? UNION SELECT 1 FROM tags WHERE label_id=? LIMIT 1",
+            (label.id, label.id)))
+
+    def apply(self, name: str) -> Applied:
+        """Decide one label on the whole library, keeping what it replaces for `undo_apply`."""
+        label = self.get(name)
+        before = [(cid, conf) for cid, conf in self.catalog.query(
+            "SELECT content_id, confidence FROM tags WHERE label_id=?", (label.id,))]
+        rows = self.catalog.query("SELECT params FROM label_calibrations WHERE label_id=? AND model_id=?",
+                                  (label.id, self.library.model_id))
+        self.run([label.name])
+        photos = self.catalog.tagged_photo_counts().get(label.id, 0)
+        return Applied(label.name, photos, before, rows[0][0] if rows else None)
+
+    def undo_apply(self, applied: Applied) -> None:
+        """Put the label's tags and calibration back as they were before `apply` (answers stay)."""
+        label = self.get(applied.label)
+        with self.catalog.transaction() as db:
+            db.execute("DELETE FROM tags WHERE label_id=?", (label.id,))
+            db.executemany("INSERT INTO tags(content_id, label_id, confidence) VALUES (?, ?, ?)",
+                           [(cid, label.id, conf) for cid, conf in applied.before_tags])
+            db.execute("DELETE FROM label_calibrations WHERE label_id=? AND model_id=?",
+                       (label.id, self.library.model_id))
+            if applied.before_calibration is not None:
+                db.execute("INSERT INTO label_calibrations(label_id, model_id, params, fitted_at) VALUES (?, ?, ?, ?)",
+                           (label.id, self.library.model_id, applied.before_calibration, time.time()))
+
     # -- reading tags --------------------------------------------------------------------
 
     def _tags_by_path(self, scope: list[tuple[str, int]]) -> dict[str, list[str]]:
@@ -1014,6 +1103,14 @@ class Labels:
         """path → the labels that apply to it (stored decisions), for some paths, a folder or all."""
         return self._tags_by_path(self._scope(folder, paths))
 
+    def photo_tags(self, path: str | os.PathLike[str]) -> list[PhotoTag]:
+        """A photo's tags, by name, with the confidence each was decided with and whether you gave it."""
+        [(_, cid)] = self._scope(paths=[path])
+        return [PhotoTag(name, conf, "accepted" if accepted else None) for name, conf, accepted in self.catalog.query(
+            "SELECT l.name, t.confidence, r.accepted FROM tags t JOIN labels l ON l.id=t.label_id "
+            "LEFT JOIN tag_reviews r ON r.label_id=t.label_id AND r.content_id=t.content_id "
+            "WHERE t.content_id=? ORDER BY l.name COLLATE NOCASE", (cid,))]
+
     def photos(self, name: str) -> list[tuple[str, float]]:
         """(path, confidence) of the photos tagged with a label, most confident first."""
         label = self.get(name)
@@ -1024,6 +1121,25 @@ class Labels:
         return sorted(found, key=lambda x: (-x[1], x[0]))
 
     # -- exporting -----------------------------------------------------------------------
+
+    def export_plan(self, *, folder: str | os.PathLike[str] | None = None) -> ExportPlan:
+        """The sidecars `export_xmp` would write (new or changed), without writing any."""
+        from clipphotos.xmp import XmpError, merge_tags, sidecar_path
+        plan = ExportPlan()
+        for path, tags in self.tags_of(folder=folder).items():
+            target = sidecar_path(path)
+            exists = target.exists()
+            if not tags and not exists:
+                continue
+            try:
+                existing = target.read_bytes() if exists else None
+                changed = merge_tags(existing, tags) != existing
+            except (OSError, XmpError):
+                changed = True    # export will try, and report why it could not
+            if changed:
+                plan.sidecars.append(os.fspath(target))
+                plan.new += not exists
+        return plan
 
     def export_xmp(self, *, folder: str | os.PathLike[str] | None = None,
                    paths: Iterable[str | os.PathLike[str]] | None = None) -> ExportReport:

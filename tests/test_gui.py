@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from clipphotos.gui.library_jobs import SEARCH_LIMIT
 from clipphotos.gui.main_window import AppOptions, MainWindow
-from clipphotos.gui.model_choices import CHOICES, ModelRequest
+from clipphotos.model_choices import CHOICES, ModelRequest
 from clipphotos.gui.search_bar import split_negatives
 from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, shapes_spec
 

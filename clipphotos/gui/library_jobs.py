@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from clipphotos.gui.model_choices import ModelRequest, short_name
+from clipphotos.model_choices import ModelRequest, short_name
 from clipphotos.gui.search_bar import Query
 
 if TYPE_CHECKING:
@@ -82,9 +82,9 @@ def open_library(root: str | None, model: ModelRequest | None, device: str | Non
 
 
 def browse(lib: Library, query: Query) -> Browse:
-    """Every photo (newest first) within the query's folder and dates."""
+    """Every photo (newest first) within the query's folder, dates and tag."""
     started = time.monotonic()
-    photos = lib.catalog.iter_photos()
+    photos = lib.photos_tagged(query.tag) if query.tag else lib.catalog.iter_photos()
     if query.folder:
         prefix = query.folder.rstrip(os.sep) + os.sep
         photos = [p for p in photos if p.path.startswith(prefix)]
@@ -114,7 +114,7 @@ def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> list
     if not still_wanted():
         return None
     return lib.search(query.text or None, image=query.image, negative=query.negative, folder=query.folder,
-                      since=query.since, until=query.until, limit=SEARCH_LIMIT)
+                      since=query.since, until=query.until, tag=query.tag, limit=SEARCH_LIMIT)
 
 
 def throttled(progress: Callable[[Any], None]) -> Callable[[Any], None]:

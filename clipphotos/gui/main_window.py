@@ -21,12 +21,12 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWi
 from clipphotos.gui import desktop, library_jobs
 from clipphotos.gui.duplicates_view import DuplicatesView
 from clipphotos.gui.library_jobs import AppSettings, Browse, Opened
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
-from clipphotos.gui.tags_panel import TagsPanel
+from clipphotos.gui.tags_panel import TagsController
 from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
@@ -153,11 +153,7 @@ class MainWindow(QMainWindow):
         self.sidebar.folderSelected.connect(self._folder_selected)
         self.sidebar.addFolderRequested.connect(self.choose_folder)
         self.sidebar.removeFolderRequested.connect(self.remove_folder)
-        self.tags_panel = TagsPanel(self.runner)      # labels, review, apply, export (clipphotos.tags)
-        self.sidebar.layout().addWidget(self.tags_panel, 1)
-        self.tags_panel.photoActivated.connect(desktop.open_file)
-        self.modelReady.connect(lambda: self.tags_panel.set_library(self.library))
-        self.indexingFinished.connect(lambda _report: self.tags_panel.reload_labels())
+        self.sidebar.tagSelected.connect(self._tag_selected)
         self.duplicates = DuplicatesView(self.runner)   # exact, near, similar groups (clipphotos.duplicates)
         self.sidebar.duplicatesSelected.connect(self.show_duplicates)
         self.libraryOpened.connect(lambda: self.duplicates.set_library(self.library))
@@ -237,6 +233,13 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([220, 740, 320])
         self.setCentralWidget(self.splitter)
+        # Tags: the sidebar's section, review in the grid, the preview's chips (gui/tags_panel.py).
+        self.tags = TagsController(self)
+        for widget in (self.tags.notice, self.tags.bar, self.tags.review_bar):
+            col.insertWidget(col.indexOf(self.stack), widget)
+        self.libraryOpened.connect(lambda: self.tags.set_library(self.library, self.model_state == "ready"))
+        self.modelReady.connect(lambda: self.tags.set_library(self.library, ready=True))
+        self.indexingFinished.connect(lambda _report: self.tags.reload_labels())
         self._build_status_bar()
         self._build_shortcuts()
         self._show_message("Opening your library…")
@@ -417,11 +420,24 @@ class MainWindow(QMainWindow):
         self.runner.submit(remove, on_done=lambda _r: self.refresh())
 
     def _folder_selected(self, folder: str | None) -> None:
+        self._leave_duplicates()
+        self.search.set_tag(None)
+        self.search.set_folder(folder)
+
+    def _leave_duplicates(self) -> None:
         if self.pages.currentWidget() is self.duplicates:
             self.pages.setCurrentIndex(0)
             if self.stack.currentIndex() != self.PAGE_VIEWER:
                 self.preview.setVisible(bool(self.status.get("photos")))
-        self.search.set_folder(folder)
+
+    def _tag_selected(self, name: str) -> None:
+        """A tag's photos in the grid; the search and the filters still apply on top."""
+        self._leave_duplicates()
+        if self.query.tag == name:
+            self.tags.stop_review(reload=False)
+            self.reload_listing()
+        else:
+            self.search.set_tag(name)
 
     def show_duplicates(self) -> None:
         """The Duplicates view in the centre (it looks for groups each time it is shown)."""
@@ -561,7 +577,7 @@ class MainWindow(QMainWindow):
         """Re-read the library (counts, folders; the grid too when browsing)."""
         if self.library is None:
             return
-        if self.query.is_search:
+        if self.query.is_search or self.tags.reviewing:
             self.runner.submit(self.library.status, on_done=self._apply_status)
             return
         # A quiet refresh (during indexing) leaves a grid the user is looking through alone.
@@ -592,6 +608,7 @@ class MainWindow(QMainWindow):
         self._show_photos(browse.photos, None, keep_position=True)
 
     def _query_changed(self, query: Query) -> None:
+        self.tags.stop_review(reload=False)     # a new question ends a review (its answers stay)
         folder_changed = query.folder != self.query.folder
         self.query = query
         if folder_changed:
@@ -623,7 +640,26 @@ class MainWindow(QMainWindow):
         if gen == self._generation:
             self._show_message("The search failed", str(exc))
 
-    def _show_photos(self, photos: list[PhotoRecord], scores: list[float] | None, keep_position: bool) -> None:
+    def reload_listing(self, keep_position: bool = False) -> None:
+        """Show again what the query asks for (after a review, or when tags changed)."""
+        if self.query.is_search and self.model_state == "ready":
+            self._run_search(keep_position)
+        else:
+            self.refresh()      # browsing keeps the current photo and the scroll by itself
+
+    def show_listing(self, photos: list[PhotoRecord], title: str, subtitle: str) -> None:
+        """Photos that are not the query's answer (a label's suggestions to review) in the grid."""
+        self._generation += 1                    # answers to earlier questions are dropped
+        self.close_viewer()
+        self._leave_duplicates()
+        self._show_photos(photos, None, keep_position=False, listing=True)
+        self.header_title.setText(title)
+        self.header_count.setText(subtitle)
+
+    def _show_photos(self, photos: list[PhotoRecord], scores: list[float] | None, keep_position: bool,
+                     listing: bool = False) -> None:
+        if self.tags.reviewing and not listing:
+            return      # a review keeps the grid until it ends
         current = self.current_path() if keep_position else None
         scroll = self.grid.verticalScrollBar().value() if keep_position else 0
         self.model.set_photos(photos, scores)
@@ -654,6 +690,9 @@ class MainWindow(QMainWindow):
                                "Add folder…", self.choose_folder)
         elif self.indexing or self.model_state in ("waiting", "loading"):
             self._show_message("Indexing your photos…", "They appear here as they are indexed.")
+        elif self.query.tag:
+            self._show_message(f"No photos tagged “{self.query.tag}”",
+                               "Review its suggestions and apply it, or clear the filters.")
         elif self.query.folder or self.query.since or self.query.until:
             self._show_message("No photos here", "Nothing in this folder or date range.")
         else:
@@ -671,6 +710,8 @@ class MainWindow(QMainWindow):
             title = f"Photos like {os.path.basename(q.image)}"
         elif q.text:
             title = f"Best matches for “{q.text}”"
+        elif q.tag:
+            title = f"Tagged “{q.tag}”"
         elif q.folder:
             title = os.path.basename(q.folder.rstrip(os.sep)) or q.folder
         else:
@@ -681,8 +722,10 @@ class MainWindow(QMainWindow):
             extra.append("without " + ", ".join(q.negative))
         if q.since or q.until:
             extra.append(f"{q.since or '…'} – {q.until or '…'}")
-        if q.folder and q.is_search:
+        if q.folder and (q.is_search or q.tag):
             extra.append(f"in {os.path.basename(q.folder)}")
+        if q.tag and q.is_search:
+            extra.append(f"tagged “{q.tag}”")
         counted = f"{count:,} photo{'s' if count != 1 else ''}, best first" if q.is_search else \
             f"{count:,} photo{'s' if count != 1 else ''}"
         self.header_count.setText(" · ".join([counted, *extra]) if count or extra else "")
@@ -733,6 +776,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(self.PAGE_VIEWER)
         self.preview.hide()          # the viewer shows the photo large: no need for it twice
         self.viewer.setFocus()
+        self.tags.viewer_showing(photo.path)     # while reviewing: its answer, and A/R work here too
 
     def close_viewer(self) -> None:
         if self.stack.currentIndex() == self.PAGE_VIEWER:
@@ -856,7 +900,7 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.stop(wait=False)
         self.provider.shutdown()
-        for runner in (self.search_runner, self.preview_runner, self.runner):
+        for runner in (self.search_runner, self.preview_runner, self.tags.runner, self.runner):
             runner.shutdown()
         if self.engine is not None:
             self.engine.stop(wait=True, timeout=120)

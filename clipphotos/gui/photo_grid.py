@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 PhotoRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
+MarkRole = Qt.ItemDataRole.UserRole + 3     # a review's CellMark (gui/review.py), painted over the picture
 BROKEN = object()              # DecorationRole value of a photo whose thumbnail cannot be made
 DEFAULT_CELL = 176
 PLACEHOLDER = QColor("#e8eaee")
@@ -169,6 +170,7 @@ class PhotoGridModel(QAbstractListModel):
         self.provider = provider
         self._photos: list[PhotoRecord] = []
         self._scores: Sequence[float] | None = None
+        self._marks: dict[str, Any] = {}     # path → review.CellMark while a label is reviewed
 
     # -- contents ------------------------------------------------------------------------
 
@@ -177,6 +179,22 @@ class PhotoGridModel(QAbstractListModel):
         self._photos = list(photos)
         self._scores = list(scores) if scores is not None else None
         self.endResetModel()
+
+    def set_marks(self, marks: dict[str, Any]) -> None:
+        """Review marks by path (empty: none); cells repaint."""
+        self._marks = dict(marks)
+        if self._photos:
+            self.dataChanged.emit(self.index(0), self.index(len(self._photos) - 1), [MarkRole])
+
+    def set_mark(self, path: str, mark: Any) -> None:
+        self._marks[path] = mark
+        row = self.row_of(path)
+        if row is not None:
+            self.dataChanged.emit(self.index(row), self.index(row), [MarkRole])
+
+    def mark(self, row: int) -> Any:
+        photo = self.photo(row)
+        return self._marks.get(photo.path) if photo is not None else None
 
     def remove_paths(self, paths: Iterable[str]) -> None:
         """Drop rows (trashed files) without resetting the view: selection and scroll stay."""
@@ -218,7 +236,11 @@ class PhotoGridModel(QAbstractListModel):
             return self.provider.pixmap(photo.hash, photo.path)
         if role == PhotoRole:
             return photo
+        if role == MarkRole:
+            return self._marks.get(photo.path)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if photo.path in self._marks:
+                return f"{os.path.basename(photo.path)}\n{self._marks[photo.path].tooltip}"
             when = photo.taken_at.replace("T", " ")[:16] if photo.taken_at else "date unknown"
             return f"{os.path.basename(photo.path)}\n{when}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
@@ -292,6 +314,10 @@ class PhotoDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(SELECTION, 3))
             painter.drawRoundedRect(target.adjusted(-1, -1, 1, 1), 5, 5)
+        mark = model.mark(index.row()) if hasattr(model, "mark") else None
+        if mark is not None:
+            from clipphotos.gui.review import paint_mark
+            paint_mark(painter, target, mark)     # last: on top of the picture and the selection
         painter.restore()
 
 

@@ -1,7 +1,9 @@
-"""The models the app offers, and fetching their weights with progress and a real cancel.
+"""The models on offer, the one default, and fetching weights with progress and a real cancel.
 
-Qt-free. Names and tags are OpenCLIP's (`open_clip.list_pretrained()`); sizes are the fp32
-checkpoints (parameter count × 4 bytes). Downloads go into the model hub's own cache, where
+The one place that names models: the CLI and the app take their default from here, and the
+app's picker its choices. It imports neither torch nor Qt, so the app's window appears before
+any of them loads. Names and tags are OpenCLIP's (`open_clip.list_pretrained()`); sizes are the
+fp32 checkpoints (parameter count × 4 bytes). Downloads go into the model hub's own cache, where
 `clipphotos.models.resolve_pretrained` (and every other OpenCLIP program) finds them later.
 """
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 CHUNK_BYTES = 1 << 20
@@ -50,6 +54,37 @@ CHOICES: tuple[ModelChoice, ...] = (
 )
 
 
+DEFAULT = CHOICES[0]
+DEFAULT_MODEL, DEFAULT_PRETRAINED = DEFAULT.name, DEFAULT.pretrained
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloaded weights (respects HF_HUB_CACHE / HF_HOME).
+
+    Read from the environment on each call: huggingface_hub freezes its own copy at import.
+    """
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_reachable(timeout: float = 4.0) -> bool:
+    """Whether the model hub answers at all: offline, huggingface_hub retries for most of a minute."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class ModelRequest:
     """A model as the GUI names it; becomes a core ModelSpec in a worker (models.py imports torch)."""
@@ -61,6 +96,20 @@ class ModelRequest:
     @classmethod
     def of(cls, choice: ModelChoice, weights: str | None = None) -> ModelRequest:
         return cls(choice.name, None if weights else choice.pretrained, weights)
+
+    @classmethod
+    def from_options(cls, name: str | None, pretrained: str | None, weights: str | None) -> ModelRequest | None:
+        """What --model/--pretrained/--weights ask for, the default model filling the gaps; None if
+        none was given (the library's own model then)."""
+        if not (name or pretrained or weights):
+            return None
+        name = name or DEFAULT_MODEL
+        if name.endswith(".json"):
+            name = str(Path(name).expanduser().resolve())
+        weights = str(Path(weights).expanduser().resolve()) if weights else None
+        if pretrained is None and weights is None and name == DEFAULT_MODEL:
+            pretrained = DEFAULT_PRETRAINED
+        return cls(name, pretrained, weights)
 
     def spec(self, device: str | None = None):  # -> ModelSpec
         from clipphotos.models import ModelSpec
@@ -108,7 +157,6 @@ def cached_weights(choice: ModelChoice) -> Path | None:
     """The weights' file if the hub cache already holds it (no network)."""
     from huggingface_hub import try_to_load_from_cache
 
-    from clipphotos.models import hub_cache_dir
     for filename in HUB_FILES:
         found = try_to_load_from_cache(choice.hub_repo, filename, cache_dir=hub_cache_dir())
         if isinstance(found, str):
@@ -126,11 +174,11 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
     """
     from huggingface_hub import constants, hf_hub_download
 
-    from clipphotos.models import ModelUnavailable, _hub_reachable, hub_cache_dir, resolve_pretrained
+    from clipphotos.models import ModelUnavailable, resolve_pretrained
     found = cached_weights(choice)
     if found is not None:
         return found
-    if not _hub_reachable():
+    if not hub_reachable():
         return resolve_pretrained(choice.name, choice.pretrained, download=False)  # raises the message
 
     class _Bar:
@@ -169,7 +217,7 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
             if cancel.is_set():
                 raise DownloadCancelled()
             try:
-                # The endpoint `_hub_reachable` probed (HF_ENDPOINT, a mirror), else the hub's own.
+                # The endpoint `hub_reachable` probed (HF_ENDPOINT, a mirror), else the hub's own.
                 return Path(hf_hub_download(choice.hub_repo, filename, tqdm_class=_Bar,  # type: ignore[arg-type]
                                             endpoint=os.environ.get("HF_ENDPOINT") or None,
                                             cache_dir=hub_cache_dir()))
