@@ -196,7 +196,7 @@ def test_the_app_finds_the_note_and_shows_its_text_with_the_words_marked(qtbot, 
     import clipphotos.gui  # noqa: F401 - first, as in test_gui
     from PySide6.QtCore import Qt
     from clipphotos.gui.main_window import AppOptions, MainWindow
-    from clipphotos.gui.model_choices import ModelRequest
+    from clipphotos.model_choices import ModelRequest
     from conftest import SHAPES_CONFIG, SHAPES_WEIGHTS
     lib_dir, _, files = indexed
     brisk = WatchSettings(stability_seconds=0.2, debounce_seconds=0.1, tick_seconds=0.05, save_seconds=1.0,
