@@ -162,7 +162,8 @@ def test_added_folder_is_indexed_in_the_background_and_searchable(qtbot, open_wi
         qtbot.waitUntil(lambda: "indexing" in seen and window.progress.isVisible(), timeout=30_000)
     qtbot.waitUntil(lambda: window.model.rowCount() == len(truth))
     assert window.sidebar.all_item.text(1) == str(len(truth))
-    assert window.status_text.text().startswith(f"{len(truth)} photos")
+    # After indexing, the words in the photos are read ("Reading text: …"); then the quiet line.
+    qtbot.waitUntil(lambda: window.status_text.text().startswith(f"{len(truth)} photos"), timeout=60_000)
     red = {str((folder / t["path"]).resolve()) for t in truth if t["colour"] == "red"}
     results = search(qtbot, window, "a red star")
     assert len(results) == len(truth) and results[0] in red
