@@ -377,9 +377,10 @@ class Catalog:
             "SELECT p.path, p.size, p.mtime_ns, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=p.content_id "
             "AND v.model_id=?) FROM photos p WHERE p.folder_id=?", (model_id, folder_id))}
 
-    def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int]]:
-        return {bytes(p): (s, m) for p, s, m in
-                self.query("SELECT path, size, mtime_ns FROM skipped WHERE folder_id=?", (folder_id,))}
+    def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int, str]]:
+        """path → (size, mtime_ns, reason) of a folder's skipped files."""
+        return {bytes(p): (s, m, r) for p, s, m, r in
+                self.query("SELECT path, size, mtime_ns, reason FROM skipped WHERE folder_id=?", (folder_id,))}
 
     def content_by_hash(self, hashes: Iterable[str], model_id: int) -> dict[str, tuple[int, bool]]:
         """hash → (content id, has a vector for the model) for the hashes already known."""
@@ -504,6 +505,16 @@ class Catalog:
         db.execute("DELETE FROM photos WHERE path=?", (path,))
         db.execute("INSERT OR REPLACE INTO skipped(path, folder_id, size, mtime_ns, reason) VALUES (?,?,?,?,?)",
                    (path, folder_id, size, mtime_ns, reason))
+
+    @staticmethod
+    def put_unreadable(db: sqlite3.Connection, path: bytes, folder_id: int, reason: str) -> None:
+        """A folder (or entry) that could not be read: listed as skipped, its photos left alone."""
+        db.execute("INSERT OR REPLACE INTO skipped(path, folder_id, size, mtime_ns, reason) VALUES (?,?,0,0,?)",
+                   (path, folder_id, reason))
+
+    @staticmethod
+    def drop_skips(db: sqlite3.Connection, paths: Iterable[bytes]) -> None:
+        db.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in paths])
 
     def forget_paths(self, db: sqlite3.Connection, paths: Iterable[bytes]) -> None:
         """Drop vanished files (photos or skips); their contents stay until `drop_orphan_contents`."""

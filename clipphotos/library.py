@@ -27,6 +27,7 @@ from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
 from clipphotos.tags import Labels
 from clipphotos.models import LoadedModel, ModelSpec, load_model
+from clipphotos.scanner import offline_reason
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 
@@ -178,10 +179,18 @@ class Library:
         return len(self._index)
 
     def vanished_files(self) -> list[str]:
-        """Catalogued photos whose file is gone, in folders that are online (an unplugged drive is not 'gone')."""
-        online = [(fid, path) for fid, path, _ in self.folders() if os.path.isdir(path)]
-        return [p.path for fid, _ in online for p in self.catalog.photos_in_folder(fid)
-                if not os.path.lexists(p.path)]
+        """Catalogued photos whose file is certainly gone.
+
+        Only folders that are online count (`scanner.offline_reason`, the rule indexing follows:
+        an unplugged drive, an empty mount point or an unreadable folder is not "gone"), and only
+        files the system says do not exist: one it cannot look at (permissions) is not gone either.
+        """
+        counts = self.catalog.folder_counts()
+        gone = []
+        for fid, path, _ in self.folders():
+            if offline_reason(path, counts.get(fid, 0) > 0) is None:
+                gone += [p.path for p in self.catalog.photos_in_folder(fid) if _certainly_gone(p.path)]
+        return gone
 
     def forget(self, paths: Iterable[str]) -> int:
         """Drop catalog rows of files (never touching the files); returns how many photos left."""
@@ -435,12 +444,23 @@ class Library:
             "skipped": len(skipped),
             "folders": [path for _, path, _ in folders],
             "folder_details": [{"path": path, "photos": counts.get(fid, 0), "follow_links": follow,
-                                "online": os.path.isdir(path)} for fid, path, follow in folders],
+                                "online": offline_reason(path, counts.get(fid, 0) > 0) is None}
+                               for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.catalog.get_setting("model.key"),
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             **watch_status(self.catalog),
         }
+
+
+def _certainly_gone(path: str) -> bool:
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False   # cannot be looked at now: not evidence that it is gone
+    return False
 
 
 def _date_bound(value: str | date | None, end: bool = False) -> str | None:
