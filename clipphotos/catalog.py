@@ -11,6 +11,7 @@ the paths that hold it, so a moved file or a byte-identical copy keeps its vecto
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -148,6 +149,20 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def content_hash(data: bytes) -> str:
+    """The key of a content (`contents.hash`): a hash of the file's bytes."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_content_hash(path: str | bytes | os.PathLike[str]) -> str:
+    """`content_hash` of a file, read in chunks (the same digest as hashing its bytes whole)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def encode_path(path: str | os.PathLike[str] | bytes) -> bytes:

@@ -645,8 +645,10 @@ def _dupes_move(args: argparse.Namespace, lib, groups: list) -> int:
         print(f"Moved {len(report.moved)} files to {where}; every group keeps its suggested file.")
         for path, reason in report.failed:
             print(f"  not moved: {path}: {reason}")
+        for _, keep, reason in report.skipped:
+            print(f"  group of {keep} left alone, nothing moved: {reason}")
     emit(args, {"groups": [g.to_json() for g in groups], **report.to_json()}, human)
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.skipped else 0
 
 
 _TIER_TITLES = {"exact": "Exact copies (byte-identical)", "near": "Near-duplicates (the same picture saved again)",

@@ -23,14 +23,15 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clipphotos.catalog import Catalog, PhotoRecord, encode_path
+from clipphotos.catalog import Catalog, PhotoRecord, encode_path, file_content_hash
 from clipphotos.fingerprint import (
     HASH_BITS, grey_thumbnail, layout_vectors, match_thumbnails, perceptual_hash, thumbnails,
 )
@@ -159,10 +160,12 @@ class MoveReport:
 
     moved: list[tuple[str, str]] = field(default_factory=list)   # (from, to); to = "trash" for the trash
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (group key, keep, why): nothing moved
 
     def to_json(self) -> dict:
         return {"moved": [{"from": a, "to": b} for a, b in self.moved],
-                "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+                "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "skipped_groups": [{"key": k, "keep": keep, "reason": r} for k, keep, r in self.skipped]}
 
 
 # -- finding -----------------------------------------------------------------------------
@@ -650,10 +653,47 @@ def _library_model_id(catalog: Catalog) -> int | None:
 # -- acting ------------------------------------------------------------------------------
 
 
+def verify_group(group: DuplicateGroup) -> str | None:
+    """Why acting on a group now would rest on stale evidence, or None when it is safe to act.
+
+    Called by every destructive action at the moment it acts, because the catalog describes the
+    files as they were when indexed: each file of the group must still have the size and time it
+    was indexed with and still hold the same bytes (hashed again: a replaced file whose old time
+    was restored, as sync and restore tools do, keeps its size and time). The file to keep must
+    exist and be readable. A file to move that is already gone is no obstacle (there is nothing
+    to move). Returns the first problem found, in words.
+    """
+    for n, f in enumerate(group.files):
+        role = "the file to keep" if n == 0 else "the copy"
+        try:
+            st = os.stat(f.path)
+        except (FileNotFoundError, NotADirectoryError):
+            if n == 0:
+                return f"{role} {f.path} no longer exists"
+            continue
+        except OSError as exc:
+            return f"{role} {f.path} cannot be looked at ({exc.strerror or exc})"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{role} {f.path} is no longer a regular file"
+        if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            return f"{role} {f.path} changed since it was indexed (size or time); index again first"
+        try:
+            digest = file_content_hash(f.path)
+        except OSError as exc:
+            return f"{role} {f.path} cannot be read ({exc.strerror or exc})"
+        if digest != f.content:
+            return (f"{role} {f.path} no longer holds the bytes it was indexed with (replaced, its old time "
+                    f"restored?); index again first")
+    return None
+
+
 def trash_others(lib: Library, groups: Iterable[DuplicateGroup]) -> MoveReport:
-    """Move every group's other files to the system trash; the catalog forgets them."""
+    """Move every group's other files to the system trash; the catalog forgets them.
+
+    Each group is verified (`verify_group`) just before its files go; one that fails is skipped.
+    """
     report = MoveReport()
-    moving = _files_to_move(groups)
+    moving = _files_to_move(groups, report)
     result = lib.trash(moving)
     report.moved = [(p, "trash") for p in result.trashed]
     report.failed = list(result.failed)
@@ -665,7 +705,7 @@ def move_others(lib: Library, groups: Iterable[DuplicateGroup], dest: str | os.P
     target = os.path.abspath(os.fspath(dest))
     os.makedirs(target, exist_ok=True)
     report = MoveReport()
-    for path in _files_to_move(groups):
+    for path in _files_to_move(groups, report):
         new = _free_name(target, os.path.basename(path))
         try:
             shutil.move(path, new)
@@ -677,12 +717,23 @@ def move_others(lib: Library, groups: Iterable[DuplicateGroup], dest: str | os.P
     return report
 
 
-def _files_to_move(groups: Iterable[DuplicateGroup]) -> list[str]:
-    """The others of the exact and near groups; a file kept by any of the groups is never moved."""
+def _files_to_move(groups: Iterable[DuplicateGroup], report: MoveReport) -> Iterator[str]:
+    """The others of the exact and near groups, group by group, each group verified right before
+    its files are handed out (a failing one goes to `report.skipped`); a file kept by any of the
+    groups is never moved."""
     groups = [g for g in groups if g.tier in ACTION_TIERS]
     kept = {p for g in groups for p in g.kept()}
-    moving = dict.fromkeys(p for g in groups for p in g.others() if p not in kept)
-    return [p for p in moving if os.path.lexists(p)]
+    handed: set[str] = set()
+    for group in groups:
+        paths = [p for p in group.others() if p not in kept and p not in handed and os.path.lexists(p)]
+        if not paths:
+            continue
+        reason = verify_group(group)
+        if reason is not None:
+            report.skipped.append((group.key, group.keep, reason))
+            continue
+        handed.update(paths)
+        yield from paths
 
 
 def _free_name(folder: str, name: str) -> str:

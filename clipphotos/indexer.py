@@ -11,7 +11,6 @@ flight, and the next run picks up exactly where this one stopped.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import threading
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from clipphotos.catalog import Catalog, ContentInfo, decode_path, folder_prefix
+from clipphotos.catalog import Catalog, ContentInfo, content_hash, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
 from clipphotos.fingerprint import grey_thumbnail, perceptual_hash
 from clipphotos.loader import UnreadableImage, is_supported, load_image
@@ -92,17 +91,6 @@ def is_read_error(reason: str) -> bool:
     return reason.startswith(READ_ERROR)
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def file_content_hash(path: str | bytes | os.PathLike[str]) -> str:
-    """`content_hash` of a file's bytes, read in chunks (the same digest as hashing them whole)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_workers() -> int:

@@ -59,3 +59,60 @@ def test_repair_keeps_photos_of_an_unplugged_or_unreadable_folder(tmp_path, cli)
     files[0].unlink()                                     # back, and one photo really deleted
     r = cli("repair", "--yes", "--library", lib, *MODEL_ARGS, "--json").json
     assert r["vanished"] == [str(files[0])] and r["forgotten"] == 1
+
+
+# -- 2. destructive duplicate actions re-verify the files at the moment they act -----------
+
+
+def exact_pair(tmp_path: Path, cli) -> tuple[Path, Path, Path]:
+    """Two byte-identical photos indexed in a library; returns (library, keep, copy)."""
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    (original,) = draw(photos / "camera", 1, seed=33)
+    copy = photos / "Downloads" / original.name
+    copy.parent.mkdir(parents=True)
+    shutil.copy2(original, copy)
+    assert cli("index", photos, "--library", lib, *MODEL_ARGS, "--json").json["indexed"] == 2
+    from clipphotos.library import Library
+    with Library(lib) as library:
+        (group,) = [g for g in library.duplicates(("exact",))]
+    assert group.keep == str(original)
+    return lib, original, copy
+
+
+def replace_keeping_size_and_time(path: Path) -> None:
+    """What some sync and restore tools do: other bytes, same size, the old time put back."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_trash_others_rehashes_and_spares_the_last_copy(tmp_path, cli, tmp_trash):
+    lib, keep, copy = exact_pair(tmp_path, cli)
+    original_bytes = copy.read_bytes()
+    replace_keeping_size_and_time(keep)       # the keep is no longer a copy of anything
+    r = cli("dupes", "--trash-others", "--yes", "--library", lib, "--json")
+    assert r.code == 1, r.err
+    assert r.json["moved"] == [] and copy.read_bytes() == original_bytes
+    (skip,) = r.json["skipped_groups"]
+    assert skip["keep"] == str(keep) and "no longer holds the bytes" in skip["reason"]
+    human = cli("dupes", "--move-others", tmp_path / "aside", "--yes", "--library", lib)
+    assert human.code == 1 and "nothing moved" in human.out and copy.exists()
+
+
+def test_verify_group_checks_time_size_bytes_and_the_keep(tmp_path, cli):
+    from clipphotos.duplicates import verify_group
+    from clipphotos.library import Library
+    lib, keep, copy = exact_pair(tmp_path, cli)
+    with Library(lib) as library:
+        (group,) = library.duplicates(("exact",))
+    assert verify_group(group) is None
+    os.utime(copy, ns=(0, 10**18))
+    assert "changed since it was indexed" in verify_group(group)
+    copy.unlink()                                        # a copy already gone is nothing to move
+    assert verify_group(group) is None
+    keep.rename(keep.with_suffix(".bak"))
+    assert "file to keep" in verify_group(group) and "no longer exists" in verify_group(group)
+    keep.mkdir()
+    assert "no longer a regular file" in verify_group(group)

@@ -334,6 +334,9 @@ class DuplicatesView(QWidget):
         failed = getattr(result, "failed", None)
         if failed:
             self.status.setText(f"{len(failed)} file(s) could not be moved: {failed[0][1]}")
+        skipped = getattr(result, "skipped", None)
+        if skipped:   # a file changed since it was indexed: nothing of that group was moved
+            self.status.setText(f"Nothing moved: {skipped[0][2]}")
         self._remove_item(key)
         if hasattr(result, "moved"):
             self.libraryChanged.emit()
