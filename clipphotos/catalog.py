@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipphotos.private import private_dir, private_file
 from clipphotos.raw import is_raw_path
 
 MIGRATIONS: list[str] = [
@@ -194,6 +195,40 @@ def folder_prefix(folder: bytes) -> bytes:
     return folder if folder.endswith(os.sep.encode()) else folder + os.sep.encode()
 
 
+class CatalogDamaged(Exception):
+    """The catalog file is not a readable SQLite database (or fails its integrity check)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"the catalog {path} is damaged ({problem})")
+        self.path, self.problem = path, problem
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether an SQLite error means a damaged file (not a full disk, a lock or a read-only folder)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and any(
+        s in text for s in ("not a database", "malformed", "corrupt", "database disk image"))
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open a catalog that cannot be written (a read-only folder, mount or file) for reading.
+
+    SQLite needs the WAL's shared-memory file to read a WAL database; where it cannot make one
+    (the folder is read-only and the last writer closed cleanly, removing it), the catalog is
+    opened as immutable: nobody can be writing a catalog in a folder nobody may write.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no catalog at {path}")
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
 @dataclass(frozen=True)
 class PhotoRecord:
     """One file of the library as the catalog knows it."""
@@ -244,16 +279,30 @@ class Catalog:
     (WAL), and a second writer waits for the first (busy timeout) instead of failing.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.create_function("clipphotos_shot_key", 1, shot_key, deterministic=True)
-        self._migrate()
+        if read_only:
+            self._db = _connect_read_only(path)
+        else:
+            private_dir(path.parent)
+            new = not path.exists()
+            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if new:
+                private_file(path)   # SQLite gives the -wal and -shm files the catalog's permissions
+        try:
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.create_function("clipphotos_shot_key", 1, shot_key, deterministic=True)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if is_damage(exc):
+                raise CatalogDamaged(path, str(exc)) from exc
+            raise
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -263,6 +312,10 @@ class Catalog:
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer ClipPhotos "
                                    f"(schema {version}, this one knows {SCHEMA_VERSION}); please upgrade")
+            if version < SCHEMA_VERSION and self.read_only:
+                raise sqlite3.OperationalError(f"{self.path} needs an upgrade of its schema (from {version} to "
+                                               f"{SCHEMA_VERSION}), which a read-only library cannot take: "
+                                               f"attempt to write a readonly database")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -296,9 +349,18 @@ class Catalog:
             self._db.close()
 
     def backup(self, dest: Path) -> None:
-        """A consistent copy of the catalog while it stays in use (SQLite's online backup)."""
+        """A consistent copy of the catalog while it stays in use (SQLite's online backup).
+
+        A catalog that fails SQLite's quick check is not copied (raises CatalogDamaged): a
+        backup of a damaged catalog would only replace a good older one.
+        """
+        problem = self.quick_check()
+        if problem != "ok":
+            raise CatalogDamaged(self.path, problem)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.touch(mode=0o600)   # the copy is as private as the catalog
         target = sqlite3.connect(tmp)
         try:
             with self._lock:
@@ -308,8 +370,18 @@ class Catalog:
         os.replace(tmp, dest)
 
     def integrity(self) -> str:
-        """'ok', or what SQLite found wrong."""
-        return "; ".join(r[0] for r in self.query("PRAGMA integrity_check"))
+        """'ok', or what SQLite found wrong (the full check: reads every page and index)."""
+        return self._check("integrity_check")
+
+    def quick_check(self) -> str:
+        """'ok', or what SQLite found wrong (the cheap check: pages and records, not index contents)."""
+        return self._check("quick_check")
+
+    def _check(self, pragma: str) -> str:
+        try:
+            return "; ".join(r[0] for r in self.query(f"PRAGMA {pragma}"))
+        except sqlite3.DatabaseError as exc:   # damaged beyond what the check can walk
+            return str(exc)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -354,8 +426,16 @@ class Catalog:
 
     # -- models and vectors --------------------------------------------------------------
 
+    def find_model_id(self, key: str) -> int | None:
+        """The id of a model the catalog knows (by its identity key), else None; never writes."""
+        rows = self.query("SELECT id FROM models WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
     def model_id(self, key: str, dim: int) -> int:
         """The id of a model (by its identity key), registering it on first use."""
+        known = self.find_model_id(key)
+        if known is not None:
+            return known   # the read path writes nothing
         with self.transaction() as db:
             db.execute("INSERT INTO models(key, dim) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, dim))
             return db.execute("SELECT id FROM models WHERE key=?", (key,)).fetchone()[0]

@@ -7,10 +7,12 @@ given before or after the command.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +26,17 @@ if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to
 
 EXIT_USAGE = 2
 EXIT_BUSY = 3
+EXIT_FAULT = 4   # the library or the disk failed (damaged catalog, full disk, read-only, permissions)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count of results: give 1 or more")
+    return value
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -69,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
-    p.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="how many results (default 20)")
     p.add_argument("--tag", metavar="NAME", help="only photos this label applies to")
 
     command("status", "what the library holds: photos, folders, model, skipped files")
@@ -140,7 +153,7 @@ def _tag_commands(tag: argparse.ArgumentParser) -> None:
         p.add_argument("paths", nargs="+", metavar="PATH")
     p = action("show", "a label's suggestions, most confident first, with the reasons")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--limit", type=int, default=20, help="how many photos (default 20)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="how many photos (default 20)")
     p.add_argument("--uncertain", action="store_true", help="the photos the label is least sure of first")
     p.add_argument("--folder", metavar="DIR", help="only photos in this folder")
     p = action("export-xmp", "write the tags into XMP sidecars beside the photos (photos are never modified)")
@@ -165,10 +178,45 @@ def say(message: str) -> None:
 
 def emit(args: argparse.Namespace, data: dict, human: Callable[[], None]) -> None:
     if args.json:
-        json.dump(data, sys.stdout, ensure_ascii=True, indent=1)
+        json.dump(json_safe(data), sys.stdout, ensure_ascii=True, indent=1)
         sys.stdout.write("\n")
     else:
         human()
+
+
+def _undecodable(value: object) -> bool:
+    """A str holding a file name that is not valid UTF-8 (its bytes kept as lone surrogates)."""
+    return isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def _as_text(value: str) -> str:
+    """Valid text for a name: each byte that is not UTF-8 written as the four characters \\xNN."""
+    return os.fsencode(value).decode("utf-8", "backslashreplace") if _undecodable(value) else value
+
+
+def _as_bytes(value: str) -> str | None:
+    return base64.b64encode(os.fsencode(value)).decode("ascii") if _undecodable(value) else None
+
+
+def json_safe(data: object) -> object:
+    """The document with every string valid Unicode (strict JSON readers reject lone surrogates).
+
+    A file name that is not valid UTF-8 is shown with its undecodable bytes as `\\xNN`, and the
+    object holding it gets a twin field `<field>_bytes`: the name's exact bytes in base64 (for a
+    list of names, a list with null where a name is plain text). Nothing is lost.
+    """
+    if isinstance(data, dict):
+        out: dict = {}
+        for key, value in data.items():
+            out[key] = json_safe(value)
+            if _undecodable(value):
+                out[f"{key}_bytes"] = _as_bytes(value)
+            elif isinstance(value, list) and any(map(_undecodable, value)):
+                out[f"{key}_bytes"] = [_as_bytes(v) if isinstance(v, str) else None for v in value]
+        return out
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return _as_text(data) if isinstance(data, str) else data
 
 
 def _duration(seconds: float | None) -> str:
@@ -211,8 +259,10 @@ class ProgressBar:
 # -- commands ------------------------------------------------------------------------------
 
 
-def open_library(args: argparse.Namespace, workers: int | None = None):
-    """The library named by --library, with the model the options ask for (else its own)."""
+def open_library(args: argparse.Namespace, workers: int | None = None, must_exist: bool = False):
+    """The library named by --library, with the model the options ask for (else its own).
+
+    Read commands pass `must_exist`: a mistyped --library must not make a new, empty library."""
     from clipphotos.library import Library
     from clipphotos.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
     model = None
@@ -225,7 +275,7 @@ def open_library(args: argparse.Namespace, workers: int | None = None):
         if pretrained is None and weights is None and name == DEFAULT_MODEL:
             pretrained = DEFAULT_PRETRAINED
         model = ModelSpec(name, pretrained, weights)
-    return Library(args.library, model=model, device=args.device, workers=workers)
+    return Library(args.library, model=model, device=args.device, workers=workers, must_exist=must_exist)
 
 
 def open_with_folders(args: argparse.Namespace):
@@ -261,6 +311,9 @@ def _print_index(r: IndexReport) -> None:
           f"{r.removed} removed, {len(r.skipped)} skipped in {r.seconds:.1f} s")
     for folder in r.offline_folders:
         print(f"  offline (kept as it was): {folder}")
+    if r.thumbnails_failed:
+        print(f"  {r.thumbnails_failed} thumbnails could not be written ({r.thumbnail_error}); "
+              f"they are made when shown, once there is room")
     for path, reason in r.skipped[:20]:
         print(f"  skipped {path}: {reason}")
     if len(r.skipped) > 20:
@@ -328,7 +381,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bound is not None and not _is_iso_date(bound):
             say(f"clipphotos: {bound!r} is not a date; use YYYY-MM-DD")
             return EXIT_USAGE
-    lib = open_library(args)
+    lib = open_library(args, must_exist=True)
     try:
         if lib.catalog.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
@@ -360,7 +413,7 @@ def _is_iso_date(text: str) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from clipphotos.library import Library
-    lib = Library(args.library)
+    lib = Library(args.library, must_exist=True)
     try:
         status = lib.status()
     finally:
@@ -419,12 +472,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from clipphotos.doctor import report
-    lib = open_library(args)
+    from clipphotos.catalog import CatalogDamaged, is_damage
+    from clipphotos.doctor import report, report_unopened
     try:
-        data = report(lib)
-    finally:
-        lib.close()
+        lib = open_library(args)
+    except (CatalogDamaged, sqlite3.DatabaseError) as exc:
+        if not (isinstance(exc, CatalogDamaged) or is_damage(exc)):
+            raise
+        root = Path(_library_dir(args))
+        data = report_unopened(root, root / "catalog.sqlite3", getattr(exc, "problem", str(exc)))
+    else:
+        try:
+            data = report(lib)
+        finally:
+            lib.close()
 
     def human() -> None:
         print(f"ClipPhotos {data['version']} on {data['platform']}, Python {data['python']}")
@@ -438,7 +499,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from clipphotos.library import Library
-    with Library(args.library) as lib:
+    with Library(args.library, must_exist=True) as lib:
         dest = lib.backup(args.dest)
     emit(args, {"backup": str(dest)}, lambda: print(f"Catalog backed up to {dest}"))
     return 0
@@ -691,7 +752,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         return run_app(args)
-    from clipphotos.library import LibraryBusy
+    from clipphotos.catalog import CatalogDamaged
+    from clipphotos.library import LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary
     from clipphotos.loader import UnreadableImage
     from clipphotos.models import ModelUnavailable
     try:
@@ -702,9 +764,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LibraryBusy as exc:
         say(f"clipphotos: {exc}")
         return EXIT_BUSY
+    except NoLibrary as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+    except (CatalogDamaged, LibraryReadOnly, LibraryUnusable) as exc:
+        say(f"clipphotos: {exc}" + (f". Your photos are untouched; {_doctor_hint(args)} says how to recover."
+                                   if isinstance(exc, CatalogDamaged) else ""))
+        return EXIT_FAULT
+    except sqlite3.DatabaseError as exc:
+        code, message = _database_fault(args, exc)
+        say(f"clipphotos: {message}")
+        return code
     except (UnreadableImage, NotADirectoryError, FileNotFoundError) as exc:
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
+    except OSError as exc:
+        say(f"clipphotos: {_file_system_fault(args, exc)}")
+        return EXIT_FAULT
     except KeyboardInterrupt:
         say("Interrupted: nothing is lost; run the command again to carry on.")
         return 130
+
+
+# -- faults: one clear message each, exit code 4 ---------------------------------------------
+
+
+def _library_dir(args: argparse.Namespace) -> str:
+    from clipphotos.library import default_library_dir
+    return str(Path(args.library).expanduser().resolve() if args.library else default_library_dir())
+
+
+def _doctor_hint(args: argparse.Namespace) -> str:
+    return "`clipphotos doctor" + (f" --library {args.library}`" if args.library else "`")
+
+
+_DISK_FULL = ("You are out of disk space where the library lives ({where}). Free some space and run the "
+              "command again: nothing is lost, an interrupted index carries on where it stopped.")
+_READ_ONLY = ("The library at {where} is read-only here ({why}). search, status, doctor and backup work on it; "
+              "indexing and other changes need write access (check the folder's owner and permissions, or "
+              "whether its drive is mounted read-only).")
+
+
+def _database_fault(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> tuple[int, str]:
+    """(exit code, message) for an error SQLite raised: damage, a full disk, read-only, a lock."""
+    from clipphotos.catalog import is_damage
+    where, text = _library_dir(args), str(exc).lower()
+    if is_damage(exc):
+        return EXIT_FAULT, (f"the library's catalog in {where} is damaged ({exc}). Your photos are untouched; "
+                            f"{_doctor_hint(args)} says how to recover.")
+    if "full" in text:
+        return EXIT_FAULT, _DISK_FULL.format(where=where)
+    if "readonly" in text or "read-only" in text:
+        return EXIT_FAULT, _READ_ONLY.format(where=where, why=exc)
+    if "locked" in text or "busy" in text:
+        return EXIT_BUSY, f"the library at {where} is busy ({exc}); try again in a moment"
+    if "unable to open" in text:
+        return EXIT_FAULT, (f"the catalog in {where} cannot be opened ({exc}): check that the folder and "
+                            f"catalog.sqlite3 in it are yours and readable (ls -l).")
+    return EXIT_FAULT, f"the library's catalog in {where} failed: {exc}. {_doctor_hint(args)} checks it."
+
+
+def _file_system_fault(args: argparse.Namespace, exc: OSError) -> str:
+    """A message for a file-system error: a full disk, read-only, permissions, a file for a folder."""
+    import errno
+    where = _library_dir(args)
+    name = os.fsdecode(exc.filename) if exc.filename is not None else where
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return _DISK_FULL.format(where=where)
+    if exc.errno == errno.EROFS:
+        return _READ_ONLY.format(where=where, why=exc.strerror)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied: {name}. ClipPhotos must be able to write its library ({where}) and read your "
+                f"photo folders: check their owner and permissions (ls -ld).")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        return f"{name}: {exc.strerror}. --library must name a folder (a new one is created)."
+    return f"{exc.strerror or exc}: {name}"
+

@@ -59,13 +59,16 @@ class IndexReport:
     seconds: float = 0.0
     stopped: bool = False
     deferred: list[bytes] = field(default_factory=list)  # still being written: left for a later run
+    thumbnails_failed: int = 0      # thumbnails that could not be written (made again when shown)
+    thumbnail_error: str | None = None
 
     def to_json(self) -> dict:
         return {"indexed": self.indexed, "embedded": self.embedded, "unchanged": self.unchanged,
                 "moved": self.moved, "removed": self.removed,
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "offline_folders": self.offline_folders, "seconds": round(self.seconds, 3),
-                "stopped": self.stopped}
+                "stopped": self.stopped, "thumbnails_failed": self.thumbnails_failed,
+                "thumbnail_error": self.thumbnail_error}
 
 
 @dataclass

@@ -7,7 +7,9 @@ and then frees the old vectors.
 """
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
+from clipphotos.catalog import Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix
 from clipphotos.duplicates import (
     DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates, move_others, trash_others,
 )
@@ -27,6 +29,7 @@ from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
 from clipphotos.tags import Labels
 from clipphotos.models import LoadedModel, ModelSpec, load_model
+from clipphotos.private import private_dir, private_file, tighten
 from clipphotos.scanner import offline_reason
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
@@ -47,6 +50,38 @@ def default_library_dir() -> Path:
 
 class LibraryBusy(Exception):
     """Another process is writing to this library (indexing or watching it)."""
+
+
+class NoLibrary(Exception):
+    """There is no library where one was looked for (a mistyped --library, say)."""
+
+
+class LibraryUnusable(Exception):
+    """The library's place cannot hold a library (a regular file where its folder should be)."""
+
+
+class LibraryReadOnly(Exception):
+    """A command that changes the library met one this process may only read."""
+
+
+CATALOG_NAME = "catalog.sqlite3"
+log = logging.getLogger("clipphotos")
+
+
+def _is_writable(root: Path, catalog: Path) -> bool:
+    """Whether this process may write the library (not a read-only folder, file or mount)."""
+    return os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+
+
+def _check_not_truncated(root: Path, catalog: Path) -> None:
+    """An empty catalog beside the index and thumbnails of photos was truncated, not made new:
+    opening it as a new library would hide the damage (and soon overwrite the index)."""
+    if not catalog.is_file() or catalog.stat().st_size > 0:
+        return
+    left = [name for name in ("index", "thumbnails") if (root / name).is_dir() and any((root / name).iterdir())]
+    if left:
+        raise CatalogDamaged(catalog, f"it is empty (0 bytes) while the library's {' and '.join(left)} "
+                                      f"are still there: it was emptied, not made new")
 
 
 @dataclass
@@ -72,10 +107,26 @@ class Library:
     """A photo library: its folders, catalog, model, index, and what can be asked of it."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
-                 device: str | None = None, workers: int | None = None) -> None:
+                 device: str | None = None, workers: int | None = None, *, must_exist: bool = False) -> None:
+        """Open (or, unless `must_exist`, create) the library at `root`.
+
+        A library this process may not write (a read-only folder or mount) is opened read-only:
+        reading it works, writing raises sqlite3's read-only error. A library readable by other
+        accounts is made its owner's alone, once, with a warning on the "clipphotos" logger.
+        """
         self.root = Path(root).expanduser().resolve() if root else default_library_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.root / "catalog.sqlite3")
+        catalog = self.root / CATALOG_NAME
+        if self.root.exists() and not self.root.is_dir():
+            raise LibraryUnusable(f"{self.root} is a file, not a library folder: give --library a folder "
+                                  f"(a new one is created) or the folder of an existing library")
+        if must_exist and not catalog.is_file():
+            raise NoLibrary(f"there is no ClipPhotos library at {self.root}: check --library "
+                            f"(or CLIPPHOTOS_LIBRARY), or make one with  clipphotos index FOLDER")
+        _check_not_truncated(self.root, catalog)
+        self.read_only = self.root.exists() and not _is_writable(self.root, catalog)
+        if not self.read_only:
+            self._make_private()
+        self.catalog = Catalog(catalog, read_only=self.read_only)
         self.requested_model = model
         self.requested_device = device
         self.workers = workers
@@ -85,6 +136,17 @@ class Library:
         self._model_id: int | None = None
         self._data_version: int | None = None
         self.thumbnails = ThumbnailCache(self.root / "thumbnails")
+
+    def _make_private(self) -> None:
+        """Create the library folder for its owner alone, and tighten one made readable by others
+        (by an older version or by hand): said once, since afterwards there is nothing to change."""
+        existed = self.root.is_dir()
+        loose = existed and stat.S_IMODE(self.root.stat().st_mode) & 0o077
+        private_dir(self.root)
+        if loose:
+            changed = tighten(self.root)
+            log.warning("clipphotos: the library at %s was readable by other accounts of this computer; "
+                        "its %d files and folders are now readable by you alone", self.root, len(changed))
 
     def close(self) -> None:
         self.catalog.close()
@@ -111,7 +173,10 @@ class Library:
         if self._embedder is None:
             self._loaded = load_model(self.model_spec)
             self._embedder = Embedder(self._loaded)
-            self._model_id = self.catalog.model_id(self._loaded.key, self._loaded.dim)
+            key = self._loaded.key
+            # Reading never registers a model; a read-only library without it just has no vectors (id 0).
+            self._model_id = (self.catalog.find_model_id(key) or 0) if self.read_only else \
+                self.catalog.model_id(key, self._loaded.dim)
         return self._embedder
 
     @property
@@ -226,11 +291,15 @@ class Library:
     # -- indexing ------------------------------------------------------------------------
 
     def writer_lock(self) -> FileLock:
-        return FileLock(str(self.root / "writer.lock"))
+        return FileLock(str(self.root / "writer.lock"), mode=0o600)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the library's single-writer lock, or raise LibraryBusy at once if another process has it."""
+        if self.read_only:
+            raise LibraryReadOnly(f"the library at {self.root} is read-only here: search, status, doctor and "
+                                  f"backup work on it; indexing and other changes need write access (check the "
+                                  f"folder's owner and permissions, or whether its drive is mounted read-only)")
         lock = self.writer_lock()
         try:
             lock.acquire(timeout=0)
@@ -259,23 +328,34 @@ class Library:
                 self.add_folder(folder)
             embedder, model_id, index = self.embedder, self.model_id, self.index
             assert self._loaded is not None
+            if self.catalog.get_setting("model") is None:
+                # The first run names the library's model before its first photo: killed midway
+                # (or out of disk), the next `index` or `search` carries on with the same model.
+                self._remember_model()
             indexer = Indexer(self.catalog, embedder, index, model_id, workers=self.workers,
                               on_decoded=self.thumbnails.from_decoded)
             if indexer_hook is not None:
                 indexer_hook(indexer)
             settled_before = None if settle_seconds is None else time.time_ns() - int(settle_seconds * 1e9)
+            thumbs_failed = self.thumbnails.failed
             report = indexer.run(self.folders(), only=only, on_progress=on_progress,
                                  excluded=self.excluded_folders(), settled_before_ns=settled_before)
+            report.thumbnails_failed = self.thumbnails.failed - thumbs_failed
+            report.thumbnail_error = self.thumbnails.failure if report.thumbnails_failed else None
             if save:
                 self.save_index()
             if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
                 # Everything is embedded with this model now: make it the library's model.
-                self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
-                self.catalog.set_setting("model.key", self._loaded.key)
+                self._remember_model()
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
                 self.labels.tag_new_contents()   # new photos get the user's labels right away
             return report
+
+    def _remember_model(self) -> None:
+        assert self._loaded is not None
+        self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
+        self.catalog.set_setting("model.key", self._loaded.key)
 
     def _busy_message(self) -> str:
         from clipphotos.watcher import live_watcher
