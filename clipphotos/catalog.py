@@ -325,7 +325,8 @@ class Catalog:
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
 
     @contextmanager
@@ -335,10 +336,12 @@ class Catalog:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): the first error is the one to tell.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         with self._lock:
@@ -354,9 +357,7 @@ class Catalog:
         A catalog that fails SQLite's quick check is not copied (raises CatalogDamaged): a
         backup of a damaged catalog would only replace a good older one.
         """
-        problem = self.quick_check()
-        if problem != "ok":
-            raise CatalogDamaged(self.path, problem)
+        self.ensure_intact()
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".tmp")
         tmp.unlink(missing_ok=True)
@@ -368,6 +369,13 @@ class Catalog:
         finally:
             target.close()
         os.replace(tmp, dest)
+
+    def ensure_intact(self) -> None:
+        """Raise CatalogDamaged when SQLite's quick check fails: what is about to copy or change the
+        catalog (backup, index, repair) must not build on a damaged one."""
+        problem = self.quick_check()
+        if problem != "ok":
+            raise CatalogDamaged(self.path, problem)
 
     def integrity(self) -> str:
         """'ok', or what SQLite found wrong (the full check: reads every page and index)."""

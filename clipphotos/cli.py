@@ -282,6 +282,7 @@ def open_with_folders(args: argparse.Namespace):
     """The library with the command's FOLDERs added; None, having said why, if it has no folder at all."""
     lib = open_library(args, workers=args.workers)
     try:
+        lib.catalog.ensure_intact()   # indexing must not build on a damaged catalog
         for folder in args.folders:
             lib.add_folder(folder, follow_links=args.follow_links)
         if lib.folders():
@@ -509,6 +510,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     lib = open_library(args)
     try:
         with lib.writing():
+            lib.catalog.ensure_intact()
             vectors = lib.rebuild_index()
             vanished = lib.vanished_files()
             forgotten = 0

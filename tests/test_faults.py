@@ -116,3 +116,174 @@ def test_verify_group_checks_time_size_bytes_and_the_keep(tmp_path, cli):
     assert "file to keep" in verify_group(group) and "no longer exists" in verify_group(group)
     keep.mkdir()
     assert "no longer a regular file" in verify_group(group)
+
+
+# -- 3/4. damage, full disks, read-only libraries: one message, exit 4, never a traceback ----
+
+
+@pytest.fixture
+def indexed(tmp_path, cli) -> tuple[Path, Path, list[Path]]:
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    files = draw(photos, 8, seed=34)
+    assert cli("index", photos, "--library", lib, *MODEL_ARGS).code == 0
+    return photos, lib, files
+
+
+def damage(catalog: Path, offset: int) -> None:
+    import random
+    with open(catalog, "r+b") as f:
+        f.seek(offset)
+        f.write(random.Random(offset).randbytes(4096))
+
+
+COMMANDS = [("status",), ("search", "a red circle"), ("index",), ("repair", "--yes"), ("dupes",), ("tag", "list"),
+            ("folders",), ("backup", "BACKUP")]
+
+
+def test_a_damaged_catalog_header_gives_one_message_naming_doctor(indexed, cli, tmp_path):
+    photos, lib, _ = indexed
+    damage(lib / "catalog.sqlite3", 0)
+    for command in COMMANDS:
+        args = [str(tmp_path / "b.sqlite3") if a == "BACKUP" else a for a in command]
+        r = cli(*args, "--library", lib, *MODEL_ARGS)
+        assert r.code == 4, (command, r.err)
+        assert "damaged" in r.err and "clipphotos doctor --library" in r.err, (command, r.err)
+    doctor = cli("doctor", "--library", lib, "--json")
+    assert doctor.code == 1
+    catalog = next(c for c in doctor.json["checks"] if c["check"] == "catalog")
+    assert not catalog["ok"] and "--rebuild-catalog" in catalog["fix"] and "backup" in catalog["fix"]
+    assert all(p.exists() for p in photos.rglob("*.jpg"))
+
+
+def test_damage_inside_the_catalog_is_noticed_before_backup_index_and_repair(indexed, cli, tmp_path):
+    photos, lib, _ = indexed
+    catalog = lib / "catalog.sqlite3"
+    size = catalog.stat().st_size
+    damage(catalog, (size // 4096 // 2) * 4096)            # a page in the middle: the header stays good
+    doctor = cli("doctor", "--library", lib, "--json")
+    assert doctor.code == 1
+    assert not next(c for c in doctor.json["checks"] if c["check"] == "catalog")["ok"]
+    for command in (("backup", tmp_path / "copy.sqlite3"), ("index",), ("repair", "--yes")):
+        r = cli(*command, "--library", lib, *MODEL_ARGS)
+        assert r.code == 4 and "damaged" in r.err and "doctor" in r.err, (command, r.err)
+    assert not (tmp_path / "copy.sqlite3").exists()
+
+
+def test_an_emptied_catalog_beside_its_index_is_damage_not_a_new_library(indexed, cli):
+    photos, lib, _ = indexed
+    (lib / "catalog.sqlite3").write_bytes(b"")
+    for command in (("status",), ("index",), ("search", "a circle")):
+        r = cli(*command, "--library", lib, *MODEL_ARGS)
+        assert r.code == 4 and "emptied" in r.err and "doctor" in r.err, (command, r.err)
+    assert (lib / "catalog.sqlite3").stat().st_size == 0     # nothing was written over it
+    doctor = cli("doctor", "--library", lib, "--json")
+    assert doctor.code == 1 and "emptied" in next(c for c in doctor.json["checks"] if c["check"] == "catalog")["detail"]
+
+
+def test_library_that_is_a_file_or_mistyped(tmp_path, cli):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a library")
+    r = cli("index", tmp_path, "--library", a_file, *MODEL_ARGS)
+    assert r.code == 4 and "is a file, not a library folder" in r.err
+    typo = tmp_path / "Librray"
+    for command in (("status",), ("search", "a dog"), ("backup", tmp_path / "b")):
+        r = cli(*command, "--library", typo)
+        assert r.code == 2 and "no ClipPhotos library at" in r.err, r.err
+    assert not typo.exists()
+
+
+def test_negative_limit_is_refused(indexed, cli, capsys):
+    _, lib, _ = indexed
+    for bad in ("-1", "0"):
+        with pytest.raises(SystemExit) as exit_:
+            cli("search", "a circle", "--limit", bad, "--library", lib)
+        assert exit_.value.code == 2
+    assert "give 1 or more" in capsys.readouterr().err
+
+
+def ro_bind(source: Path, target: Path) -> bool:
+    if not bind_mount(source, target):
+        return False
+    if subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(target)])
+        return False
+    return True
+
+
+def test_read_only_library_reads_and_refuses_writes_in_words(indexed, cli, tmp_path):
+    photos, lib, _ = indexed
+    ro = tmp_path / "ro"
+    if not ro_bind(lib, ro):
+        pytest.skip("a read-only bind mount needs root (mount --bind, then remount,ro)")
+    try:
+        status = cli("status", "--library", ro, "--json")
+        assert status.code == 0 and status.json["photos"] == 8, status.err
+        search = cli("search", "a red circle", "--library", ro, "--json")
+        assert search.code == 0 and len(search.json["results"]) == 8, search.err
+        assert cli("doctor", "--library", ro, "--json").code in (0, 1)
+        backup = cli("backup", tmp_path / "copy.sqlite3", "--library", ro, "--json")
+        assert backup.code == 0 and (tmp_path / "copy.sqlite3").stat().st_size > 0
+        for command in (("index",), ("repair", "--yes"), ("tag", "add", "cats")):
+            r = cli(*command, "--library", ro, *MODEL_ARGS)
+            assert r.code == 4 and "read-only" in r.err, (command, r.err)
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
+def tmpfs(target: Path, size: str) -> bool:
+    target.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
+                          capture_output=True).returncode == 0
+
+
+def test_full_disk_gives_one_message_and_loses_nothing(tmp_path, cli):
+    photos, disk = tmp_path / "photos", tmp_path / "disk"
+    draw(photos, 60, seed=35)
+    if not tmpfs(disk, "400k"):
+        pytest.skip("a small tmpfs (a full disk) needs root")
+    try:
+        lib = disk / "lib"
+        r = cli("index", photos, "--library", lib, *MODEL_ARGS, "--json")
+        assert r.code == 4 and "out of disk space" in r.err, r.err
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)   # room again
+        midway = cli("status", "--library", lib, "--json").json
+        assert midway["folders"] == [str(photos)] and midway["photos"] < 60   # it filled up while indexing
+        again = cli("index", photos, "--library", lib, *MODEL_ARGS, "--json")   # the same command again
+        assert again.code == 0, again.err
+        assert cli("status", "--library", lib, "--json").json["photos"] == 60
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_thumbnails_not_written_are_counted(tmp_path, cli):
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos, 12, seed=36)
+    if not tmpfs(lib / "thumbnails", "8k"):
+        pytest.skip("a small tmpfs (a full disk) needs root")
+    try:
+        r = cli("index", photos, "--library", lib, *MODEL_ARGS, "--json")
+        assert r.code == 0, r.err
+        assert r.json["indexed"] == 12 and r.json["thumbnails_failed"] > 0
+        assert r.json["thumbnail_error"] == os.strerror(28)
+    finally:
+        subprocess.run(["umount", str(lib / "thumbnails")], check=True)
+
+
+# -- 6. the model is named as soon as the first index starts ----------------------------------
+
+
+def test_a_stopped_first_index_remembers_its_model(tmp_path, cli):
+    from clipphotos.library import Library
+    from conftest import shapes_spec
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos, 40, seed=37)
+    with Library(lib, model=shapes_spec()) as library:
+        report = library.index_folders([photos], indexer_hook=lambda indexer: indexer.stop.set())
+    assert report.stopped and report.indexed < 40
+    # offline (HF_HUB_OFFLINE) the default model cannot load: these work only with the remembered one
+    assert cli("search", "a red circle", "--library", lib, "--json").code == 0
+    r = cli("index", "--library", lib, "--json")
+    assert r.code == 0, r.err
+    assert cli("status", "--library", lib, "--json").json["photos"] == 40
