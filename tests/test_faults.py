@@ -287,3 +287,70 @@ def test_a_stopped_first_index_remembers_its_model(tmp_path, cli):
     r = cli("index", "--library", lib, "--json")
     assert r.code == 0, r.err
     assert cli("status", "--library", lib, "--json").json["photos"] == 40
+
+
+# -- 5. permissions: retried when readable again; an unreadable subfolder loses nothing -------
+
+
+def unprivileged(*args: str | Path) -> subprocess.CompletedProcess:
+    """`clipphotos ARGS` without root's read override, as any user meets permissions."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is absent: permissions cannot be tested as root")
+    command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+               sys.executable, "-m", "clipphotos", *map(str, args)]
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def test_a_file_skipped_for_permission_is_retried_when_readable(tmp_path, cli):
+    import json
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    files = draw(photos, 4, seed=38)
+    files[0].chmod(0o000)
+    r = unprivileged("index", photos, "--library", lib, *MODEL_ARGS, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["indexed"] == 3 and report["skipped"] == [{"path": str(files[0]),
+                                                            "reason": "cannot read: Permission denied"}]
+    files[0].chmod(0o644)                                  # neither its size nor its time changes
+    again = json.loads(unprivileged("index", "--library", lib, *MODEL_ARGS, "--json").stdout)
+    assert again["indexed"] == 1 and again["skipped"] == []
+
+
+def test_an_unreadable_subfolder_is_skipped_and_keeps_its_photos(tmp_path, cli):
+    import json
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos / "open", 3, seed=39)
+    draw(photos / "private", 3, seed=40)
+    assert cli("index", photos, "--library", lib, *MODEL_ARGS, "--json").json["indexed"] == 6
+    (photos / "private").chmod(0o000)
+    try:
+        r = unprivileged("index", "--library", lib, *MODEL_ARGS, "--json")
+        assert r.returncode == 0, r.stderr
+        report = json.loads(r.stdout)
+        assert report["removed"] == 0
+        assert report["skipped"] == [{"path": str(photos / "private"), "reason": "cannot read: Permission denied"}]
+        repair = json.loads(unprivileged("repair", "--yes", "--library", lib, *MODEL_ARGS, "--json").stdout)
+        assert repair["forgotten"] == 0 and repair["vanished"] == []
+        status = json.loads(unprivileged("status", "--library", lib, "--json").stdout)
+        assert status["photos"] == 6 and status["skipped"] == 1
+    finally:
+        (photos / "private").chmod(0o755)
+    back = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
+    assert back["removed"] == 0 and back["skipped"] == [] and back["unchanged"] == 6
+
+
+def test_an_unreadable_library_folder_is_offline(tmp_path, cli):
+    import json
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos, 3, seed=41)
+    cli("index", photos, "--library", lib, *MODEL_ARGS)
+    photos.chmod(0o000)
+    try:
+        report = json.loads(unprivileged("index", "--library", lib, *MODEL_ARGS, "--json").stdout)
+        assert report["removed"] == 0 and report["offline_folders"] == [str(photos)]
+    finally:
+        photos.chmod(0o755)
+    assert cli("status", "--library", lib, "--json").json["photos"] == 3
