@@ -85,7 +85,9 @@ class ThumbnailCache:
 
     def _save(self, digest: str, image: Image.Image) -> Path:
         path = self.path_for(digest)
-        private_dir(path.parent)   # thumbnails show private photos: the owner's alone
+        if not path.parent.is_dir():   # thumbnails show private photos: their folders are the owner's alone
+            private_dir(self.folder)
+            private_dir(path.parent)
         thumb = image
         w, h = image.size
         if max(w, h) > self.size:

@@ -354,3 +354,100 @@ def test_an_unreadable_library_folder_is_offline(tmp_path, cli):
     finally:
         photos.chmod(0o755)
     assert cli("status", "--library", lib, "--json").json["photos"] == 3
+
+
+# -- 7. privacy: a library is its owner's alone ---------------------------------------------------
+
+
+def modes(root: Path) -> dict[str, int]:
+    import stat
+    found = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+def test_a_new_library_is_readable_by_its_owner_alone(tmp_path, cli):
+    from clipphotos.library import Library
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos, 6, seed=42)
+    old = os.umask(0o022)          # the usual umask: new files would be 0644
+    try:
+        assert cli("index", photos, "--library", lib, *MODEL_ARGS).code == 0
+        with Library(lib) as library:   # while open, the WAL and its shared memory exist
+            library.catalog.photo_count()
+            with library.writing():
+                found = modes(lib)
+        (tmp_path / "backups").mkdir()
+        cli("backup", tmp_path / "backups", "--library", lib)
+    finally:
+        os.umask(old)
+    names = set(found)
+    assert {".", "catalog.sqlite3", "catalog.sqlite3-wal", "catalog.sqlite3-shm", "index", "thumbnails",
+            "writer.lock"} <= names, names
+    assert any(n.startswith("index/") for n in names) and any(n.endswith(".jpg") for n in names)
+    loose = {n: oct(m) for n, m in found.items() if m & 0o077}
+    assert loose == {}, loose
+    assert all(m == 0o700 for n, m in found.items() if (lib / n).is_dir())
+    (backup,) = (tmp_path / "backups").iterdir()
+    assert backup.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_old_library_is_tightened_once_and_says_so(tmp_path, cli, caplog):
+    import logging
+    from clipphotos.library import Library
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos, 3, seed=43)
+    cli("index", photos, "--library", lib, *MODEL_ARGS)
+    for path in [lib, *lib.rglob("*")]:             # as an older version left it
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with caplog.at_level(logging.WARNING, logger="clipphotos"):
+        Library(lib).close()
+        Library(lib).close()
+    said = [r.getMessage() for r in caplog.records if "readable by other accounts" in r.getMessage()]
+    assert len(said) == 1, said
+    assert {n: oct(m) for n, m in modes(lib).items() if m & 0o077} == {}
+
+
+def test_xmp_sidecars_keep_the_photo_permissions(tmp_path):
+    import stat
+    from clipphotos.xmp import sidecar_path, write_tags
+    (photo,) = draw(tmp_path / "photos", 1, seed=44)
+    photo.chmod(0o640)
+    old = os.umask(0o022)
+    try:
+        write_tags(photo, ["beach"])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(sidecar_path(photo).stat().st_mode) == 0o640
+
+
+# -- 8. JSON paths of names that are not UTF-8: valid and lossless ----------------------------------
+
+
+def test_json_paths_of_undecodable_names_are_valid_and_lossless(tmp_path, cli):
+    import base64
+    import json
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    (drawn,) = draw(photos, 1, seed=45)
+    odd = os.path.join(os.fsencode(photos), b"caf\xe9 \xff.jpg")     # Latin-1 bytes: not UTF-8
+    os.rename(drawn, odd)
+    assert cli("index", photos, "--library", lib, *MODEL_ARGS).code == 0
+    r = cli("search", "a shape", "--library", lib, "--json")
+    out = r.out.encode("ascii")                              # JSON text, all ASCII
+
+    def strict(value):                                       # every string is real Unicode (no lone surrogates)
+        if isinstance(value, str):
+            value.encode("utf-8")
+        elif isinstance(value, dict):
+            [strict(v) for v in value.values()]
+        elif isinstance(value, list):
+            [strict(v) for v in value]
+    doc = json.loads(out)
+    strict(doc)
+    (hit,) = doc["results"]
+    assert hit["path"] == str(photos) + "/caf\\xe9 \\xff.jpg"
+    raw = base64.b64decode(hit["path_bytes"])
+    assert raw == odd and os.path.isfile(raw)
+    status = cli("status", "--library", lib, "--json").json
+    assert "folders_bytes" not in status                     # plain names get no twin
