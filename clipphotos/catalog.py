@@ -229,6 +229,40 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
 
 
+# What a rebuilt catalog keeps of a damaged one: what the user made or decided, which indexing
+# cannot find again. (Photos, contents and vectors come back by indexing the folders.)
+_SALVAGED = {
+    "folders": "SELECT path, follow_links, added_at FROM folders",
+    "settings": "SELECT key, value FROM settings WHERE key IN ('model', 'model.key', 'excluded_folders')",
+    "labels": "SELECT id, name, created_at FROM labels",
+    "label_prompts": "SELECT label_id, position, prompt FROM label_prompts",
+    "reviews": "SELECT c.hash, r.label_id, r.accepted, r.reviewed_at FROM tag_reviews r "
+               "JOIN contents c ON c.id = r.content_id",
+    "distinct_contents": "SELECT a, b FROM distinct_contents",
+    "distinct_copies": "SELECT a, b FROM distinct_copies",
+}
+
+
+def salvage_catalog(path: Path) -> dict[str, list[tuple]]:
+    """The rows of `_SALVAGED` that can still be read from a damaged catalog (best effort: a table
+    that breaks midway keeps the rows read before the break; one that cannot be read at all, none)."""
+    found: dict[str, list[tuple]] = {name: [] for name in _SALVAGED}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return found
+    try:
+        for name, sql in _SALVAGED.items():
+            try:
+                for row in db.execute(sql):
+                    found[name].append(tuple(row))
+            except sqlite3.Error:
+                continue
+    finally:
+        db.close()
+    return found
+
+
 @dataclass(frozen=True)
 class PhotoRecord:
     """One file of the library as the catalog knows it."""
@@ -390,6 +424,30 @@ class Catalog:
             return "; ".join(r[0] for r in self.query(f"PRAGMA {pragma}"))
         except sqlite3.DatabaseError as exc:   # damaged beyond what the check can walk
             return str(exc)
+
+    def restore_salvage(self, found: dict[str, list[tuple]]) -> None:
+        """Put what `salvage_catalog` read into this (fresh) catalog, except the tag answers,
+        which name photos by content: `restore_reviews` once the folders are indexed again."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO folders(path, follow_links, added_at) VALUES (?,?,?)",
+                           found["folders"])
+            db.executemany("INSERT OR REPLACE INTO settings(key, value) VALUES (?,?)", found["settings"])
+            db.executemany("INSERT OR IGNORE INTO labels(id, name, created_at) VALUES (?,?,?)", found["labels"])
+            db.executemany("INSERT OR IGNORE INTO label_prompts(label_id, position, prompt) "
+                           "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM labels WHERE id=?)",
+                           [(*row, row[0]) for row in found["label_prompts"]])
+            db.executemany("INSERT OR IGNORE INTO distinct_contents(a, b) VALUES (?,?)", found["distinct_contents"])
+            db.executemany("INSERT OR IGNORE INTO distinct_copies(a, b) VALUES (?,?)", found["distinct_copies"])
+
+    def restore_reviews(self, reviews: list[tuple]) -> int:
+        """Put back tag answers (content hash, label id, accepted, when) whose photo is indexed again;
+        returns how many came back."""
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
+                           "SELECT c.id, l.id, ?, ? FROM contents c JOIN labels l ON l.id = ? WHERE c.hash = ?",
+                           [(accepted, when, label, digest) for digest, label, accepted, when in reviews])
+            return db.total_changes - before
 
     # -- settings ------------------------------------------------------------------------
 

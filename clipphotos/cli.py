@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST", help="a file, or a folder to put a dated copy in")
     p = command("repair", "rebuild the search index from the catalog and forget files that are gone")
     p.add_argument("--yes", action="store_true", help="forget vanished files without asking")
+    p.add_argument("--rebuild-catalog", action="store_true",
+                   help="a damaged catalog: set it aside, start a fresh one with what can still be read of it "
+                        "(folders, model, labels, tag answers) and index the folders again")
 
     _tag_commands(command("tag", "auto-tag photos with your own labels, review them, export XMP sidecars"))
 
@@ -264,6 +267,11 @@ def open_library(args: argparse.Namespace, workers: int | None = None, must_exis
 
     Read commands pass `must_exist`: a mistyped --library must not make a new, empty library."""
     from clipphotos.library import Library
+    return Library(args.library, model=_model_spec(args), device=args.device, workers=workers, must_exist=must_exist)
+
+
+def _model_spec(args: argparse.Namespace):
+    """The model the options ask for, or None (the library's own)."""
     from clipphotos.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
     model = None
     if args.model or args.pretrained or args.weights:
@@ -275,7 +283,7 @@ def open_library(args: argparse.Namespace, workers: int | None = None, must_exis
         if pretrained is None and weights is None and name == DEFAULT_MODEL:
             pretrained = DEFAULT_PRETRAINED
         model = ModelSpec(name, pretrained, weights)
-    return Library(args.library, model=model, device=args.device, workers=workers, must_exist=must_exist)
+    return model
 
 
 def open_with_folders(args: argparse.Namespace):
@@ -507,6 +515,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
+    if args.rebuild_catalog:
+        return _rebuild_catalog(args)
     lib = open_library(args)
     try:
         with lib.writing():
@@ -528,6 +538,26 @@ def cmd_repair(args: argparse.Namespace) -> int:
         lib.close()
     data = {"index_vectors": vectors, "vanished": vanished, "forgotten": forgotten}
     emit(args, data, lambda: print(f"Index rebuilt ({vectors} vectors); {forgotten} vanished files forgotten."))
+    return 0
+
+
+def _rebuild_catalog(args: argparse.Namespace) -> int:
+    from clipphotos.library import rebuild_catalog
+    done = rebuild_catalog(args.library, model=_model_spec(args), device=args.device, on_progress=ProgressBar())
+
+    def human() -> None:
+        for path in done.set_aside:
+            print(f"Damaged catalog set aside as {path} (delete it once all is well).")
+        s = done.salvaged
+        print(f"Carried over: {s['folders']} folders, {s['labels']} labels, {done.reviews_restored} of "
+              f"{s['tag_answers']} tag answers, {s['not_duplicates']} 'not duplicates' marks"
+              f"{', the model' if s['model'] else ''}.")
+        _print_index(done.index)
+        if not s["folders"]:
+            print("No folder could be read from the damaged catalog: add yours again with  clipphotos index FOLDER")
+        if s["labels"]:
+            print("Tag the library again with your labels and answers:  clipphotos tag run")
+    emit(args, done.to_json(), human)
     return 0
 
 

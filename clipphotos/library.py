@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from clipphotos.catalog import Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix
+from clipphotos.catalog import (
+    Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix, salvage_catalog,
+)
 from clipphotos.duplicates import (
     DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates, move_others, trash_others,
 )
@@ -531,6 +533,60 @@ class Library:
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             **watch_status(self.catalog),
         }
+
+
+@dataclass
+class RebuiltCatalog:
+    set_aside: list[str]                 # the damaged catalog's files, kept under new names
+    salvaged: dict[str, int]             # what could still be read of it, by kind
+    reviews_restored: int
+    index: IndexReport
+
+    def to_json(self) -> dict:
+        return {"set_aside": self.set_aside, "salvaged": self.salvaged, "reviews_restored": self.reviews_restored,
+                "index": self.index.to_json()}
+
+
+def rebuild_catalog(root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
+                    device: str | None = None, on_progress: Callable[[Progress], None] = lambda p: None
+                    ) -> RebuiltCatalog:
+    """Start a fresh catalog in place of a damaged one, keeping what can still be read of it.
+
+    The damaged files are set aside (renamed, never deleted); the folders, excluded folders,
+    model, labels, tag answers and "not duplicates" marks that can still be read are carried
+    over, and the folders are indexed again (photos, dates and vectors all come from the files).
+    """
+    where = Path(root).expanduser().resolve() if root else default_library_dir()
+    catalog = where / CATALOG_NAME
+    lock = FileLock(str(where / "writer.lock"), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LibraryBusy(f"another ClipPhotos process is using {where}; stop it first") from None
+    try:
+        found = salvage_catalog(catalog)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        set_aside = []
+        for suffix in ("", "-wal", "-shm"):
+            part = catalog.with_name(catalog.name + suffix)
+            if part.exists():
+                kept = part.with_name(f"{catalog.name}.damaged-{stamp}{suffix}")
+                os.replace(part, kept)
+                set_aside.append(str(kept))
+        fresh = Catalog(catalog)
+        try:
+            fresh.restore_salvage(found)
+        finally:
+            fresh.close()
+    finally:
+        lock.release()
+    with Library(where, model=model, device=device) as lib:
+        report = lib.index_folders(on_progress=on_progress) if lib.folders() else IndexReport()
+        restored = lib.catalog.restore_reviews(found["reviews"])
+    salvaged = {"folders": len(found["folders"]), "labels": len(found["labels"]), "tag_answers": len(found["reviews"]),
+                "not_duplicates": len(found["distinct_contents"]) + len(found["distinct_copies"]),
+                "model": int(any(k == "model" for k, _ in found["settings"]))}
+    return RebuiltCatalog(set_aside, salvaged, restored, report)
 
 
 def _certainly_gone(path: str) -> bool:

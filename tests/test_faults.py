@@ -451,3 +451,28 @@ def test_json_paths_of_undecodable_names_are_valid_and_lossless(tmp_path, cli):
     assert raw == odd and os.path.isfile(raw)
     status = cli("status", "--library", lib, "--json").json
     assert "folders_bytes" not in status                     # plain names get no twin
+
+
+def test_rebuild_catalog_keeps_what_can_be_read_and_indexes_again(indexed, cli, tmp_path):
+    import sqlite3
+    photos, lib, files = indexed
+    assert cli("tag", "add", "circles", "--prompt", "a photo of a circle", "--library", lib).code == 0
+    assert cli("tag", "accept", "circles", files[0], "--library", lib, *MODEL_ARGS).code == 0
+    catalog = lib / "catalog.sqlite3"
+    with sqlite3.connect(catalog) as con:                       # find a page of vectors, far from the labels
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        root = con.execute("SELECT rootpage FROM sqlite_master WHERE name='vectors'").fetchone()[0]
+    with open(catalog, "r+b") as f:
+        f.seek((root - 1) * 4096)
+        f.write(b"\xff" * 4096)
+    assert cli("status", "--library", lib, *MODEL_ARGS).code in (0, 4)
+    r = cli("repair", "--rebuild-catalog", "--library", lib, *MODEL_ARGS, "--json")
+    assert r.code == 0, r.err
+    done = r.json
+    assert done["salvaged"]["folders"] == 1 and done["salvaged"]["labels"] == 1 and done["salvaged"]["model"] == 1
+    assert done["reviews_restored"] == 1 and done["index"]["indexed"] == 8
+    assert any(".damaged-" in p for p in done["set_aside"]) and all(Path(p).exists() for p in done["set_aside"])
+    doctor = cli("doctor", "--library", lib, "--json").json
+    assert next(c for c in doctor["checks"] if c["check"] == "catalog")["ok"]
+    assert cli("search", "a circle", "--library", lib, "--json").code == 0    # the model came back too
+    assert cli("status", "--library", lib, "--json").json["photos"] == 8
