@@ -830,9 +830,9 @@ def _doctor_hint(args: argparse.Namespace) -> str:
     return "`clipphotos doctor" + (f" --library {args.library}`" if args.library else "`")
 
 
-_DISK_FULL = ("You are out of disk space where the library lives ({where}). Free some space and run the "
+_DISK_FULL = ("you are out of disk space where the library lives ({where}). Free some space and run the "
               "command again: nothing is lost, an interrupted index carries on where it stopped.")
-_READ_ONLY = ("The library at {where} is read-only here ({why}). search, status, doctor and backup work on it; "
+_READ_ONLY = ("the library at {where} is read-only here ({why}). search, status, doctor and backup work on it; "
               "indexing and other changes need write access (check the folder's owner and permissions, or "
               "whether its drive is mounted read-only).")
 
