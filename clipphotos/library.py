@@ -67,6 +67,8 @@ class LibraryReadOnly(Exception):
 
 
 CATALOG_NAME = "catalog.sqlite3"
+# What the app keeps in a library folder besides the catalog (and its -wal, -shm, backups).
+LIBRARY_ENTRIES = frozenset({"index", "thumbnails", "writer.lock"})
 log = logging.getLogger("clipphotos")
 
 
@@ -146,7 +148,9 @@ class Library:
         loose = existed and stat.S_IMODE(self.root.stat().st_mode) & 0o077
         private_dir(self.root)
         if loose:
-            changed = tighten(self.root)
+            own = [e.name for e in self.root.iterdir() if e.name.startswith(CATALOG_NAME)
+                   or e.name in LIBRARY_ENTRIES]
+            changed = tighten(self.root, own)
             log.warning("clipphotos: the library at %s was readable by other accounts of this computer; "
                         "its %d files and folders are now readable by you alone", self.root, len(changed))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -32,8 +33,10 @@ def private_file(path: str | os.PathLike[str]) -> None:
         os.chmod(path, PRIVATE_FILE)
 
 
-def tighten(root: Path) -> list[str]:
-    """Take group and other permissions away from everything in a library; returns what changed.
+def tighten(root: Path, entries: Iterable[str]) -> list[str]:
+    """Take group and other permissions away from a library folder and its own `entries` (names
+    in it, folders with all they hold); returns what changed. Nothing else in the folder is
+    touched (a library made inside a photo folder must not change the photos' permissions).
 
     Owner permissions stay as they are; symbolic links are left alone (never followed).
     """
@@ -41,8 +44,12 @@ def tighten(root: Path) -> list[str]:
         return []
     changed = []
     paths = [os.fspath(root)]
-    for folder, dirs, files in os.walk(root):
-        paths += [os.path.join(folder, name) for name in (*dirs, *files)]
+    for name in entries:
+        top = os.path.join(root, name)
+        paths.append(top)
+        if os.path.isdir(top) and not os.path.islink(top):
+            for folder, dirs, files in os.walk(top):
+                paths += [os.path.join(folder, n) for n in (*dirs, *files)]
     for path in paths:
         try:
             st = os.lstat(path)
