@@ -245,8 +245,11 @@ def damaged_page() -> tuple[str, str]:
     ok = next(c for c in doctor.json["checks"] if c["check"] == "catalog")["ok"]
     backup = lib.run("backup", lib.dir / "copy.sqlite3")
     rebuilt = lib.run("repair", "--rebuild-catalog", "--json")
+    salvaged = rebuilt.json["salvaged"]["folders"]
+    again = "" if salvaged else f"; index FOLDER (as it says): {lib.run('index', lib.photos, '--json').json['indexed']}"
     return (f"doctor: catalog ok={ok}, exit {doctor.code}; backup: exit {backup.code}, copied "
-            f"{(lib.dir / 'copy.sqlite3').exists()}; rebuild: exit {rebuilt.code}"), lib.lost()
+            f"{(lib.dir / 'copy.sqlite3').exists()}; rebuild: exit {rebuilt.code}, {salvaged} folders readable, "
+            f"{rebuilt.json['index']['indexed']} re-indexed{again}"), lib.lost()
 
 
 def emptied_catalog() -> tuple[str, str]:
