@@ -94,8 +94,6 @@ def is_read_error(reason: str) -> bool:
     return reason.startswith(READ_ERROR)
 
 
-
-
 def default_workers() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
