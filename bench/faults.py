@@ -211,11 +211,11 @@ def stale_duplicate() -> tuple[str, str]:
     os.utime(keep, ns=(st.st_atime_ns, st.st_mtime_ns))
     lib.hashes = lib.file_hashes()
     r = lib.run("dupes", "--trash-others", "--yes", "--json")
-    trash = WORK / "xdg" / "Trash" / "files"
-    trashed = len(list(trash.iterdir())) if trash.is_dir() else 0
-    reason = r.json["skipped_groups"][0]["reason"]
+    trash, holding = WORK / "xdg" / "Trash" / "files", lib.photos / ".clipphotos-trash"
+    trashed = sum(1 for folder in (trash, holding) if folder.is_dir() for p in folder.rglob("*") if p.is_file())
+    reason = r.json["failed"][0]["reason"]
     return (f"dupes --trash-others: exit {r.code}, moved {len(r.json['moved'])}, group skipped: "
-            f"\"…{reason[reason.index(' no longer'):][:60]}…\"; trash holds {trashed}"), lib.lost()
+            f"\"…{reason[reason.index(' no longer'):][:60]}…\"; trash and holding hold {trashed}"), lib.lost()
 
 
 def damage(catalog: Path, offset: int) -> None:

@@ -44,6 +44,30 @@ def check_device() -> Finding:
                    "" if bf16 else "Indexing runs on the CPU; a CUDA or Apple GPU would be several times faster.")
 
 
+def check_precision(lib: Library) -> Finding:
+    from clipphotos.models import ModelUnavailable
+    try:
+        name, reason = lib.precision()
+    except ModelUnavailable as exc:
+        return Finding("precision", False, str(exc), "Use --precision auto, fp32, bf16 or fp16.")
+    slow = name != "fp32" and reason.startswith("asked for") and not _fast_half_precision(name)
+    return Finding("precision", True, f"{name}: {reason}",
+                   f"{name} has no native support on this device and runs slower than fp32; "
+                   f"--precision auto picks the fastest that keeps the vectors right." if slow else "")
+
+
+def _fast_half_precision(name: str) -> bool:
+    """Whether the device the model would run on computes `name` natively."""
+    import torch
+
+    from clipphotos.models import cpu_has_native_bf16
+    if torch.cuda.is_available():
+        return True
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return name == "fp16"
+    return name == "bf16" and cpu_has_native_bf16()
+
+
 def check_model(lib: Library) -> Finding:
     from clipphotos.models import (DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelUnavailable, hub_cache_dir,
                                    resolve_pretrained)
@@ -93,11 +117,11 @@ def check_index(lib: Library) -> Finding:
     key = lib.catalog.get_setting("model.key")
     if key is None:
         return Finding("index", True, "no index yet (nothing indexed)")
-    ids = lib.catalog.query("SELECT id FROM models WHERE key=?", (key,))
-    if not ids:
+    model_id = lib.catalog.known_model_id(key)
+    if model_id is None:
         return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
-    path = lib.root / "index" / f"model-{ids[0][0]}.hnsw"
-    recorded = lib.catalog.get_setting(f"index.{ids[0][0]}.checksum")
+    path = lib.root / "index" / f"model-{model_id}.hnsw"
+    recorded = lib.catalog.get_setting(f"index.{model_id}.checksum")
     deleted = path.with_name(path.name + ".deleted")
     if not path.is_file() or not deleted.is_file():
         return Finding("index", False, f"{path} is missing", "It is rebuilt from the catalog on the next search, "
@@ -142,7 +166,8 @@ def diagnose(lib: Library) -> list[Finding]:
     # A damaged catalog is checked first and alone: what the others would read from it is suspect.
     if not catalog.ok:
         return [check_device(), catalog, check_watch_limits(), check_disk(lib.root)]
-    return [check_device(), _safely("model", path, lambda: check_model(lib)), catalog,
+    return [check_device(), _safely("precision", path, lambda: check_precision(lib)),
+            _safely("model", path, lambda: check_model(lib)), catalog,
             _safely("index", path, lambda: check_index(lib)), check_watch_limits(), check_disk(lib.root)]
 
 

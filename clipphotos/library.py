@@ -23,15 +23,17 @@ from filelock import FileLock, Timeout
 from clipphotos.catalog import (
     Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix, salvage_catalog,
 )
-from clipphotos.duplicates import (
-    DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates, move_others, trash_others,
-)
+from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_holding, hold_others, move_others, \
+    undo_cleanup
+from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
 from clipphotos.tags import Labels
-from clipphotos.models import LoadedModel, ModelSpec, load_model
-from clipphotos.private import private_dir, private_file, tighten
+from clipphotos.models import (
+    LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
+)
+from clipphotos.private import private_dir, tighten
 from clipphotos.scanner import offline_reason
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
@@ -68,7 +70,7 @@ class LibraryReadOnly(Exception):
 
 CATALOG_NAME = "catalog.sqlite3"
 # What the app keeps in a library folder besides the catalog (and its -wal, -shm, backups).
-LIBRARY_ENTRIES = frozenset({"index", "thumbnails", "writer.lock"})
+LIBRARY_ENTRIES = frozenset({"index", "thumbnails", "writer.lock", "holding"})
 log = logging.getLogger("clipphotos")
 
 
@@ -111,7 +113,8 @@ class Library:
     """A photo library: its folders, catalog, model, index, and what can be asked of it."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
-                 device: str | None = None, workers: int | None = None, *, must_exist: bool = False) -> None:
+                 device: str | None = None, workers: int | None = None, precision: str | None = None, *,
+                 must_exist: bool = False) -> None:
         """Open (or, unless `must_exist`, create) the library at `root`.
 
         A library this process may not write (a read-only folder or mount) is opened read-only:
@@ -133,6 +136,8 @@ class Library:
         self.catalog = Catalog(catalog, read_only=self.read_only)
         self.requested_model = model
         self.requested_device = device
+        self.requested_precision = precision
+        """auto, fp32, bf16 or fp16; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
         self.workers = workers
         self._loaded: LoadedModel | None = None
         self._embedder: Embedder | None = None
@@ -172,7 +177,21 @@ class Library:
         if spec is None:
             stored = self.catalog.get_setting("model")
             spec = ModelSpec.from_json(stored) if stored else ModelSpec()
+        # Asked for now, else what the spec names, else $CLIPPHOTOS_PRECISION, else automatic.
+        asked = self.requested_precision or (spec.precision if spec.precision != "auto" else None)
+        spec = replace(spec, precision=requested_precision(asked))
         return replace(spec, device=self.requested_device) if self.requested_device else spec
+
+    def precision(self) -> tuple[str, str]:
+        """The precision the model runs in (or will, before it loads) and why, in words."""
+        if self._loaded is not None:
+            return self._loaded.precision, self._loaded.precision_reason
+        spec = self.model_spec
+        try:
+            device = pick_device(spec.device).type
+        except ModelUnavailable:
+            device = "cpu"
+        return plan_precision(device, spec.precision)
 
     @property
     def embedder(self) -> Embedder:
@@ -223,7 +242,7 @@ class Library:
 
     def refresh_index(self) -> None:
         """Take in what other processes committed since we last looked (an `index` beside a watcher)."""
-        version = self.catalog.query("PRAGMA data_version")[0][0]
+        version = self.catalog.data_version()
         if self._index is not None and version != self._data_version:
             self._sync_index(self._index)
         self._data_version = version
@@ -269,12 +288,19 @@ class Library:
         hashes = {photo.content_id: photo.hash for photo in map(self.catalog.photo_by_path, raw) if photo}
         with self.catalog.transaction() as db:
             self.catalog.forget_paths(db, raw)
+        self.drop_orphans(hashes)
+        return len(raw)
+
+    def drop_orphans(self, hashes: dict[int, str] | None = None) -> list[int]:
+        """Contents no file holds any more leave the catalog, the index and the thumbnails."""
+        if hashes is None:
+            hashes = self.catalog.orphan_hashes()
         dropped = self.catalog.drop_orphan_contents()
         if self._index is not None and dropped:
             self._index.remove(dropped)
             self.save_index()
         self.thumbnails.discard(hashes[cid] for cid in dropped if cid in hashes)
-        return len(raw)
+        return dropped
 
     # -- folders -------------------------------------------------------------------------
 
@@ -360,7 +386,7 @@ class Library:
 
     def _remember_model(self) -> None:
         assert self._loaded is not None
-        self.catalog.set_setting("model", replace(self._loaded.spec, device="auto").to_json())
+        self.catalog.set_setting("model", replace(self._loaded.spec, device="auto", precision="auto").to_json())
         self.catalog.set_setting("model.key", self._loaded.key)
 
     def _busy_message(self) -> str:
@@ -419,9 +445,25 @@ class Library:
         fill_missing_signals(self.catalog, on_progress)
         return find_duplicates(self.catalog, tiers, on_stage)
 
-    def trash_duplicates(self, groups: Iterable[DuplicateGroup]) -> MoveReport:
-        """Send all but each exact/near group's keep to the system trash (similar shots are left alone)."""
-        return trash_others(self, groups)
+    def trash_duplicates(self, groups: Iterable[DuplicateGroup], source: str = "app") -> CleanupReport:
+        """Move all but each exact/near group's keep to the trash, undoably (similar shots are left alone).
+
+        The files wait in a holding folder (clipphotos.cleanup) until `empty_holding` sends them
+        on to the system trash; `undo_cleanup` puts them back with their vectors and tags.
+        """
+        return hold_others(self, groups, source)
+
+    def undo_cleanup(self, cleanup: int | None = None, source: str | None = None) -> RestoreReport:
+        """Put a clean-up's files back where they were and in the library (the latest, unless told)."""
+        return undo_cleanup(self, cleanup, source)
+
+    def cleanups(self, source: str | None = None) -> list[tuple[int, float, str, int, int]]:
+        """(id, made_at, source, files, bytes) of the clean-ups that can still be undone, newest first."""
+        return self.catalog.cleanups(source)
+
+    def empty_holding(self, older_than_days: float | None = None) -> EmptyReport:
+        """Send held clean-ups (all, or the older ones) on to the system trash: no undo after that."""
+        return empty_holding(self, older_than_days)
 
     def move_duplicates(self, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
         """Move all but each exact/near group's keep into a folder; the catalog follows them."""
@@ -524,6 +566,7 @@ class Library:
         skipped = self.catalog.skipped()
         stored = self.catalog.get_setting("model")
         folders = self.folders()
+        precision, precision_reason = self.precision()
         return {
             "library": str(self.root),
             "photos": self.catalog.photo_count(),
@@ -534,6 +577,7 @@ class Library:
                                for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.catalog.get_setting("model.key"),
+            "precision": precision, "precision_reason": precision_reason,
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             **watch_status(self.catalog),
         }

@@ -32,6 +32,12 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 SHAPES_CONFIG = BUNDLED_DIR / "shapes-clip" / "config.json"
 SHAPES_WEIGHTS = BUNDLED_DIR / "shapes-clip" / "shapes-clip.safetensors"
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_ENV = "CLIPPHOTOS_PRECISION"
+# Below this cosine to fp32, half-precision weights are judged to change what the model sees.
+HALF_PRECISION_AGREEMENT = 0.999
+
 _registry_lock = threading.Lock()
 
 
@@ -47,15 +53,17 @@ class ModelSpec:
     pretrained: str | None = DEFAULT_PRETRAINED
     weights: str | None = None           # a local checkpoint file, instead of the hub
     device: str = "auto"
+    precision: str = "auto"              # auto, fp32, bf16 or fp16: see `plan_precision`
 
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "pretrained": self.pretrained, "weights": self.weights,
-                           "device": self.device})
+                           "device": self.device, "precision": self.precision})
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
         data = json.loads(text)
-        return cls(data["name"], data.get("pretrained"), data.get("weights"), data.get("device", "auto"))
+        return cls(data["name"], data.get("pretrained"), data.get("weights"), data.get("device", "auto"),
+                   data.get("precision", "auto"))
 
     @property
     def is_config_file(self) -> bool:
@@ -81,6 +89,12 @@ class LoadedModel:
     dim: int
     key: str                             # identity of model + weights: vectors of different keys never mix
     notes: list[str] = field(default_factory=list)
+    precision_reason: str = ""           # why it runs in `dtype`, in words
+
+    @property
+    def precision(self) -> str:
+        """fp32, bf16 or fp16: the weights' precision (vectors are the same within 0.999 cosine)."""
+        return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
 
 
 def hub_cache_dir() -> Path:
@@ -113,6 +127,32 @@ def pick_device(requested: str = "auto") -> torch.device:
     if requested not in ("cpu", "cuda", "mps"):
         raise ModelUnavailable(f"unknown device {requested!r}: use auto, cpu, cuda or mps")
     return torch.device(requested)
+
+
+def requested_precision(value: str | None = None) -> str:
+    """The precision asked for: `value` (--precision), else $CLIPPHOTOS_PRECISION, else auto."""
+    chosen = (value or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    if chosen not in PRECISIONS:
+        source = "--precision" if value else PRECISION_ENV
+        raise ModelUnavailable(f"unknown precision {chosen!r} ({source}): use {', '.join(PRECISIONS)}")
+    return chosen
+
+
+def plan_precision(device: str, requested: str = "auto", native_bf16: bool | None = None) -> tuple[str, str]:
+    """The precision a model will run in on a device of type `device`, and why, before it loads.
+
+    Asked for, it is that. Automatic: fp16 on GPUs; bf16 on CPUs that compute it natively
+    (AVX512-BF16 or AMX), kept only if the model's vectors stay within 0.999 cosine of fp32
+    (checked when the model loads); fp32 on other CPUs, where bf16 runs several times slower.
+    """
+    if requested != "auto":
+        return requested, f"asked for (--precision or {PRECISION_ENV})"
+    if device in ("cuda", "mps"):
+        return "fp16", f"automatic: {device} GPU"
+    if cpu_has_native_bf16() if native_bf16 is None else native_bf16:
+        return "bf16", (f"automatic: this CPU computes bf16 natively; kept while the vectors stay within "
+                        f"{HALF_PRECISION_AGREEMENT} cosine of fp32")
+    return "fp32", "automatic: this CPU has no native bf16"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -253,7 +293,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     key_source = f"file:{_file_fingerprint(weights)}" if weights else "random"
     key = f"{spec.name if not spec.is_config_file else name}|{key_source}"
     loaded = LoadedModel(spec, model, tokenizer, device, torch.float32, size, mean, std, dim, key)  # type: ignore[arg-type]
-    _choose_precision(loaded)
+    _set_precision(loaded)
     return loaded
 
 
@@ -270,26 +310,28 @@ def _quiet_random_init_warning() -> Iterator[None]:
         root.removeFilter(keep)
 
 
-def _choose_precision(loaded: LoadedModel) -> None:
-    """fp16 on GPUs; bf16 weights on CPUs with native bf16 if embeddings stay within 0.999 cosine."""
-    if loaded.device.type in ("cuda", "mps"):
-        loaded.model.to(device=loaded.device, dtype=torch.float16)
-        loaded.dtype = torch.float16
-        loaded.notes.append(f"{loaded.device.type}, fp16")
-        return
-    if not cpu_has_native_bf16():
-        loaded.notes.append("cpu, fp32 (no native bf16 on this CPU)")
-        return
+def _set_precision(loaded: LoadedModel) -> None:
+    """Cast the weights to the planned precision; an automatic bf16 must first pass the probe."""
+    name, reason = plan_precision(loaded.device.type, requested_precision(loaded.spec.precision))
+    if name == "bf16" and loaded.spec.precision == "auto":
+        worst = _half_precision_agreement(loaded, torch.bfloat16)
+        if worst < HALF_PRECISION_AGREEMENT:
+            name, reason = "fp32", f"automatic: bf16 drifted to cosine {worst:.4f} of fp32"
+        else:
+            reason = f"automatic: native bf16 on this CPU, cosine to fp32 {worst:.5f}"
+    loaded.model.to(device=loaded.device, dtype=DTYPES[name])
+    loaded.dtype = DTYPES[name]
+    loaded.precision_reason = reason
+    loaded.notes.append(f"{loaded.device.type}, {name} ({reason})")
+
+
+def _half_precision_agreement(loaded: LoadedModel, dtype: torch.dtype) -> float:
+    """The worst cosine between fp32 and `dtype` image vectors of a fixed probe batch."""
     probe = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, loaded.image_size, loaded.image_size))
                              .astype(np.float32))
     with torch.inference_mode():
         ref = torch.nn.functional.normalize(loaded.model.encode_image(probe), dim=-1)
-        loaded.model.to(torch.bfloat16)
-        low = torch.nn.functional.normalize(loaded.model.encode_image(probe.bfloat16()).float(), dim=-1)
-    worst = float((ref * low).sum(-1).min())
-    if worst >= 0.999:
-        loaded.dtype = torch.bfloat16
-        loaded.notes.append(f"cpu, bf16 weights (cosine to fp32 {worst:.5f})")
-    else:
+        loaded.model.to(dtype)
+        low = torch.nn.functional.normalize(loaded.model.encode_image(probe.to(dtype)).float(), dim=-1)
         loaded.model.to(torch.float32)
-        loaded.notes.append(f"cpu, fp32 (bf16 drifted to cosine {worst:.4f})")
+    return float((ref * low).sum(-1).min())

@@ -28,20 +28,43 @@ def needs_shared(path: Path) -> None:
                     f"workplace and CI (../shared)")
 
 
-def shapes_spec():
+# The precisions every model-level test runs in, whatever this CPU would choose by itself: a CPU
+# without native bf16 still runs the bf16 path (slowly, so those cases stay small).
+PRECISIONS = ("fp32", "bf16")
+# How close (cosine) two vectors of one input must be when only the arithmetic differs: fp32
+# rounding, or half precision's shorter mantissa.
+AGREEMENT = {"fp32": 0.99999, "bf16": 0.995, "fp16": 0.995}
+
+
+def shapes_spec(precision: str = "fp32"):
+    """The bundled shapes model on the CPU in an explicit precision (tests compare numbers)."""
     from clipphotos.models import ModelSpec
-    return ModelSpec(str(SHAPES_CONFIG), None, str(SHAPES_WEIGHTS), "cpu")
+    return ModelSpec(str(SHAPES_CONFIG), None, str(SHAPES_WEIGHTS), "cpu", precision)
 
 
 @pytest.fixture(scope="session")
 def shapes_model():
-    """The loaded small model, shared by tests that embed directly."""
+    """The loaded small model in fp32, shared by tests that embed directly."""
     from clipphotos.models import load_model
     return load_model(shapes_spec())
 
 
+@pytest.fixture(scope="session", params=PRECISIONS)
+def shapes_model_each(request):
+    """The loaded small model once in each precision of PRECISIONS."""
+    from clipphotos.models import load_model
+    return load_model(shapes_spec(request.param))
+
+
 def make_photo_library(out: Path, count: int = 40, max_side: int = 640, seed: int = 1) -> dict:
-    """A realistic library from ../shared/bench/make_library.py and its ground-truth manifest."""
+    """A realistic camera library drawn by the project's own generator, and its ground truth."""
+    from fixtures.camera_library import make_library
+    return make_library(out, count, max_side=max_side, seed=seed, workers=2)
+
+
+def make_shared_library(out: Path, count: int = 40, max_side: int = 640, seed: int = 1) -> dict:
+    """A library cut from real photographs by ../shared/bench/make_library.py (CI and this
+    workplace only), with the same manifest fields."""
     needs_shared(MAKE_LIBRARY)
     subprocess.run([sys.executable, str(MAKE_LIBRARY), "--out", str(out), "--count", str(count),
                     "--max-side", str(max_side), "--seed", str(seed), "--workers", "2"],

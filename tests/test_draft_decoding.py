@@ -7,7 +7,7 @@ import pytest
 from clipphotos.embedder import Embedder
 from clipphotos.loader import load_image
 from clipphotos.models import ModelSpec, load_model
-from conftest import make_photo_library
+from conftest import PRECISIONS, make_photo_library, shapes_spec
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,15 @@ def big_shape_photos(tmp_path_factory):
     return paths
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("which", ["shapes", "vit-b-32-random"])
-def test_draft_embeddings_match_full_decode(which, request, shapes_model):
+def test_draft_embeddings_match_full_decode(which, precision, request):
     # the shapes model on its own world, and a full-size ViT-B-32 with weights made here on camera
-    # photos (the real weights cannot be downloaded)
+    # photos (the real weights cannot be downloaded); in each precision, whatever this CPU prefers
     if which == "shapes":
-        loaded, photos = shapes_model, request.getfixturevalue("big_shape_photos")
+        loaded, photos = load_model(shapes_spec(precision)), request.getfixturevalue("big_shape_photos")
     else:
-        loaded = load_model(ModelSpec("ViT-B-32", None, None, "cpu"))
+        loaded = load_model(ModelSpec("ViT-B-32", None, None, "cpu", precision))
         photos = request.getfixturevalue("camera_photos")
     embedder = Embedder(loaded)
     drafts, fulls = [], []

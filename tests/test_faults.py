@@ -95,10 +95,11 @@ def test_trash_others_rehashes_and_spares_the_last_copy(tmp_path, cli, tmp_trash
     r = cli("dupes", "--trash-others", "--yes", "--library", lib, "--json")
     assert r.code == 1, r.err
     assert r.json["moved"] == [] and copy.read_bytes() == original_bytes
-    (skip,) = r.json["skipped_groups"]
-    assert skip["keep"] == str(keep) and "no longer holds the bytes" in skip["reason"]
+    (refused,) = r.json["failed"]
+    assert refused["path"] == str(copy) and "left alone with its group" in refused["reason"]
+    assert f"{keep} no longer holds the bytes" in refused["reason"]
     human = cli("dupes", "--move-others", tmp_path / "aside", "--yes", "--library", lib)
-    assert human.code == 1 and "nothing moved" in human.out and copy.exists()
+    assert human.code == 1 and "left alone with its group" in human.out and copy.exists()
 
 
 def test_verify_group_checks_time_size_bytes_and_the_keep(tmp_path, cli):

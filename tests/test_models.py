@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clipphotos.models import ModelSpec, ModelUnavailable, load_model, pick_device
-from conftest import MODEL_ARGS, shapes_spec
+from conftest import AGREEMENT, MODEL_ARGS, PRECISIONS, shapes_spec
 
 
 def test_loads_config_and_local_weights(shapes_model):
@@ -72,47 +72,58 @@ def test_device_choice():
             pick_device("cuda")
 
 
-def test_texts_encoded_without_padding_give_the_full_vectors(shapes_model):
-    import numpy as np
+def _unit_texts(loaded, texts):
+    """The model's own full-width text vectors, as float32 numpy (whatever its precision)."""
     import torch
+    with torch.inference_mode():
+        out = loaded.model.encode_text(loaded.tokenizer(texts))
+    return torch.nn.functional.normalize(out.float(), dim=-1).numpy()
 
+
+def _agree(a, b, precision: str) -> bool:
+    import numpy as np
+    return float(np.sum(a * b, axis=-1).min()) >= AGREEMENT[precision]
+
+
+def test_texts_encoded_without_padding_give_the_full_vectors(shapes_model_each):
     from clipphotos.embedder import Embedder
+    loaded = shapes_model_each
     texts = ["red", "a photo of a purple star on a grey background.", "a square that is green",
              "a small yellow triangle in the corner of a large noisy picture with a gradient"]
-    with torch.inference_mode():
-        full = torch.nn.functional.normalize(shapes_model.model.encode_text(shapes_model.tokenizer(texts)), dim=-1)
-    embedder = Embedder(shapes_model)
+    full = _unit_texts(loaded, texts)
+    embedder = Embedder(loaded)
     checked = embedder.encode_texts(texts)          # the first texts decide, and come back in full
     assert embedder._trim is True                   # the shapes model's tower is causal
     trimmed = embedder.encode_texts(texts[::-1])
-    assert np.abs(checked - full.numpy()).max() < 1e-5
-    assert np.abs(trimmed[::-1] - full.numpy()).max() < 1e-5
-    warmed = Embedder(shapes_model)
+    assert _agree(checked, full, loaded.precision)
+    assert _agree(trimmed[::-1], full, loaded.precision)
+    warmed = Embedder(loaded)
     warmed.warm_up()                                # what the app does when the model loads
     assert warmed._trim is True
 
 
-def test_a_text_tower_read_at_its_last_slot_is_never_trimmed():
-    import numpy as np
-    import torch
-
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_text_tower_read_at_its_last_slot_is_never_trimmed(precision):
     from clipphotos.embedder import Embedder
-    loaded = load_model(shapes_spec())
+    loaded = load_model(shapes_spec(precision))
     loaded.model.text_pool_type = "last"  # reads the final pad slot: cutting the padding would change it
-    with torch.inference_mode():
-        full = torch.nn.functional.normalize(loaded.model.encode_text(loaded.tokenizer(["a red circle"])), dim=-1)
+    full = _unit_texts(loaded, ["a red circle"])
     embedder = Embedder(loaded)
     embedder.encode_texts(["warm up"])
     assert embedder._trim is False
-    assert np.abs(embedder.encode_texts(["a red circle"]) - full.numpy()).max() < 1e-5
+    assert _agree(embedder.encode_texts(["a red circle"]), full, precision)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("variant", ["as shipped", "saved in fp16", "saved in bf16", "keys prefixed module."])
-def test_weights_load_exactly_as_open_clip_loads_them(tmp_path, variant):
-    """Streamed into the model (OpenCLIP's own format) or through OpenCLIP's converting loader."""
+def test_weights_load_exactly_as_open_clip_loads_them(tmp_path, variant, precision):
+    """Streamed into the model (OpenCLIP's own format) or through OpenCLIP's converting loader,
+    then cast to the precision asked for: the same numbers as OpenCLIP's load, cast alike."""
     import open_clip
     import torch
     from safetensors.torch import load_file, save_file
+
+    from clipphotos.models import DTYPES
     config, weights = MODEL_ARGS[1], MODEL_ARGS[3]
     state = load_file(weights)
     if variant != "as shipped":
@@ -124,13 +135,14 @@ def test_weights_load_exactly_as_open_clip_loads_them(tmp_path, variant):
             state = {f"module.{k}": v for k, v in state.items()}
         weights = tmp_path / "variant.safetensors"
         save_file(state, str(weights))
-    ours_model = load_model(ModelSpec(config, None, str(weights), "cpu")).model
+    loaded = load_model(ModelSpec(config, None, str(weights), "cpu", precision))
+    assert loaded.precision == precision and "asked for" in loaded.precision_reason
     from clipphotos.weights import _matches, _safetensors_header
     header = _safetensors_header(Path(weights))
-    assert header is not None and _matches(ours_model.state_dict(), header) == (variant != "keys prefixed module.")
-    ours = ours_model.state_dict()
-    name = load_model(shapes_spec()).key.split("|")[0]  # the name the config is registered under
-    theirs = open_clip.create_model(name, pretrained=str(weights)).state_dict()
+    ours = loaded.model.state_dict()
+    assert header is not None and _matches(ours, header) == (variant != "keys prefixed module.")
+    name = loaded.key.split("|")[0]  # the name the config is registered under
+    theirs = open_clip.create_model(name, pretrained=str(weights)).to(DTYPES[precision]).state_dict()
     assert ours.keys() == theirs.keys()
     for key in ours:
         assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
@@ -141,3 +153,61 @@ def test_a_truncated_weights_file_is_one_clear_message(tmp_path):
     cut.write_bytes(open(MODEL_ARGS[3], "rb").read()[:5_000_000])
     with pytest.raises(ModelUnavailable, match="could not be loaded"):
         load_model(ModelSpec(MODEL_ARGS[1], None, str(cut), "cpu"))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_automatic_precision_on_either_kind_of_cpu(monkeypatch, native):
+    """Both CPU kinds' choice runs on any CPU: bf16 where it is native (after the probe), else fp32."""
+    import clipphotos.models as models
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    loaded = load_model(shapes_spec("auto"))
+    assert loaded.precision == ("bf16" if native else "fp32")
+    assert loaded.precision_reason.startswith("automatic")
+    assert ("cosine to fp32 0.99" in loaded.precision_reason) if native else ("no native bf16" in loaded.precision_reason)
+    assert loaded.notes[0].startswith(f"cpu, {loaded.precision}")
+
+
+def test_automatic_bf16_that_drifts_stays_fp32(monkeypatch):
+    import clipphotos.models as models
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(models, "HALF_PRECISION_AGREEMENT", 1.01)   # no cosine can pass
+    loaded = load_model(shapes_spec("auto"))
+    assert loaded.precision == "fp32" and "drifted" in loaded.precision_reason
+    assert next(loaded.model.parameters()).dtype.is_floating_point
+    assert next(loaded.model.parameters()).dtype == __import__("torch").float32
+
+
+def test_precision_plan_and_request():
+    from clipphotos.models import plan_precision, requested_precision
+    assert plan_precision("cuda")[0] == "fp16" and plan_precision("mps")[0] == "fp16"
+    assert plan_precision("cpu", native_bf16=True)[0] == "bf16"
+    assert plan_precision("cpu", native_bf16=False)[0] == "fp32"
+    assert plan_precision("cpu", "fp16") == ("fp16", "asked for (--precision or CLIPPHOTOS_PRECISION)")
+    assert requested_precision("BF16") == "bf16"
+    with pytest.raises(ModelUnavailable, match="unknown precision 'int4'"):
+        requested_precision("int4")
+
+
+def test_precision_option_environment_and_status(tmp_path, cli, monkeypatch):
+    """--precision beats $CLIPPHOTOS_PRECISION; status and doctor name the precision and why."""
+    from clipphotos.shapes import write_library
+    write_library(tmp_path / "photos", 8, seed=5)
+    lib = tmp_path / "lib"
+    assert cli("--precision", "bf16", "index", tmp_path / "photos", "--library", lib, *MODEL_ARGS).code == 0
+    status = cli("--precision", "fp32", "status", "--library", lib, "--json").json
+    assert status["precision"] == "fp32" and "asked for" in status["precision_reason"]
+    monkeypatch.setenv("CLIPPHOTOS_PRECISION", "bf16")
+    assert cli("status", "--library", lib, "--json").json["precision"] == "bf16"
+    assert cli("status", "--precision", "fp32", "--library", lib, "--json").json["precision"] == "fp32"
+    monkeypatch.setenv("CLIPPHOTOS_PRECISION", "int4")
+    bad = cli("status", "--library", lib, "--json")
+    assert bad.code != 0 and "unknown precision 'int4'" in bad.err and "Traceback" not in bad.err
+    monkeypatch.delenv("CLIPPHOTOS_PRECISION")
+    # a library indexed in bf16 is searched in fp32 with the same answers
+    scores = {p: {r["path"]: r["score"] for r in cli("--precision", p, "search", "a red star", "--library", lib,
+                                                      "--json").json["results"]} for p in PRECISIONS}
+    assert scores["fp32"].keys() == scores["bf16"].keys() and len(scores["fp32"]) == 8
+    assert max(abs(scores["fp32"][k] - scores["bf16"][k]) for k in scores["fp32"]) < 0.02
+    doctor = cli("--precision", "fp32", "doctor", "--library", lib, "--json").json
+    check = next(c for c in doctor["checks"] if c["check"] == "precision")
+    assert check["detail"].startswith("fp32: asked for")

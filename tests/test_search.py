@@ -33,6 +33,37 @@ def test_precision_at_5_for_every_class(indexed):
     assert min(precisions.values()) >= 0.8, (worst, precisions[worst])
 
 
+@pytest.mark.model_quality
+def test_bf16_indexes_and_searches_like_fp32(indexed, tmp_path):
+    """Forced bf16 on any CPU: its vectors agree with fp32's, it searches an fp32 library right,
+    and a library it indexed answers like the fp32 one."""
+    import numpy as np
+
+    from clipphotos.shapes import CLASSES
+    lib, root, truth = indexed
+    with Library(tmp_path / "bf16", model=shapes_spec("bf16")) as low:
+        assert low.precision()[0] == "bf16"
+        low.index_folders([root])
+        fp32, bf16 = _vectors_by_hash(lib), _vectors_by_hash(low)
+        assert fp32.keys() == bf16.keys()
+        worst = min(float(np.dot(fp32[h], bf16[h])) for h in fp32)
+        assert worst >= 0.995, worst
+    with Library(lib.root, model=shapes_spec("bf16")) as across:   # the fp32 library, bf16 queries
+        for searcher in (across, Library(tmp_path / "bf16")):
+            for colour, shape in CLASSES[::4]:
+                top = searcher.search(f"a {colour} {shape}", limit=5)
+                right = sum(truth[r.path]["colour"] == colour and truth[r.path]["shape"] == shape for r in top)
+                assert right >= 4, (colour, shape, searcher.precision())
+            searcher.close()
+
+
+def _vectors_by_hash(lib: Library) -> dict:
+    """Each picture's vector, keyed by its bytes' hash (content ids differ between libraries)."""
+    hashes = {p.content_id: p.hash for p in lib.catalog.iter_photos()}
+    ids, vecs = lib.catalog.vectors(lib.model_id)
+    return {hashes[int(c)]: v for c, v in zip(ids, vecs)}
+
+
 def test_results_are_ranked_by_comparable_scores(indexed):
     lib, _, _ = indexed
     results = lib.search("a red circle", limit=30)

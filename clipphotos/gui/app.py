@@ -20,7 +20,7 @@ from clipphotos.gui.model_choices import ModelRequest
 
 
 def options_from_args(args: Namespace) -> AppOptions:
-    """The command line's --library/--model/--pretrained/--weights/--device as app options."""
+    """The command line's --library/--model/--pretrained/--weights/--device/--precision as app options."""
     model = None
     name, pretrained, weights = (getattr(args, k, None) for k in ("model", "pretrained", "weights"))
     if name or pretrained or weights:
@@ -32,7 +32,8 @@ def options_from_args(args: Namespace) -> AppOptions:
         if pretrained is None and weights is None and name == CHOICES[0].name:
             pretrained = CHOICES[0].pretrained
         model = ModelRequest(name, pretrained, weights)
-    return AppOptions(getattr(args, "library", None), model, getattr(args, "device", None))
+    return AppOptions(getattr(args, "library", None), model, getattr(args, "device", None),
+                      getattr(args, "precision", None))
 
 
 def run_app(args: Namespace) -> int:

@@ -26,6 +26,7 @@ DEFAULT_THUMBNAIL_SIZE = 176
 # Keys of the catalog's settings table that only the app uses.
 KEY_MODEL = "gui.model"
 KEY_DEVICE = "gui.device"
+KEY_PRECISION = "gui.precision"
 KEY_THUMBNAILS = "gui.thumbnail_size"
 
 
@@ -37,6 +38,7 @@ class AppSettings:
     device: str = "auto"
     thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE
     excluded: tuple[str, ...] = ()
+    precision: str = "auto"
 
 
 @dataclass
@@ -56,7 +58,8 @@ class Opened:
     notes: list[str] = field(default_factory=list)
 
 
-def open_library(root: str | None, model: ModelRequest | None, device: str | None) -> Opened:
+def open_library(root: str | None, model: ModelRequest | None, device: str | None,
+                 precision: str | None = None) -> Opened:
     """The library with the model the command line, else the user's settings, else the library ask for."""
     from clipphotos.library import Library
     lib = Library(root)
@@ -65,13 +68,15 @@ def open_library(root: str | None, model: ModelRequest | None, device: str | Non
     device = device or get(KEY_DEVICE) or "auto"
     lib.requested_model = wanted.spec() if wanted is not None else None
     lib.requested_device = device if device != "auto" else None
+    precision = precision or get(KEY_PRECISION) or "auto"
+    lib.requested_precision = precision if precision != "auto" else None   # auto: $CLIPPHOTOS_PRECISION, else auto
     excluded = tuple(p for p in (get("excluded_folders") or "").split("\n") if p)
     current = wanted or ModelRequest.from_json(get("model"))
     try:
         size = int(get(KEY_THUMBNAILS) or DEFAULT_THUMBNAIL_SIZE)
     except ValueError:
         size = DEFAULT_THUMBNAIL_SIZE
-    settings = AppSettings(current, device, size, excluded)
+    settings = AppSettings(current, device, size, excluded, precision)
     return Opened(lib, settings, browse(lib, Query()))
 
 
@@ -126,5 +131,6 @@ def throttled(progress: Callable[[Any], None]) -> Callable[[Any], None]:
 def store_settings(lib: Library, settings: AppSettings) -> None:
     lib.catalog.set_setting(KEY_MODEL, settings.model.to_json() if settings.model is not None else None)
     lib.catalog.set_setting(KEY_DEVICE, settings.device)
+    lib.catalog.set_setting(KEY_PRECISION, settings.precision)
     lib.catalog.set_setting(KEY_THUMBNAILS, str(settings.thumbnail_size))
     lib.set_excluded_folders(settings.excluded)

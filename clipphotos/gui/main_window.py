@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, QPoint, Qt, QTimer, Signal
@@ -27,7 +27,7 @@ from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
 from clipphotos.gui.tags_panel import TagsPanel
-from clipphotos.gui.widgets import hbox, vbox
+from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class AppOptions:
     library: str | None = None
     model: ModelRequest | None = None     # --model/--pretrained/--weights, fixed for this run
     device: str | None = None
+    precision: str | None = None          # --precision, fixed for this run
     welcome: bool = True                  # offer the first-run dialog when the library has no folders
     watch: WatchSettings | None = None    # how eagerly folders are followed (tests make it brisk)
 
@@ -286,7 +287,7 @@ class MainWindow(QMainWindow):
 
     def open_library(self) -> None:
         o = self.options
-        self.runner.submit(library_jobs.open_library, o.library, o.model, o.device,
+        self.runner.submit(library_jobs.open_library, o.library, o.model, o.device, o.precision,
                            on_done=self._library_opened, on_failed=self._library_failed)
 
     def _library_opened(self, opened: Opened) -> None:
@@ -343,8 +344,7 @@ class MainWindow(QMainWindow):
         if dialog.exec() and self.library is not None:
             lib, folders, model = self.library, dialog.folders, dialog.model
             if model is not None and model != self.options.model:
-                self.settings = AppSettings(model, self.settings.device, self.settings.thumbnail_size,
-                                            self.settings.excluded)
+                self.settings = replace(self.settings, model=model)
                 self.runner.submit(library_jobs.store_settings, lib, self.settings,
                                    on_done=lambda _r: self._reopen_then(folders))
             else:
@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
         """Open the library again with the model just chosen, then add the folders."""
         o = self.options
         self.model_state = "waiting"
-        self.runner.submit(library_jobs.open_library, o.library, o.model, o.device,
+        self.runner.submit(library_jobs.open_library, o.library, o.model, o.device, o.precision,
                            on_done=lambda opened: (self._library_opened_quietly(opened), self._add_folders(folders)),
                            on_failed=self._library_failed)
 
@@ -398,11 +398,9 @@ class MainWindow(QMainWindow):
             self.load_model()
 
     def remove_folder(self, path: str) -> None:
-        answer = QMessageBox.question(
-            self, "Remove folder", f"Remove “{os.path.basename(path) or path}” from the library?\n\n"
-                                   f"The photos stay on disk; ClipPhotos just stops showing them.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        if answer != QMessageBox.StandardButton.Yes or self.library is None:
+        if not confirm(self, "Remove folder", f"Remove “{os.path.basename(path) or path}” from the library?",
+                       "The photos stay on disk; ClipPhotos just stops showing them.", "Remove Folder") \
+                or self.library is None:
             return
         lib, engine = self.library, self.engine
         if self.query.folder == path:
@@ -771,13 +769,7 @@ class MainWindow(QMainWindow):
 
     def confirm_trash(self, paths: list[str]) -> bool:
         what = f"“{os.path.basename(paths[0])}”" if len(paths) == 1 else f"{len(paths):,} photos"
-        box = QMessageBox(QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=self)
-        box.setInformativeText("You can restore them from the system trash.")
-        move = box.addButton("Move to Trash", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(move)
-        box.exec()
-        return box.clickedButton() is move
+        return confirm(self, "Move to trash", f"Move {what} to the trash?", "You can restore them from the system trash.")
 
     def trash_selected(self) -> None:
         paths = self.selected_paths()
@@ -824,7 +816,8 @@ class MainWindow(QMainWindow):
         if self.library is None:
             return
         lib = self.library
-        model_changed = (new.model != old.model and self.options.model is None) or new.device != old.device
+        model_changed = ((new.model != old.model and self.options.model is None) or new.device != old.device
+                         or new.precision != old.precision)
         self.runner.submit(library_jobs.store_settings, lib, new,
                            on_done=lambda _r: self._settings_stored(model_changed, new.excluded != old.excluded))
 
@@ -839,7 +832,7 @@ class MainWindow(QMainWindow):
         self.model_state = "waiting"
         self.model_label.setText("Loading the model…")
         o = self.options
-        self.runner.submit(library_jobs.open_library, o.library, o.model, o.device,
+        self.runner.submit(library_jobs.open_library, o.library, o.model, o.device, o.precision,
                            on_done=lambda opened: (self._library_opened_quietly(opened), self.load_model()),
                            on_failed=self._library_failed)
 

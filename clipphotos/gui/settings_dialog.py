@@ -1,4 +1,4 @@
-"""Settings: model, device, thumbnail size, excluded folders.
+"""Settings: model, device, precision, thumbnail size, excluded folders.
 
 The dialog only edits an `AppSettings` value; the main window stores it in the catalog's
 settings table (through `Library`) and reloads what changed.
@@ -20,6 +20,8 @@ from clipphotos.gui.workers import Runner
 THUMBNAIL_SIZES = (("Small", 128), ("Medium", 176), ("Large", 224), ("Extra large", 288))
 GPU = "mps" if sys.platform == "darwin" else "cuda"
 DEVICES = (("Automatic (a GPU if there is one)", "auto"), ("CPU only", "cpu"), ("GPU", GPU))
+PRECISIONS = (("Automatic (fastest that keeps results right)", "auto"), ("fp32 (full)", "fp32"),
+              ("bf16 (fast on recent Intel CPUs)", "bf16"), ("fp16 (GPUs)", "fp16"))
 
 
 class SettingsDialog(QDialog):
@@ -48,6 +50,14 @@ class SettingsDialog(QDialog):
             self.device.addItem(text)
         self.device.setCurrentIndex(next((i for i, (_l, v) in enumerate(DEVICES) if v == current.device), 0))
         form.addRow("Run the model on", self.device)
+        self.precision = QComboBox()
+        self.precision.setObjectName("precision")
+        for text, _value in PRECISIONS:
+            self.precision.addItem(text)
+        self.precision.setCurrentIndex(next((i for i, (_l, v) in enumerate(PRECISIONS) if v == current.precision), 0))
+        self.precision.setToolTip("Advanced: the number format the model computes in. Vectors agree across "
+                                  "formats, so a library indexed in one is searched correctly in another.")
+        form.addRow("Precision (advanced)", self.precision)
         self.thumbs = QComboBox()
         for text, px in THUMBNAIL_SIZES:
             self.thumbs.addItem(f"{text} ({px} px)")
@@ -97,7 +107,8 @@ class SettingsDialog(QDialog):
     def settings(self) -> AppSettings:
         return AppSettings(self.picker.request(), DEVICES[self.device.currentIndex()][1],
                            THUMBNAIL_SIZES[self.thumbs.currentIndex()][1],
-                           tuple(self.excluded.item(i).text() for i in range(self.excluded.count())))
+                           tuple(self.excluded.item(i).text() for i in range(self.excluded.count())),
+                           PRECISIONS[self.precision.currentIndex()][1])
 
     def _save(self) -> None:
         self.picker.prepare(self._ready)
