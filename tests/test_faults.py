@@ -479,3 +479,14 @@ def test_rebuild_catalog_keeps_what_can_be_read_and_indexes_again(indexed, cli, 
     assert next(c for c in doctor["checks"] if c["check"] == "catalog")["ok"]
     assert cli("search", "a circle", "--library", lib, "--json").code == 0    # the model came back too
     assert cli("status", "--library", lib, "--json").json["photos"] == 8
+
+
+def test_offline_rule(tmp_path):
+    from clipphotos.scanner import offline_reason
+    assert "not found" in offline_reason(tmp_path / "gone", holds_photos=True)
+    (tmp_path / "empty").mkdir()
+    assert "empty" in offline_reason(tmp_path / "empty", holds_photos=True)
+    assert offline_reason(tmp_path / "empty", holds_photos=False) is None    # a new, empty folder is fine
+    (tmp_path / "a file").write_text("x")
+    assert offline_reason(tmp_path / "a file", holds_photos=False) is not None
+    assert offline_reason(tmp_path, holds_photos=True) is None
