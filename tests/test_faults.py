@@ -490,3 +490,16 @@ def test_offline_rule(tmp_path):
     (tmp_path / "a file").write_text("x")
     assert offline_reason(tmp_path / "a file", holds_photos=False) is not None
     assert offline_reason(tmp_path, holds_photos=True) is None
+
+
+def test_quick_check_sees_no_damage_in_a_healthy_without_rowid_table(tmp_path):
+    """SQLite 3.40's quick_check reports NULLs that are not there (tagged_contents' reordered key)."""
+    from clipphotos.catalog import Catalog
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    with catalog.transaction() as db:
+        db.execute("INSERT INTO models(id, key, dim) VALUES (1, 'm', 2)")
+        db.execute("INSERT INTO contents(id, hash, size) VALUES (7, 'h', 1)")
+        db.execute("INSERT INTO tagged_contents(content_id, model_id) VALUES (7, 1)")
+    assert catalog.quick_check() == "ok"
+    catalog.ensure_intact()
+    catalog.close()
