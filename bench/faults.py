@@ -214,7 +214,7 @@ def stale_duplicate() -> tuple[str, str]:
     trash, holding = WORK / "xdg" / "Trash" / "files", lib.photos / ".clipphotos-trash"
     trashed = sum(1 for folder in (trash, holding) if folder.is_dir() for p in folder.rglob("*") if p.is_file())
     reason = r.json["failed"][0]["reason"]
-    return (f"dupes --trash-others: exit {r.code}, moved {len(r.json['moved'])}, group skipped: "
+    return (f"dupes --trash-others: exit {r.code}, moved {len(r.json['moved'])}, group left alone: "
             f"\"…{reason[reason.index(' no longer'):][:60]}…\"; trash and holding hold {trashed}"), lib.lost()
 
 
