@@ -561,7 +561,7 @@ class Catalog:
 
     def library_model_id(self) -> int | None:
         """The id of the model the whole library is indexed with, if any."""
-        return self.known_model_id(self.get_setting("model.key"))
+        return self.known_model_id(self.get_setting("model.key"))   # settings.MODEL_KEY
 
     def vector_ids(self, model_id: int) -> set[int]:
         return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
@@ -671,9 +671,10 @@ class Catalog:
         return [_photo(r) for r in self.query(
             f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id ORDER BY {sort}")]
 
-    def filtered_content_ids(self, folder: str | None = None, since: str | None = None,
-                             until: str | None = None) -> set[int]:
-        """Content ids of the photos inside a folder and/or taken within a date range."""
+    @staticmethod
+    def _filters(folder: str | None, since: str | None, until: str | None,
+                 tag: str | None = None) -> tuple[str, list]:
+        """The WHERE clause (or "") and its parameters for photos `p` joined to contents `c`."""
         where, params = [], []
         if folder is not None:
             prefix = folder_prefix(encode_path(folder))
@@ -685,15 +686,36 @@ class Catalog:
         if until is not None:
             where.append("c.taken_at < ?")
             params.append(until)
-        sql = "SELECT DISTINCT p.content_id FROM photos p JOIN contents c ON c.id=p.content_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return {r[0] for r in self.query(sql, params)}
+        if tag is not None:
+            where.append("p.content_id IN (SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
+                         "WHERE l.name=?)")
+            params.append(tag.strip())
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def filtered_content_ids(self, folder: str | None = None, since: str | None = None,
+                             until: str | None = None) -> set[int]:
+        """Content ids of the photos inside a folder and/or taken within a date range."""
+        where, params = self._filters(folder, since, until)
+        return {r[0] for r in self.query(
+            f"SELECT DISTINCT p.content_id FROM photos p JOIN contents c ON c.id=p.content_id{where}", params)}
+
+    def browse(self, folder: str | None = None, since: str | None = None, until: str | None = None,
+               tag: str | None = None) -> list[PhotoRecord]:
+        """The photos inside a folder, taken within dates, with a tag (each if given), newest first."""
+        where, params = self._filters(folder, since, until, tag)
+        return [_photo(r) for r in self.query(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id{where} "
+            "ORDER BY coalesce(c.taken_at, '') DESC, p.path", params)]
 
     def content_ids_with_tag(self, label: str) -> set[int]:
         """Content ids a label (by name, any case) applies to: the search filter by tag."""
         return {r[0] for r in self.query("SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
                                          "WHERE l.name=?", (label.strip(),))}
+
+    def tagged_photo_counts(self) -> dict[int, int]:
+        """label id → how many photos (files) it applies to: what browsing a tag shows."""
+        return dict(self.query("SELECT t.label_id, count(*) FROM tags t JOIN photos p ON p.content_id=t.content_id "
+                               "GROUP BY t.label_id"))
 
     # -- writes of the indexer -----------------------------------------------------------
 

@@ -16,13 +16,12 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipphotos import __version__
 
 if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to its window
-    from clipphotos.indexer import IndexReport, Progress
+    from clipphotos.library import IndexReport, Progress
 
 EXIT_USAGE = 2
 EXIT_BUSY = 3
@@ -85,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
-    p.add_argument("--limit", type=_positive_int, default=20, help="how many results (default 20)")
+    p.add_argument("--limit", type=_positive_int, help="how many results (default 20; with --matches-only: all matches)")
     p.add_argument("--tag", metavar="NAME", help="only photos this label applies to")
+    p.add_argument("--matches-only", action="store_true",
+                   help="only the photos that clearly match, not the less likely ones after them")
 
     command("status", "what the library holds: photos, folders, model, skipped files")
 
@@ -281,25 +282,16 @@ def open_library(args: argparse.Namespace, workers: int | None = None, must_exis
 
 def _model_spec(args: argparse.Namespace):
     """The model the options ask for, or None (the library's own)."""
-    from clipphotos.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
-    model = None
-    if args.model or args.pretrained or args.weights:
-        name = args.model or DEFAULT_MODEL
-        if name.endswith(".json"):
-            name = str(Path(name).expanduser().resolve())
-        weights = str(Path(args.weights).expanduser().resolve()) if args.weights else None
-        pretrained = args.pretrained
-        if pretrained is None and weights is None and name == DEFAULT_MODEL:
-            pretrained = DEFAULT_PRETRAINED
-        model = ModelSpec(name, pretrained, weights)
-    return model
+    from clipphotos.model_choices import ModelRequest
+    request = ModelRequest.from_options(args.model, args.pretrained, args.weights)
+    return request.spec() if request is not None else None
 
 
 def open_with_folders(args: argparse.Namespace):
     """The library with the command's FOLDERs added; None, having said why, if it has no folder at all."""
     lib = open_library(args, workers=args.workers)
     try:
-        lib.catalog.ensure_intact()   # indexing must not build on a damaged catalog
+        lib.ensure_intact()   # indexing must not build on a damaged catalog
         for folder in args.folders:
             lib.add_folder(folder, follow_links=args.follow_links)
         if lib.folders():
@@ -399,24 +391,37 @@ def cmd_search(args: argparse.Namespace) -> int:
         if bound is not None and not _is_iso_date(bound):
             say(f"clipphotos: {bound!r} is not a date; use YYYY-MM-DD")
             return EXIT_USAGE
+    if args.limit is not None and args.limit < 1:
+        say("clipphotos: --limit must be at least 1")
+        return EXIT_USAGE
+    limit = args.limit if args.limit is not None or args.matches_only else 20
+    from clipphotos.library import SearchAnswer
     lib = open_library(args, must_exist=True)
     try:
-        if lib.catalog.photo_count() == 0:
+        if lib.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
-            results = []
+            answer = SearchAnswer([], 0)
         else:
-            results = lib.search(args.query, image=args.image, negative=args.negative, folder=args.folder,
-                                 since=args.since, until=args.until, tag=args.tag, limit=args.limit)
+            answer = lib.find(args.query, image=args.image, negative=args.negative, folder=args.folder,
+                              since=args.since, until=args.until, tag=args.tag, limit=limit,
+                              matches_only=args.matches_only)
     finally:
         lib.close()
 
     def human() -> None:
-        for r in results:
+        results = answer.results
+        what = f"'{args.query}'" if args.query else "this picture"
+        if not results:
+            say(f"No photo clearly matches {what}." if args.matches_only else "No photos matched.")
+            return
+        if not answer.matches:
+            print(f"No photo clearly matches {what}; the closest ones are below")
+        for i, r in enumerate(results):
+            if i and r.match != results[i - 1].match:
+                print(f"{'─' * 6}  less likely  {'─' * 6}")
             also = f"  (+ {', '.join(os.path.basename(c) for c in r.companions)})" if r.companions else ""
             print(f"{r.score:6.3f}  {r.path}{also}")
-        if not results:
-            say("No photos matched.")
-    emit(args, {"results": [r.to_json() for r in results]}, human)
+    emit(args, {"matches": answer.matches, "results": [r.to_json() for r in answer.results]}, human)
     return 0
 
 
@@ -490,7 +495,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from clipphotos.catalog import CatalogDamaged, is_damage
+    from clipphotos.library import CatalogDamaged, is_damage
     from clipphotos.doctor import report, report_unopened
     try:
         lib = open_library(args)
@@ -529,7 +534,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     lib = open_library(args)
     try:
         with lib.writing():
-            lib.catalog.ensure_intact()
+            lib.ensure_intact()
             vectors = lib.rebuild_index()
             vanished = lib.vanished_files()
             forgotten = 0
@@ -830,9 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         return run_app(args)
-    from clipphotos.catalog import CatalogDamaged
-    from clipphotos.library import LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary
-    from clipphotos.loader import UnreadableImage
+    from clipphotos.library import (
+        CatalogDamaged, LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary, UnreadableImage,
+    )
     from clipphotos.models import ModelUnavailable
     try:
         return COMMANDS[args.command](args)
@@ -885,7 +890,7 @@ _READ_ONLY = ("the library at {where} is read-only here ({why}). search, status,
 
 def _database_fault(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> tuple[int, str]:
     """(exit code, message) for an error SQLite raised: damage, a full disk, read-only, a lock."""
-    from clipphotos.catalog import is_damage
+    from clipphotos.library import is_damage
     where, text = _library_dir(args), str(exc).lower()
     if is_damage(exc):
         return EXIT_FAULT, (f"the library's catalog in {where} is damaged ({exc}). Your photos are untouched; "

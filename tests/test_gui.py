@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from clipphotos.gui.library_jobs import SEARCH_LIMIT
 from clipphotos.gui.main_window import AppOptions, MainWindow
-from clipphotos.gui.model_choices import CHOICES, ModelRequest
+from clipphotos.model_choices import CHOICES, ModelRequest
 from clipphotos.gui.search_bar import split_negatives
 from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, shapes_spec
 
@@ -344,3 +344,32 @@ def test_grid_of_100000_photos_fills_without_touching_the_disk(qtbot, monkeypatc
     assert first < 2.0, first
     assert grid.indexAt(grid.viewport().rect().center()).row() > 99_000
     assert 0 < len(provider._queue) <= provider.MAX_QUEUE  # visible cells asked for their thumbnails
+
+
+def test_search_shows_its_matches_then_a_less_likely_divider(qtbot, open_window, indexed):
+    """The header counts the matches, the grid puts a "Less likely" cell after them; none: "No clear match"."""
+    from clipphotos.gui.photo_grid import DividerRole
+    root, _folder, truth = indexed
+    window = open_window(root)
+    search(qtbot, window, "yellow")
+    answer = window.library.find("yellow", limit=SEARCH_LIMIT)
+    assert answer.matches > 0
+    assert window.header_count.text().startswith(f"{answer.matches} match")
+    row = window.model.divider_row()
+    assert row == sum(r.match for r in answer.results)
+    assert window.model.index(row).data(DividerRole) is True
+    assert window.model.photo(row) is None and not window.model.flags(window.model.index(row))
+    assert shown_paths(window) == [r.path for r in answer.results]          # the divider is no photo
+    assert all(truth[p][0] == "yellow" for p in shown_paths(window)[:row])
+    window.grid.setCurrentIndex(window.model.index(row - 1))
+    window.open_viewer()
+    window._viewer_step(1)                                                    # the viewer steps over it
+    assert window.current_photo() is not None and window.grid.currentIndex().row() == row + 1
+    window.close_viewer()
+    qtbot.keyClick(window.search.field, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.header_title.text() == "All photos")
+    assert window.model.divider_row() is None
+    search(qtbot, window, "a pink house")                                     # nothing of the kind here
+    qtbot.waitUntil(lambda: window.header_count.text().startswith("No clear match"))
+    assert window.library.find("a pink house").matches == 0
+    assert window.model.divider_row() is None and window.model.rowCount() > 0   # the closest ones still show

@@ -14,11 +14,15 @@ from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from clipphotos.gui.photo_grid import fit_rect
+from clipphotos.gui.tag_chips import TagChips
 from clipphotos.gui.widgets import vbox
 from clipphotos.gui.workers import Runner, load_preview
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
+    from clipphotos.library import PhotoRecord
+
+
+ZWSP = "\u200b"      # a zero-width space: where a long path may wrap
 
 
 def format_date(taken_at: str | None) -> str:
@@ -140,7 +144,7 @@ class PreviewPane(QFrame):
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(6)
         self.fields: dict[str, QLabel] = {}
-        for row, name in enumerate(("Camera", "Size", "Folder", "Tags")):
+        for row, name in enumerate(("Camera", "Size", "Folder")):
             key = QLabel(name)
             key.setObjectName("fieldName")
             value = QLabel()
@@ -151,6 +155,11 @@ class PreviewPane(QFrame):
             grid.addWidget(key, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(value, row, 1)
             self.fields[name] = value
+        tags_key = QLabel("Tags")
+        tags_key.setObjectName("fieldName")
+        self.tag_chips = TagChips()      # the photo's tags, each removable, and "Add tag"
+        grid.addWidget(tags_key, 3, 0, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.tag_chips, 3, 1)
         grid.setColumnStretch(1, 1)
         layout.addWidget(self.details)
 
@@ -179,6 +188,7 @@ class PreviewPane(QFrame):
         self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())))
         self.details.setVisible(photo is not None)
         self.when.setVisible(photo is not None)
+        self.tag_chips.set_photo(photo.path if photo is not None else None)
         if photo is None:
             self.title.setText("No photo selected")
             return
@@ -189,9 +199,9 @@ class PreviewPane(QFrame):
         self.fields["Size"].setText(f"{dims}{format_bytes(photo.size)}{' · ' + photo.format if photo.format else ''}")
         folder = os.path.dirname(photo.path)
         home = os.path.expanduser("~")
-        self.fields["Folder"].setText(folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder)
+        shown = folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder
+        self.fields["Folder"].setText(shown.replace(os.sep, os.sep + ZWSP))   # a long path wraps, never clips
         self.fields["Folder"].setToolTip(photo.path)
-        self.fields["Tags"].setText("No tags yet")
 
 
 class PhotoViewer(QWidget):

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHB
                                QWidget)
 
 from clipphotos.gui.library_jobs import AppSettings
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 from clipphotos.gui.welcome import ModelPicker
 from clipphotos.gui.widgets import label, vbox
 from clipphotos.gui.workers import Runner
