@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
