@@ -98,7 +98,7 @@ def test_empty_library_answers_cleanly(tmp_path, cli):
     assert missing.code == 2 and "no ClipPhotos library" in missing.err and not (tmp_path / "lib").exists()
     assert cli("folders", "--library", tmp_path / "lib").code == 0      # a library with nothing in it
     r = cli("search", "anything", "--library", tmp_path / "lib", *MODEL_ARGS, "--json")
-    assert r.code == 0 and r.json == {"results": []}
+    assert r.code == 0 and r.json == {"matches": 0, "results": []}
     assert "empty" in r.err
     status = cli("status", "--library", tmp_path / "lib", "--json")
     assert status.json["photos"] == 0 and status.json["folders"] == []
