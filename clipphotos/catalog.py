@@ -11,6 +11,7 @@ the paths that hold it, so a moved file or a byte-identical copy keeps its vecto
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipphotos.private import private_dir, private_file
 from clipphotos.raw import is_raw_path
 
 MIGRATIONS: list[str] = [
@@ -220,6 +222,20 @@ def _statements(script: str) -> Iterator[str]:
         yield pending
 
 
+def content_hash(data: bytes) -> str:
+    """The key of a content (`contents.hash`): a hash of the file's bytes."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_content_hash(path: str | bytes | os.PathLike[str]) -> str:
+    """`content_hash` of a file, read in chunks (the same digest as hashing its bytes whole)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def encode_path(path: str | os.PathLike[str] | bytes) -> bytes:
     """The path as the file system's bytes: the catalog's key for a file."""
     return os.fsencode(os.path.abspath(path if isinstance(path, bytes) else os.fspath(path)))
@@ -247,6 +263,74 @@ def _is_raw_shot(files: list[PhotoRecord]) -> bool:
 def folder_prefix(folder: bytes) -> bytes:
     """The byte prefix that every path inside `folder` starts with."""
     return folder if folder.endswith(os.sep.encode()) else folder + os.sep.encode()
+
+
+class CatalogDamaged(Exception):
+    """The catalog file is not a readable SQLite database (or fails its integrity check)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"the catalog {path} is damaged ({problem})")
+        self.path, self.problem = path, problem
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether an SQLite error means a damaged file (not a full disk, a lock or a read-only folder)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and any(
+        s in text for s in ("not a database", "malformed", "corrupt", "database disk image"))
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open a catalog that cannot be written (a read-only folder, mount or file) for reading.
+
+    SQLite needs the WAL's shared-memory file to read a WAL database; where it cannot make one
+    (the folder is read-only and the last writer closed cleanly, removing it), the catalog is
+    opened as immutable: nobody can be writing a catalog in a folder nobody may write.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no catalog at {path}")
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
+# What a rebuilt catalog keeps of a damaged one: what the user made or decided, which indexing
+# cannot find again. (Photos, contents and vectors come back by indexing the folders.)
+_SALVAGED = {
+    "folders": "SELECT path, follow_links, added_at FROM folders",
+    "settings": "SELECT key, value FROM settings WHERE key IN ('model', 'model.key', 'excluded_folders')",
+    "labels": "SELECT id, name, created_at FROM labels",
+    "label_prompts": "SELECT label_id, position, prompt FROM label_prompts",
+    "reviews": "SELECT c.hash, r.label_id, r.accepted, r.reviewed_at FROM tag_reviews r "
+               "JOIN contents c ON c.id = r.content_id",
+    "distinct_contents": "SELECT a, b FROM distinct_contents",
+    "distinct_copies": "SELECT a, b FROM distinct_copies",
+}
+
+
+def salvage_catalog(path: Path) -> dict[str, list[tuple]]:
+    """The rows of `_SALVAGED` that can still be read from a damaged catalog (best effort: a table
+    that breaks midway keeps the rows read before the break; one that cannot be read at all, none)."""
+    found: dict[str, list[tuple]] = {name: [] for name in _SALVAGED}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return found
+    try:
+        for name, sql in _SALVAGED.items():
+            try:
+                for row in db.execute(sql):
+                    found[name].append(tuple(row))
+            except sqlite3.Error:
+                continue
+    finally:
+        db.close()
+    return found
 
 
 @dataclass(frozen=True)
@@ -299,16 +383,30 @@ class Catalog:
     (WAL), and a second writer waits for the first (busy timeout) instead of failing.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.create_function("clipphotos_shot_key", 1, shot_key, deterministic=True)
-        self._migrate()
+        if read_only:
+            self._db = _connect_read_only(path)
+        else:
+            private_dir(path.parent)
+            new = not path.exists()
+            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if new:
+                private_file(path)   # SQLite gives the -wal and -shm files the catalog's permissions
+        try:
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.create_function("clipphotos_shot_key", 1, shot_key, deterministic=True)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if is_damage(exc):
+                raise CatalogDamaged(path, str(exc)) from exc
+            raise
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -318,6 +416,10 @@ class Catalog:
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer ClipPhotos "
                                    f"(schema {version}, this one knows {SCHEMA_VERSION}); please upgrade")
+            if version < SCHEMA_VERSION and self.read_only:
+                raise sqlite3.OperationalError(f"{self.path} needs an upgrade of its schema (from {version} to "
+                                               f"{SCHEMA_VERSION}), which a read-only library cannot take: "
+                                               f"attempt to write a readonly database")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -326,7 +428,8 @@ class Catalog:
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
 
     @contextmanager
@@ -336,10 +439,12 @@ class Catalog:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): the first error is the one to tell.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         with self._lock:
@@ -350,9 +455,16 @@ class Catalog:
             self._db.close()
 
     def backup(self, dest: Path) -> None:
-        """A consistent copy of the catalog while it stays in use (SQLite's online backup)."""
+        """A consistent copy of the catalog while it stays in use (SQLite's online backup).
+
+        A catalog that fails SQLite's quick check is not copied (raises CatalogDamaged): a
+        backup of a damaged catalog would only replace a good older one.
+        """
+        self.ensure_intact()
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.touch(mode=0o600)   # the copy is as private as the catalog
         target = sqlite3.connect(tmp)
         try:
             with self._lock:
@@ -361,9 +473,56 @@ class Catalog:
             target.close()
         os.replace(tmp, dest)
 
+    def ensure_intact(self) -> None:
+        """Raise CatalogDamaged when SQLite's quick check fails: what is about to copy or change the
+        catalog (backup, index, repair) must not build on a damaged one."""
+        problem = self.quick_check()
+        if problem != "ok":
+            raise CatalogDamaged(self.path, problem)
+
     def integrity(self) -> str:
-        """'ok', or what SQLite found wrong."""
-        return "; ".join(r[0] for r in self.query("PRAGMA integrity_check"))
+        """'ok', or what SQLite found wrong (the full check: reads every page and index)."""
+        return self._check("integrity_check")
+
+    def quick_check(self) -> str:
+        """'ok', or what SQLite found wrong (the cheap check: pages and records, not index contents)."""
+        problem = self._check("quick_check")
+        if problem != "ok" and all(line.startswith("NULL value in ") for line in problem.split("; ")):
+            # SQLite 3.40's quick_check sees NULLs that are not there in WITHOUT ROWID tables whose
+            # key reorders the columns (its integrity_check does not): the full check decides.
+            problem = self._check("integrity_check")
+        return problem
+
+    def _check(self, pragma: str) -> str:
+        try:
+            lines = list(dict.fromkeys(r[0] for r in self.query(f"PRAGMA {pragma}")))
+        except sqlite3.DatabaseError as exc:   # damaged beyond what the check can walk
+            return str(exc)
+        return "; ".join(lines[:5]) + ("; …" if len(lines) > 5 else "")
+
+    def restore_salvage(self, found: dict[str, list[tuple]]) -> None:
+        """Put what `salvage_catalog` read into this (fresh) catalog, except the tag answers,
+        which name photos by content: `restore_reviews` once the folders are indexed again."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO folders(path, follow_links, added_at) VALUES (?,?,?)",
+                           found["folders"])
+            db.executemany("INSERT OR REPLACE INTO settings(key, value) VALUES (?,?)", found["settings"])
+            db.executemany("INSERT OR IGNORE INTO labels(id, name, created_at) VALUES (?,?,?)", found["labels"])
+            db.executemany("INSERT OR IGNORE INTO label_prompts(label_id, position, prompt) "
+                           "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM labels WHERE id=?)",
+                           [(*row, row[0]) for row in found["label_prompts"]])
+            db.executemany("INSERT OR IGNORE INTO distinct_contents(a, b) VALUES (?,?)", found["distinct_contents"])
+            db.executemany("INSERT OR IGNORE INTO distinct_copies(a, b) VALUES (?,?)", found["distinct_copies"])
+
+    def restore_reviews(self, reviews: list[tuple]) -> int:
+        """Put back tag answers (content hash, label id, accepted, when) whose photo is indexed again;
+        returns how many came back."""
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
+                           "SELECT c.id, l.id, ?, ? FROM contents c JOIN labels l ON l.id = ? WHERE c.hash = ?",
+                           [(accepted, when, label, digest) for digest, label, accepted, when in reviews])
+            return db.total_changes - before
 
     # -- settings ------------------------------------------------------------------------
 
@@ -408,8 +567,16 @@ class Catalog:
 
     # -- models and vectors --------------------------------------------------------------
 
+    def find_model_id(self, key: str) -> int | None:
+        """The id of a model the catalog knows (by its identity key), else None; never writes."""
+        rows = self.query("SELECT id FROM models WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
     def model_id(self, key: str, dim: int) -> int:
         """The id of a model (by its identity key), registering it on first use."""
+        known = self.find_model_id(key)
+        if known is not None:
+            return known   # the read path writes nothing
         with self.transaction() as db:
             db.execute("INSERT INTO models(key, dim) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, dim))
             return db.execute("SELECT id FROM models WHERE key=?", (key,)).fetchone()[0]
@@ -457,9 +624,10 @@ class Catalog:
             "SELECT p.path, p.size, p.mtime_ns, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=p.content_id "
             "AND v.model_id=?) FROM photos p WHERE p.folder_id=?", (model_id, folder_id))}
 
-    def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int]]:
-        return {bytes(p): (s, m) for p, s, m in
-                self.query("SELECT path, size, mtime_ns FROM skipped WHERE folder_id=?", (folder_id,))}
+    def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int, str]]:
+        """path → (size, mtime_ns, reason) of a folder's skipped files."""
+        return {bytes(p): (s, m, r) for p, s, m, r in
+                self.query("SELECT path, size, mtime_ns, reason FROM skipped WHERE folder_id=?", (folder_id,))}
 
     def content_by_hash(self, hashes: Iterable[str], model_id: int) -> dict[str, tuple[int, bool]]:
         """hash → (content id, has a vector for the model) for the hashes already known."""
@@ -625,6 +793,16 @@ class Catalog:
         db.execute("DELETE FROM photos WHERE path=?", (path,))
         db.execute("INSERT OR REPLACE INTO skipped(path, folder_id, size, mtime_ns, reason) VALUES (?,?,?,?,?)",
                    (path, folder_id, size, mtime_ns, reason))
+
+    @staticmethod
+    def put_unreadable(db: sqlite3.Connection, path: bytes, folder_id: int, reason: str) -> None:
+        """A folder (or entry) that could not be read: listed as skipped, its photos left alone."""
+        db.execute("INSERT OR REPLACE INTO skipped(path, folder_id, size, mtime_ns, reason) VALUES (?,?,0,0,?)",
+                   (path, folder_id, reason))
+
+    @staticmethod
+    def drop_skips(db: sqlite3.Connection, paths: Iterable[bytes]) -> None:
+        db.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in paths])
 
     def forget_paths(self, db: sqlite3.Connection, paths: Iterable[bytes]) -> None:
         """Drop vanished files (photos or skips); their contents stay until `drop_orphan_contents`."""

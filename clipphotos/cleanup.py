@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from clipphotos.catalog import Catalog, encode_path, folder_prefix
-from clipphotos.duplicates import ACTION_TIERS, DuplicateGroup, MoveReport
+from clipphotos.duplicates import ACTION_TIERS, DuplicateGroup, MoveReport, verify_group
 
 
 class Library(Protocol):
@@ -107,17 +107,22 @@ class EmptyReport:
 def files_to_move(groups: Iterable[DuplicateGroup]) -> tuple[list[str], list[tuple[str, str]]]:
     """The others of the exact and near groups that may move now, and the ones that may not (why).
 
-    A file kept by any group never moves, nor does any file of a group whose kept file is gone
-    (nothing would be left of the picture).
+    A file kept by any group never moves, nor does any file of a group that fails
+    `duplicates.verify_group` right now: its keep is gone or unreadable, or one of its files is no
+    longer what was indexed (size, time, or its bytes hashed again). Such a group is left alone
+    whole, each of its files refused with the reason.
     """
     groups = [g for g in groups if g.tier in ACTION_TIERS]
     kept = {p for g in groups for p in g.kept()}
     moving: dict[str, None] = {}
     refused: list[tuple[str, str]] = []
     for g in groups:
-        others = [p for p in g.others() if p not in kept]
-        if not os.path.isfile(g.keep):
-            refused += [(p, f"the file to keep is gone: {g.keep}") for p in others]
+        others = [p for p in g.others() if p not in kept and p not in moving]
+        if not others:
+            continue
+        problem = verify_group(g)
+        if problem is not None:
+            refused += [(p, f"left alone with its group, nothing of it moved: {problem}") for p in others]
             continue
         moving.update(dict.fromkeys(p for p in others if os.path.lexists(p)))
     return list(moving), refused

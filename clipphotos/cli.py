@@ -7,12 +7,15 @@ given before or after the command.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +26,17 @@ if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to
 
 EXIT_USAGE = 2
 EXIT_BUSY = 3
+EXIT_FAULT = 4   # the library or the disk failed (damaged catalog, full disk, read-only, permissions)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count of results: give 1 or more")
+    return value
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -73,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
-    p.add_argument("--limit", type=int, help="how many results (default 20; with --matches-only: all matches)")
+    p.add_argument("--limit", type=_positive_int, help="how many results (default 20; with --matches-only: all matches)")
     p.add_argument("--tag", metavar="NAME", help="only photos this label applies to")
     p.add_argument("--matches-only", action="store_true",
                    help="only the photos that clearly match, not the less likely ones after them")
@@ -106,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST", help="a file, or a folder to put a dated copy in")
     p = command("repair", "rebuild the search index from the catalog and forget files that are gone")
     p.add_argument("--yes", action="store_true", help="forget vanished files without asking")
+    p.add_argument("--rebuild-catalog", action="store_true",
+                   help="a damaged catalog: set it aside, start a fresh one with what can still be read of it "
+                        "(folders, model, labels, tag answers) and index the folders again")
 
     _tag_commands(command("tag", "auto-tag photos with your own labels, review them, export XMP sidecars"))
 
@@ -155,7 +172,7 @@ def _tag_commands(tag: argparse.ArgumentParser) -> None:
         p.add_argument("paths", nargs="+", metavar="PATH")
     p = action("show", "a label's suggestions, most confident first, with the reasons")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--limit", type=int, default=20, help="how many photos (default 20)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="how many photos (default 20)")
     p.add_argument("--uncertain", action="store_true", help="the photos the label is least sure of first")
     p.add_argument("--folder", metavar="DIR", help="only photos in this folder")
     p = action("export-xmp", "write the tags into XMP sidecars beside the photos (photos are never modified)")
@@ -180,10 +197,45 @@ def say(message: str) -> None:
 
 def emit(args: argparse.Namespace, data: dict, human: Callable[[], None]) -> None:
     if args.json:
-        json.dump(data, sys.stdout, ensure_ascii=True, indent=1)
+        json.dump(json_safe(data), sys.stdout, ensure_ascii=True, indent=1)
         sys.stdout.write("\n")
     else:
         human()
+
+
+def _undecodable(value: object) -> bool:
+    """A str holding a file name that is not valid UTF-8 (its bytes kept as lone surrogates)."""
+    return isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def _as_text(value: str) -> str:
+    """Valid text for a name: each byte that is not UTF-8 written as the four characters \\xNN."""
+    return os.fsencode(value).decode("utf-8", "backslashreplace") if _undecodable(value) else value
+
+
+def _as_bytes(value: str) -> str | None:
+    return base64.b64encode(os.fsencode(value)).decode("ascii") if _undecodable(value) else None
+
+
+def json_safe(data: object) -> object:
+    """The document with every string valid Unicode (strict JSON readers reject lone surrogates).
+
+    A file name that is not valid UTF-8 is shown with its undecodable bytes as `\\xNN`, and the
+    object holding it gets a twin field `<field>_bytes`: the name's exact bytes in base64 (for a
+    list of names, a list with null where a name is plain text). Nothing is lost.
+    """
+    if isinstance(data, dict):
+        out: dict = {}
+        for key, value in data.items():
+            out[key] = json_safe(value)
+            if _undecodable(value):
+                out[f"{key}_bytes"] = _as_bytes(value)
+            elif isinstance(value, list) and any(map(_undecodable, value)):
+                out[f"{key}_bytes"] = [_as_bytes(v) if isinstance(v, str) else None for v in value]
+        return out
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return _as_text(data) if isinstance(data, str) else data
 
 
 def _duration(seconds: float | None) -> str:
@@ -233,19 +285,27 @@ class ProgressBar:
 # -- commands ------------------------------------------------------------------------------
 
 
-def open_library(args: argparse.Namespace, workers: int | None = None):
-    """The library named by --library, with the model the options ask for (else its own)."""
+def open_library(args: argparse.Namespace, workers: int | None = None, must_exist: bool = False):
+    """The library named by --library, with the model the options ask for (else its own).
+
+    Read commands pass `must_exist`: a mistyped --library must not make a new, empty library."""
     from clipphotos.library import Library
+    return Library(args.library, model=_model_spec(args), device=args.device, workers=workers,
+                   precision=args.precision, must_exist=must_exist)
+
+
+def _model_spec(args: argparse.Namespace):
+    """The model the options ask for, or None (the library's own)."""
     from clipphotos.model_choices import ModelRequest
     request = ModelRequest.from_options(args.model, args.pretrained, args.weights)
-    model = request.spec() if request is not None else None
-    return Library(args.library, model=model, device=args.device, workers=workers, precision=args.precision)
+    return request.spec() if request is not None else None
 
 
 def open_with_folders(args: argparse.Namespace):
     """The library with the command's FOLDERs added; None, having said why, if it has no folder at all."""
     lib = open_library(args, workers=args.workers)
     try:
+        lib.ensure_intact()   # indexing must not build on a damaged catalog
         for folder in args.folders:
             lib.add_folder(folder, follow_links=args.follow_links)
         if lib.folders():
@@ -278,6 +338,9 @@ def _print_index(r: IndexReport) -> None:
               + (f", {r.text.left} left for the next run" if r.text.left else ""))
     for folder in r.offline_folders:
         print(f"  offline (kept as it was): {folder}")
+    if r.thumbnails_failed:
+        print(f"  {r.thumbnails_failed} thumbnails could not be written ({r.thumbnail_error}); "
+              f"they are made when shown, once there is room")
     for path, reason in r.skipped[:20]:
         print(f"  skipped {path}: {reason}")
     if len(r.skipped) > 20:
@@ -354,7 +417,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     limit = args.limit if args.limit is not None or args.matches_only else 20
     from clipphotos.library import SearchAnswer
-    lib = open_library(args)
+    lib = open_library(args, must_exist=True)
     try:
         if lib.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
@@ -399,7 +462,7 @@ def _is_iso_date(text: str) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    lib = open_library(args)
+    lib = open_library(args, must_exist=True)
     try:
         status = lib.status()
     finally:
@@ -462,12 +525,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from clipphotos.doctor import report
-    lib = open_library(args)
+    from clipphotos.library import CatalogDamaged, is_damage
+    from clipphotos.doctor import report, report_unopened
     try:
-        data = report(lib)
-    finally:
-        lib.close()
+        lib = open_library(args)
+    except (CatalogDamaged, sqlite3.DatabaseError) as exc:
+        if not (isinstance(exc, CatalogDamaged) or is_damage(exc)):
+            raise
+        root = Path(_library_dir(args))
+        data = report_unopened(root, root / "catalog.sqlite3", getattr(exc, "problem", str(exc)))
+    else:
+        try:
+            data = report(lib)
+        finally:
+            lib.close()
 
     def human() -> None:
         print(f"ClipPhotos {data['version']} on {data['platform']}, Python {data['python']}")
@@ -481,16 +552,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from clipphotos.library import Library
-    with Library(args.library) as lib:
+    with Library(args.library, must_exist=True) as lib:
         dest = lib.backup(args.dest)
     emit(args, {"backup": str(dest)}, lambda: print(f"Catalog backed up to {dest}"))
     return 0
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
+    if args.rebuild_catalog:
+        return _rebuild_catalog(args)
     lib = open_library(args)
     try:
         with lib.writing():
+            lib.ensure_intact()
             vectors = lib.rebuild_index()
             vanished = lib.vanished_files()
             forgotten = 0
@@ -508,6 +582,26 @@ def cmd_repair(args: argparse.Namespace) -> int:
         lib.close()
     data = {"index_vectors": vectors, "vanished": vanished, "forgotten": forgotten}
     emit(args, data, lambda: print(f"Index rebuilt ({vectors} vectors); {forgotten} vanished files forgotten."))
+    return 0
+
+
+def _rebuild_catalog(args: argparse.Namespace) -> int:
+    from clipphotos.library import rebuild_catalog
+    done = rebuild_catalog(args.library, model=_model_spec(args), device=args.device, on_progress=ProgressBar())
+
+    def human() -> None:
+        for path in done.set_aside:
+            print(f"Damaged catalog set aside as {path} (delete it once all is well).")
+        s = done.salvaged
+        print(f"Carried over: {s['folders']} folders, {s['labels']} labels, {done.reviews_restored} of "
+              f"{s['tag_answers']} tag answers, {s['not_duplicates']} 'not duplicates' marks"
+              f"{', the model' if s['model'] else ''}.")
+        _print_index(done.index)
+        if not s["folders"]:
+            print("No folder could be read from the damaged catalog: add yours again with  clipphotos index FOLDER")
+        if s["labels"]:
+            print("Tag the library again with your labels and answers:  clipphotos tag run")
+    emit(args, done.to_json(), human)
     return 0
 
 
@@ -771,7 +865,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         return run_app(args)
-    from clipphotos.library import LibraryBusy, UnreadableImage
+    from clipphotos.library import (
+        CatalogDamaged, LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary, UnreadableImage,
+    )
     from clipphotos.models import ModelUnavailable
     try:
         return COMMANDS[args.command](args)
@@ -781,9 +877,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LibraryBusy as exc:
         say(f"clipphotos: {exc}")
         return EXIT_BUSY
+    except NoLibrary as exc:
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+    except (CatalogDamaged, LibraryReadOnly, LibraryUnusable) as exc:
+        say(f"clipphotos: {exc}" + (f". Your photos are untouched; {_doctor_hint(args)} says how to recover."
+                                   if isinstance(exc, CatalogDamaged) else ""))
+        return EXIT_FAULT
+    except sqlite3.DatabaseError as exc:
+        code, message = _database_fault(args, exc)
+        say(f"clipphotos: {message}")
+        return code
     except (UnreadableImage, NotADirectoryError, FileNotFoundError) as exc:
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
+    except OSError as exc:
+        say(f"clipphotos: {_file_system_fault(args, exc)}")
+        return EXIT_FAULT
     except KeyboardInterrupt:
         say("Interrupted: nothing is lost; run the command again to carry on.")
         return 130
+
+
+# -- faults: one clear message each, exit code 4 ---------------------------------------------
+
+
+def _library_dir(args: argparse.Namespace) -> str:
+    from clipphotos.library import default_library_dir
+    return str(Path(args.library).expanduser().resolve() if args.library else default_library_dir())
+
+
+def _doctor_hint(args: argparse.Namespace) -> str:
+    return "`clipphotos doctor" + (f" --library {args.library}`" if args.library else "`")
+
+
+_DISK_FULL = ("you are out of disk space where the library lives ({where}). Free some space and run the "
+              "command again: nothing is lost, an interrupted index carries on where it stopped.")
+_READ_ONLY = ("the library at {where} is read-only here ({why}). search, status, doctor and backup work on it; "
+              "indexing and other changes need write access (check the folder's owner and permissions, or "
+              "whether its drive is mounted read-only).")
+
+
+def _database_fault(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> tuple[int, str]:
+    """(exit code, message) for an error SQLite raised: damage, a full disk, read-only, a lock."""
+    from clipphotos.library import is_damage
+    where, text = _library_dir(args), str(exc).lower()
+    if is_damage(exc):
+        return EXIT_FAULT, (f"the library's catalog in {where} is damaged ({exc}). Your photos are untouched; "
+                            f"{_doctor_hint(args)} says how to recover.")
+    if "full" in text:
+        return EXIT_FAULT, _DISK_FULL.format(where=where)
+    if "readonly" in text or "read-only" in text:
+        return EXIT_FAULT, _READ_ONLY.format(where=where, why=exc)
+    if "locked" in text or "busy" in text:
+        return EXIT_BUSY, f"the library at {where} is busy ({exc}); try again in a moment"
+    if "unable to open" in text:
+        return EXIT_FAULT, (f"the catalog in {where} cannot be opened ({exc}): check that the folder and "
+                            f"catalog.sqlite3 in it are yours and readable (ls -l).")
+    return EXIT_FAULT, f"the library's catalog in {where} failed: {exc}. {_doctor_hint(args)} checks it."
+
+
+def _file_system_fault(args: argparse.Namespace, exc: OSError) -> str:
+    """A message for a file-system error: a full disk, read-only, permissions, a file for a folder."""
+    import errno
+    where = _library_dir(args)
+    name = os.fsdecode(exc.filename) if exc.filename is not None else where
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return _DISK_FULL.format(where=where)
+    if exc.errno == errno.EROFS:
+        return _READ_ONLY.format(where=where, why=exc.strerror)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied: {name}. ClipPhotos must be able to write its library ({where}) and read your "
+                f"photo folders: check their owner and permissions (ls -ld).")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        return f"{name}: {exc.strerror}. --library must name a folder (a new one is created)."
+    return f"{exc.strerror or exc}: {name}"
+

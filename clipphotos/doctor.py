@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,12 +93,23 @@ def check_model(lib: Library) -> Finding:
                        f"default model); offline, pass a local checkpoint with --weights FILE.")
 
 
+def recovery(catalog: Path) -> str:
+    """How to recover from a damaged catalog, in plain words."""
+    return (f"Your photos are untouched. Either copy your latest `clipphotos backup` over {catalog}, or run "
+            f"`clipphotos repair --rebuild-catalog`: it sets the damaged catalog aside, starts a fresh one with "
+            f"what can still be read of the old (folders, excluded folders, the model, labels and your tag "
+            f"answers, files set apart as not duplicates) and indexes the folders again.")
+
+
 def check_catalog(lib: Library) -> Finding:
     result = lib.catalog.integrity()
     ok = result == "ok"
-    return Finding("catalog", ok, f"{lib.catalog.path}: integrity {result}",
-                   "" if ok else "Restore the latest `clipphotos backup`, or copy the library folder aside and "
-                                 "re-index: the photos themselves are untouched.")
+    return Finding("catalog", ok, f"{lib.catalog.path}: integrity {result}", "" if ok else recovery(lib.catalog.path))
+
+
+def damaged_catalog(catalog: Path, problem: str) -> Finding:
+    """The finding for a catalog that cannot even be opened."""
+    return Finding("catalog", False, f"{catalog}: damaged, cannot be opened ({problem})", recovery(catalog))
 
 
 def check_index(lib: Library) -> Finding:
@@ -131,22 +144,44 @@ def check_watch_limits() -> Finding:
                                  "&& sudo sysctl --system")
 
 
-def check_disk(lib: Library) -> Finding:
-    free = shutil.disk_usage(lib.root).free
+def check_disk(root: Path) -> Finding:
+    free = shutil.disk_usage(root).free
     ok = free >= LOW_DISK_BYTES
-    return Finding("disk", ok, f"{free / 2**30:.1f} GiB free where the library lives ({lib.root})",
+    return Finding("disk", ok, f"{free / 2**30:.1f} GiB free where the library lives ({root})",
                    "" if ok else "Free some space: the catalog, index and thumbnails need room to grow "
                                  "(about 3 KB per photo plus thumbnails).")
 
 
+def _safely(check: str, catalog: Path, run: Callable[[], Finding]) -> Finding:
+    """A check that reads the catalog reports a damaged one instead of crashing."""
+    try:
+        return run()
+    except sqlite3.DatabaseError as exc:
+        return Finding(check, False, f"the catalog could not be read ({exc})", recovery(catalog))
+
+
 def diagnose(lib: Library) -> list[Finding]:
-    return [check_device(), check_precision(lib), check_model(lib), check_catalog(lib), check_index(lib), check_watch_limits(),
-            check_disk(lib)]
+    path = lib.catalog.path
+    catalog = check_catalog(lib)
+    # A damaged catalog is checked first and alone: what the others would read from it is suspect.
+    if not catalog.ok:
+        return [check_device(), catalog, check_watch_limits(), check_disk(lib.root)]
+    return [check_device(), _safely("precision", path, lambda: check_precision(lib)),
+            _safely("model", path, lambda: check_model(lib)), catalog,
+            _safely("index", path, lambda: check_index(lib)), check_watch_limits(), check_disk(lib.root)]
 
 
 def report(lib: Library) -> dict:
-    findings = diagnose(lib)
+    return _document(lib.root, diagnose(lib))
+
+
+def report_unopened(root: Path, catalog: Path, problem: str) -> dict:
+    """The report for a library whose catalog cannot be opened at all."""
+    return _document(root, [check_device(), damaged_catalog(catalog, problem), check_watch_limits(), check_disk(root)])
+
+
+def _document(root: Path, findings: list[Finding]) -> dict:
     return {"version": __version__, "python": platform.python_version(), "platform": platform.platform(),
             "frozen": bool(getattr(sys, "frozen", False)),  # the self-contained bundle, not a pip install
-            "library": str(lib.root), "ok": all(f.ok for f in findings),
+            "library": str(root), "ok": all(f.ok for f in findings),
             "checks": [asdict(f) for f in findings]}

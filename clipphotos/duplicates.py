@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 
-from clipphotos.catalog import Catalog, PhotoRecord, encode_path
+from clipphotos.catalog import Catalog, PhotoRecord, encode_path, file_content_hash
 from clipphotos.fingerprint import (
     HASH_BITS, grey_thumbnail, layout_vectors, match_thumbnails, perceptual_hash, thumbnails,
 )
@@ -677,7 +678,42 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 # -- acting ------------------------------------------------------------------------------
-# Moving files away lives in clipphotos.cleanup (holding, undo, the system trash).
+# Moving files away lives in clipphotos.cleanup (holding, undo, the system trash); every such
+# move first checks its groups with `verify_group`.
+
+
+def verify_group(group: DuplicateGroup) -> str | None:
+    """Why acting on a group now would rest on stale evidence, or None when it is safe to act.
+
+    Called by every destructive action at the moment it acts, because the catalog describes the
+    files as they were when indexed: each file of the group must still have the size and time it
+    was indexed with and still hold the same bytes (hashed again: a replaced file whose old time
+    was restored, as sync and restore tools do, keeps its size and time). The file to keep must
+    exist and be readable. A file to move that is already gone is no obstacle (there is nothing
+    to move). Returns the first problem found, in words.
+    """
+    for n, f in enumerate(group.files):
+        role = "the file to keep" if n == 0 else "the copy"
+        try:
+            st = os.stat(f.path)
+        except (FileNotFoundError, NotADirectoryError):
+            if n == 0:
+                return f"{role} {f.path} no longer exists"
+            continue
+        except OSError as exc:
+            return f"{role} {f.path} cannot be looked at ({exc.strerror or exc})"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{role} {f.path} is no longer a regular file"
+        if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            return f"{role} {f.path} changed since it was indexed (size or time); index again first"
+        try:
+            digest = file_content_hash(f.path)
+        except OSError as exc:
+            return f"{role} {f.path} cannot be read ({exc.strerror or exc})"
+        if digest != f.content:
+            return (f"{role} {f.path} no longer holds the bytes it was indexed with (replaced, its old time "
+                    f"restored?); index again first")
+    return None
 
 
 def mark_not_duplicates(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]) -> int:

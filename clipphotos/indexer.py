@@ -11,7 +11,6 @@ flight, and the next run picks up exactly where this one stopped.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import threading
@@ -26,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from clipphotos.catalog import Catalog, ContentInfo, decode_path, folder_prefix
+from clipphotos.catalog import Catalog, ContentInfo, content_hash, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
 from clipphotos.fingerprint import grey_thumbnail, perceptual_hash
 from clipphotos.loader import UnreadableImage, is_supported, load_image
 from clipphotos.raw import is_raw_path
-from clipphotos.scanner import ScannedFile, is_ignored_name, scan_folder
+from clipphotos.scanner import ScannedFile, is_ignored_name, offline_reason, scan_folder
 from clipphotos.vector_index import VectorIndex
 
 BATCH_SIZE = 16
@@ -62,13 +61,16 @@ class IndexReport:
     stopped: bool = False
     deferred: list[bytes] = field(default_factory=list)  # still being written: left for a later run
     text: Any = None                # the text pass's TextReport, when it ran (clipphotos.text_pass)
+    thumbnails_failed: int = 0      # thumbnails that could not be written (made again when shown)
+    thumbnail_error: str | None = None
 
     def to_json(self) -> dict:
         return {"indexed": self.indexed, "embedded": self.embedded, "unchanged": self.unchanged,
                 "moved": self.moved, "removed": self.removed,
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "offline_folders": self.offline_folders, "seconds": round(self.seconds, 3),
-                "stopped": self.stopped, "text": self.text.to_json() if self.text is not None else None}
+                "stopped": self.stopped, "text": self.text.to_json() if self.text is not None else None,
+                "thumbnails_failed": self.thumbnails_failed, "thumbnail_error": self.thumbnail_error}
 
 
 @dataclass
@@ -84,16 +86,22 @@ class _Item:
     error: str | None = None
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+# The reason a file or folder that could not be read is skipped with. Such a skip is retried on
+# every run: permissions and I/O errors heal without changing the file's size or time.
+READ_ERROR = "cannot read: "
+
+
+def is_read_error(reason: str) -> bool:
+    """Whether a stored skip reason is a read error (retried every run), not a broken file."""
+    return reason.startswith(READ_ERROR)
 
 
 def default_workers() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
 
-def _scan_only(root: bytes, paths: set[bytes], follow_links: bool,
-               excluded: frozenset[bytes]) -> Iterator[ScannedFile]:
+def _scan_only(root: bytes, paths: set[bytes], follow_links: bool, excluded: frozenset[bytes],
+               on_error: Callable[[bytes, str], None] | None = None) -> Iterator[ScannedFile]:
     """The picture files among `paths` inside `root`, folders standing for what is below them.
 
     What a full scan would leave out (hidden names, caches, excluded folders, other file types,
@@ -110,7 +118,7 @@ def _scan_only(root: bytes, paths: set[bytes], follow_links: bool,
         except OSError:
             continue  # gone: its catalog rows are dropped as vanished
         if stat.S_ISDIR(st.st_mode):
-            found: Iterable[ScannedFile] = scan_folder(path, follow_links, excluded)
+            found: Iterable[ScannedFile] = scan_folder(path, follow_links, excluded, on_error)
         elif stat.S_ISREG(st.st_mode) and is_supported(path):
             found = [ScannedFile(path, st.st_size, st.st_mtime_ns)]
         else:
@@ -186,17 +194,24 @@ class Indexer:
         candidates: list[tuple[int, ScannedFile]] = []
         vanished: list[bytes] = []
         only_set = set(only) if only is not None else None
+        unreadable: dict[tuple[int, bytes], str] = {}   # (folder id, path) → why it could not be listed
+        readable_again: list[bytes] = []
         for folder_id, root, follow in folders:
             raw_root = os.fsencode(root)
-            if not os.path.isdir(raw_root):
+            known = self.catalog.known_files(folder_id, self.model_id)
+            if offline_reason(raw_root, bool(known)) is not None:
                 # An unplugged drive must not empty the library: keep its photos until it is back.
                 report.offline_folders.append(root)
                 continue
-            known = self.catalog.known_files(folder_id, self.model_id)
             skips = self.catalog.known_skips(folder_id)
             seen: set[bytes] = set()
-            files = scan_folder(raw_root, follow, excluded) if only_set is None else _scan_only(
-                raw_root, only_set, follow, excluded)
+            blind: set[bytes] = set()   # subfolders (or entries) that could not be read this time
+
+            def on_error(path: bytes, reason: str, folder_id: int = folder_id, blind: set[bytes] = blind) -> None:
+                blind.add(path)
+                unreadable[folder_id, path] = reason
+            files = scan_folder(raw_root, follow, excluded, on_error) if only_set is None else _scan_only(
+                raw_root, only_set, follow, excluded, on_error)
             for f in files:
                 seen.add(f.path)
                 if settled_before_ns is not None and f.mtime_ns > settled_before_ns:
@@ -205,19 +220,20 @@ class Indexer:
                 old = known.get(f.path)
                 if old is not None and old == (f.size, f.mtime_ns, True):
                     report.unchanged += 1
+                    if f.path in skips:
+                        readable_again.append(f.path)   # was behind an unreadable folder last time
                     continue
                 skip = skips.get(f.path)
-                if old is None and skip is not None and skip == (f.size, f.mtime_ns):
+                if old is None and skip is not None and skip[:2] == (f.size, f.mtime_ns) \
+                        and not is_read_error(skip[2]):
                     continue  # still the same broken file; listed below with its reason
                 candidates.append((folder_id, f))
-            if only_set is None and not seen and known and not os.listdir(raw_root):
-                # An empty mount point where a drive used to be: offline, not "everything deleted".
-                report.offline_folders.append(root)
-                continue
             scope = known.keys() | skips.keys()
             if only_set is not None:
                 scope = _within(scope, only_set)
-            vanished += [p for p in scope if p not in seen]
+            # What an unreadable subfolder held is unknown, not gone: its photos stay.
+            hidden = _within(scope, blind)
+            vanished += [p for p in scope if p not in seen and p not in hidden]
         vanished_contents = self._contents_of(vanished)
         total = len(candidates)
         on_progress(Progress("indexing", 0, total))
@@ -315,6 +331,7 @@ class Indexer:
         if not report.stopped:
             report.removed = self._forget(vanished) - report.moved
         self._drop_orphans()
+        self._record_unreadable(unreadable, readable_again)
         report.skipped = self._skips_in([f for f, *_ in folders])
         report.seconds = time.monotonic() - started
         on_progress(Progress("done", done, total))
@@ -354,7 +371,7 @@ class Indexer:
             with open(f.path, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
-            item.error = f"cannot read: {exc.strerror or exc}"
+            item.error = f"{READ_ERROR}{exc.strerror or exc}"
             return item
         if not data:
             item.error = "empty file"
@@ -396,6 +413,16 @@ class Indexer:
     def _drop_orphans(self) -> None:
         """Contents no file holds any more (deleted, or edited in place) leave catalog and index."""
         self.index.remove(self.catalog.drop_orphan_contents())
+
+    def _record_unreadable(self, unreadable: dict[tuple[int, bytes], str], readable_again: list[bytes]) -> None:
+        """Subfolders that could not be listed are skipped with their reason (`status` lists them)
+        and looked at again on the next run; once readable, the entry goes like any vanished skip."""
+        if not unreadable and not readable_again:
+            return
+        with self.catalog.transaction() as db:
+            self.catalog.drop_skips(db, readable_again)
+            for (folder_id, path), reason in unreadable.items():
+                self.catalog.put_unreadable(db, path, folder_id, f"{READ_ERROR}{reason}")
 
     def _skips_in(self, folder_ids: list[int]) -> list[tuple[str, str]]:
         return self.catalog.skipped(folder_ids)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
+from clipphotos.catalog import (
+    Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix, is_damage, salvage_catalog,
+)
 from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_holding, hold_others, move_others, \
     undo_cleanup
 from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
@@ -37,14 +40,17 @@ from clipphotos.text_search import TextMatch, match_text
 from clipphotos.models import (
     LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
 )
+from clipphotos.private import private_dir, tighten
+from clipphotos.scanner import offline_reason
 from clipphotos.settings import Settings
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 from clipphotos.watch_state import live_watcher, watch_status
 
 # The value types the CLI and the app use come from here too, so that they import this module only.
-__all__ = ["Library", "LibraryBusy", "SearchResult", "SearchAnswer", "TrashReport", "PhotoRecord", "IndexReport",
-           "Progress", "UnreadableImage", "load_image", "default_library_dir", "TextLine", "TextReport"]
+__all__ = ["Library", "LibraryBusy", "LibraryReadOnly", "LibraryUnusable", "NoLibrary", "CatalogDamaged", "is_damage",
+           "rebuild_catalog", "SearchResult", "SearchAnswer", "TrashReport", "PhotoRecord", "IndexReport", "Progress",
+           "UnreadableImage", "load_image", "default_library_dir", "TextLine", "TextReport"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,40 @@ def default_library_dir() -> Path:
 
 class LibraryBusy(Exception):
     """Another process is writing to this library (indexing or watching it)."""
+
+
+class NoLibrary(Exception):
+    """There is no library where one was looked for (a mistyped --library, say)."""
+
+
+class LibraryUnusable(Exception):
+    """The library's place cannot hold a library (a regular file where its folder should be)."""
+
+
+class LibraryReadOnly(Exception):
+    """A command that changes the library met one this process may only read."""
+
+
+CATALOG_NAME = "catalog.sqlite3"
+# What the app keeps in a library folder besides the catalog (and its -wal, -shm, backups).
+LIBRARY_ENTRIES = frozenset({"index", "thumbnails", "writer.lock", "holding"})
+log = logging.getLogger("clipphotos")
+
+
+def _is_writable(root: Path, catalog: Path) -> bool:
+    """Whether this process may write the library (not a read-only folder, file or mount)."""
+    return os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+
+
+def _check_not_truncated(root: Path, catalog: Path) -> None:
+    """An empty catalog beside the index and thumbnails of photos was truncated, not made new:
+    opening it as a new library would hide the damage (and soon overwrite the index)."""
+    if not catalog.is_file() or catalog.stat().st_size > 0:
+        return
+    left = [name for name in ("index", "thumbnails") if (root / name).is_dir() and any((root / name).iterdir())]
+    if left:
+        raise CatalogDamaged(catalog, f"it is empty (0 bytes) while the library's {' and '.join(left)} "
+                                      f"are still there: it was emptied, not made new")
 
 
 @dataclass
@@ -105,10 +145,27 @@ class Library:
     """A photo library: its folders, catalog, model, index, and what can be asked of it."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
-                 device: str | None = None, workers: int | None = None, precision: str | None = None) -> None:
+                 device: str | None = None, workers: int | None = None, precision: str | None = None, *,
+                 must_exist: bool = False) -> None:
+        """Open (or, unless `must_exist`, create) the library at `root`.
+
+        A library this process may not write (a read-only folder or mount) is opened read-only:
+        reading it works, writing raises sqlite3's read-only error. A library readable by other
+        accounts is made its owner's alone, once, with a warning on the "clipphotos" logger.
+        """
         self.root = Path(root).expanduser().resolve() if root else default_library_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.root / "catalog.sqlite3")
+        catalog = self.root / CATALOG_NAME
+        if self.root.exists() and not self.root.is_dir():
+            raise LibraryUnusable(f"{self.root} is a file, not a library folder: give --library a folder "
+                                  f"(a new one is created) or the folder of an existing library")
+        if must_exist and not catalog.is_file():
+            raise NoLibrary(f"there is no ClipPhotos library at {self.root}: check --library "
+                            f"(or CLIPPHOTOS_LIBRARY), or make one with  clipphotos index FOLDER")
+        _check_not_truncated(self.root, catalog)
+        self.read_only = self.root.exists() and not _is_writable(self.root, catalog)
+        if not self.read_only:
+            self._make_private()
+        self.catalog = Catalog(catalog, read_only=self.read_only)
         self.settings = Settings(self.catalog)
         self.requested_model = model
         self.requested_device = device
@@ -125,8 +182,25 @@ class Library:
         self._sample: LibrarySample | None = None
         self._stats: PhotoStats | None = None
 
+    def _make_private(self) -> None:
+        """Create the library folder for its owner alone, and tighten one made readable by others
+        (by an older version or by hand): said once, since afterwards there is nothing to change."""
+        existed = self.root.is_dir()
+        loose = existed and stat.S_IMODE(self.root.stat().st_mode) & 0o077
+        private_dir(self.root)
+        if loose:
+            own = [e.name for e in self.root.iterdir() if e.name.startswith(CATALOG_NAME)
+                   or e.name in LIBRARY_ENTRIES]
+            changed = tighten(self.root, own)
+            log.warning("clipphotos: the library at %s was readable by other accounts of this computer; "
+                        "its %d files and folders are now readable by you alone", self.root, len(changed))
+
     def close(self) -> None:
         self.catalog.close()
+
+    def ensure_intact(self) -> None:
+        """Raise CatalogDamaged when the catalog fails SQLite's quick check (before changing it)."""
+        self.catalog.ensure_intact()
 
     def __enter__(self) -> Library:
         return self
@@ -164,7 +238,10 @@ class Library:
         if self._embedder is None:
             self._loaded = load_model(self.model_spec)
             self._embedder = Embedder(self._loaded)
-            self._model_id = self.catalog.model_id(self._loaded.key, self._loaded.dim)
+            key = self._loaded.key
+            # Reading never registers a model; a read-only library without it just has no vectors (id 0).
+            self._model_id = (self.catalog.find_model_id(key) or 0) if self.read_only else \
+                self.catalog.model_id(key, self._loaded.dim)
         return self._embedder
 
     def photo_count(self) -> int:
@@ -243,10 +320,18 @@ class Library:
         return len(self._index)
 
     def vanished_files(self) -> list[str]:
-        """Catalogued photos whose file is gone, in folders that are online (an unplugged drive is not 'gone')."""
-        online = [(fid, path) for fid, path, _ in self.folders() if os.path.isdir(path)]
-        return [p.path for fid, _ in online for p in self.catalog.photos_in_folder(fid)
-                if not os.path.lexists(p.path)]
+        """Catalogued photos whose file is certainly gone.
+
+        Only folders that are online count (`scanner.offline_reason`, the rule indexing follows:
+        an unplugged drive, an empty mount point or an unreadable folder is not "gone"), and only
+        files the system says do not exist: one it cannot look at (permissions) is not gone either.
+        """
+        counts = self.catalog.folder_counts()
+        gone = []
+        for fid, path, _ in self.folders():
+            if offline_reason(path, counts.get(fid, 0) > 0) is None:
+                gone += [p.path for p in self.catalog.photos_in_folder(fid) if _certainly_gone(p.path)]
+        return gone
 
     def forget(self, paths: Iterable[str]) -> int:
         """Drop catalog rows of files (never touching the files); returns how many photos left."""
@@ -289,11 +374,15 @@ class Library:
     # -- indexing ------------------------------------------------------------------------
 
     def writer_lock(self) -> FileLock:
-        return FileLock(str(self.root / "writer.lock"))
+        return FileLock(str(self.root / "writer.lock"), mode=0o600)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the library's single-writer lock, or raise LibraryBusy at once if another process has it."""
+        if self.read_only:
+            raise LibraryReadOnly(f"the library at {self.root} is read-only here: search, status, doctor and "
+                                  f"backup work on it; indexing and other changes need write access (check the "
+                                  f"folder's owner and permissions, or whether its drive is mounted read-only)")
         lock = self.writer_lock()
         try:
             lock.acquire(timeout=0)
@@ -325,19 +414,25 @@ class Library:
                 self.add_folder(folder)
             embedder, model_id, index = self.embedder, self.model_id, self.index
             assert self._loaded is not None
+            if self.settings.model_json is None:
+                # The first run names the library's model before its first photo: killed midway
+                # (or out of disk), the next `index` or `search` carries on with the same model.
+                self._remember_model()
             indexer = Indexer(self.catalog, embedder, index, model_id, workers=self.workers,
                               on_decoded=self.thumbnails.from_decoded)
             if indexer_hook is not None:
                 indexer_hook(indexer)
             settled_before = None if settle_seconds is None else time.time_ns() - int(settle_seconds * 1e9)
+            thumbs_failed = self.thumbnails.failed
             report = indexer.run(self.folders(), only=only, on_progress=on_progress,
                                  excluded=self.excluded_folders(), settled_before_ns=settled_before)
+            report.thumbnails_failed = self.thumbnails.failed - thumbs_failed
+            report.thumbnail_error = self.thumbnails.failure if report.thumbnails_failed else None
             if save:
                 self.save_index()
             if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
                 # Everything is embedded with this model now: make it the library's model.
-                self.settings.set_model(replace(self._loaded.spec, device="auto", precision="auto").to_json(),
-                                        self._loaded.key)
+                self._remember_model()
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
                 self.labels.tag_new_contents()   # new photos get the user's labels right away
@@ -407,6 +502,10 @@ class Library:
                    if allowed is None or cid in allowed}
         ranked = sorted(matches.items(), key=lambda item: (-item[1].weight, -len(item[1].lines), item[0]))
         return self._results([(cid, m.share) for cid, m in ranked], folder, matches, set(matches))[:limit]
+
+    def _remember_model(self) -> None:
+        assert self._loaded is not None
+        self.settings.set_model(replace(self._loaded.spec, device="auto", precision="auto").to_json(), self._loaded.key)
 
     def _busy_message(self) -> str:
         watcher = live_watcher(self.catalog)
@@ -801,7 +900,8 @@ class Library:
             "skipped": len(skipped),
             "folders": [path for _, path, _ in folders],
             "folder_details": [{"path": path, "photos": counts.get(fid, 0), "follow_links": follow,
-                                "online": os.path.isdir(path)} for fid, path, follow in folders],
+                                "online": offline_reason(path, counts.get(fid, 0) > 0) is None}
+                               for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.settings.model_key,
             "precision": precision, "precision_reason": precision_reason,
@@ -809,6 +909,70 @@ class Library:
             "text": self._text_status(),
             **watch_status(self.catalog),
         }
+
+
+@dataclass
+class RebuiltCatalog:
+    set_aside: list[str]                 # the damaged catalog's files, kept under new names
+    salvaged: dict[str, int]             # what could still be read of it, by kind
+    reviews_restored: int
+    index: IndexReport
+
+    def to_json(self) -> dict:
+        return {"set_aside": self.set_aside, "salvaged": self.salvaged, "reviews_restored": self.reviews_restored,
+                "index": self.index.to_json()}
+
+
+def rebuild_catalog(root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
+                    device: str | None = None, on_progress: Callable[[Progress], None] = lambda p: None
+                    ) -> RebuiltCatalog:
+    """Start a fresh catalog in place of a damaged one, keeping what can still be read of it.
+
+    The damaged files are set aside (renamed, never deleted); the folders, excluded folders,
+    model, labels, tag answers and "not duplicates" marks that can still be read are carried
+    over, and the folders are indexed again (photos, dates and vectors all come from the files).
+    """
+    where = Path(root).expanduser().resolve() if root else default_library_dir()
+    catalog = where / CATALOG_NAME
+    lock = FileLock(str(where / "writer.lock"), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LibraryBusy(f"another ClipPhotos process is using {where}; stop it first") from None
+    try:
+        found = salvage_catalog(catalog)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        set_aside = []
+        for suffix in ("", "-wal", "-shm"):
+            part = catalog.with_name(catalog.name + suffix)
+            if part.exists():
+                kept = part.with_name(f"{catalog.name}.damaged-{stamp}{suffix}")
+                os.replace(part, kept)
+                set_aside.append(str(kept))
+        fresh = Catalog(catalog)
+        try:
+            fresh.restore_salvage(found)
+        finally:
+            fresh.close()
+    finally:
+        lock.release()
+    with Library(where, model=model, device=device) as lib:
+        report = lib.index_folders(on_progress=on_progress) if lib.folders() else IndexReport()
+        restored = lib.catalog.restore_reviews(found["reviews"])
+    salvaged = {"folders": len(found["folders"]), "labels": len(found["labels"]), "tag_answers": len(found["reviews"]),
+                "not_duplicates": len(found["distinct_contents"]) + len(found["distinct_copies"]),
+                "model": int(any(k == "model" for k, _ in found["settings"]))}
+    return RebuiltCatalog(set_aside, salvaged, restored, report)
+
+
+def _certainly_gone(path: str) -> bool:
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False   # cannot be looked at now: not evidence that it is gone
+    return False
 
 
 def _date_bound(value: str | date | None, end: bool = False) -> str | None:

@@ -27,6 +27,27 @@ class ScannedFile:
     mtime_ns: int
 
 
+def offline_reason(root: str | bytes, holds_photos: bool) -> str | None:
+    """Why a library folder cannot be trusted to show what it holds now, or None when it can.
+
+    The one rule deciding that a folder is offline, so that nothing forgets its photos on
+    evidence that may be stale or partial (indexing, `repair`, `status` all ask it): a folder
+    that is gone (an unplugged drive, an unmounted share), that cannot be listed (permissions,
+    an I/O error), or that is empty while the catalog holds photos in it (the empty mount point
+    a drive leaves behind). Its photos are kept as they are until it is back.
+    """
+    try:
+        with os.scandir(root) as it:
+            empty = next(it, None) is None
+    except (FileNotFoundError, NotADirectoryError):
+        return "not found (an unplugged drive or unmounted share?)"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if empty and holds_photos:
+        return "empty while the library holds photos in it (a drive's mount point while the drive is away?)"
+    return None
+
+
 def is_ignored_name(name: bytes) -> bool:
     """Hidden entries (incl. AppleDouble `._*`, `.thumbnails`, `.Trash-1000`) and cache folders."""
     return name.startswith(b".") or name in IGNORED_DIRS

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from clipphotos.loader import LoadedImage, load_image
+from clipphotos.private import private_dir, private_file
 
 THUMB_SIZE = 256          # long side in pixels: sharp in grid cells up to ~256 px
 JPEG_QUALITY = 85
@@ -33,6 +34,9 @@ class ThumbnailCache:
     def __init__(self, folder: str | os.PathLike[str], size: int = THUMB_SIZE) -> None:
         self.folder = Path(folder)
         self.size = size
+        self.failed = 0                  # thumbnails the indexer could not write (a full disk, say)
+        self.failure: str | None = None  # the last reason
+        self._count_lock = threading.Lock()
 
     def path_for(self, digest: str) -> Path:
         return self.folder / digest[:2] / f"{digest}.jpg"
@@ -55,7 +59,7 @@ class ThumbnailCache:
         """Indexer hook: store the thumbnail from the model's decode when that decode is sharp enough.
 
         Too small a decode (a small model's input) is left alone; `ensure` makes it later from
-        the file. Errors never reach the indexer: a missing thumbnail is just made again.
+        the file. Errors never reach the indexer (a missing thumbnail is just made again), they are only counted.
         """
         if not isinstance(loaded, LoadedImage):
             return
@@ -66,8 +70,10 @@ class ThumbnailCache:
         try:
             if self.lookup(digest) is None:
                 self._save(digest, loaded.image)
-        except OSError:
-            pass
+        except OSError as exc:   # counted and reported with the run (`IndexReport.thumbnails_failed`)
+            with self._count_lock:
+                self.failed += 1
+                self.failure = exc.strerror or str(exc)
 
     def discard(self, digests: Iterable[str]) -> None:
         """Drop the thumbnails of contents the library no longer holds."""
@@ -79,7 +85,9 @@ class ThumbnailCache:
 
     def _save(self, digest: str, image: Image.Image) -> Path:
         path = self.path_for(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():   # thumbnails show private photos: their folders are the owner's alone
+            private_dir(self.folder)
+            private_dir(path.parent)
         thumb = image
         w, h = image.size
         if max(w, h) > self.size:
@@ -93,6 +101,7 @@ class ThumbnailCache:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             thumb.save(tmp, "JPEG", quality=JPEG_QUALITY, optimize=False)
+            private_file(tmp)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from clipphotos.private import private_dir, private_file
+
 M = 16
 EF_CONSTRUCTION = 200
 # Measured on 100 000 clustered vectors built in one pass (bench/search_latency.py): ef 96 finds
@@ -46,6 +48,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    private_file(tmp)
     os.replace(tmp, path)
 
 
@@ -166,11 +169,12 @@ class VectorIndex:
 
     def save(self, path: Path) -> str:
         """Write the index atomically and return the checksum to record in the catalog."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(path.name + ".tmp")
         with self._lock:
             self._index.save_index(str(tmp))
             deleted = np.asarray(sorted(self._deleted), dtype=np.int64).tobytes()
+        private_file(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         _atomic_write(self._deleted_path(path), deleted)

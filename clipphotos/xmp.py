@@ -250,13 +250,19 @@ def write_tags(photo: str | os.PathLike[str], tags: Sequence[str]) -> bool:
     data = merge_tags(existing, tags)
     if data == existing:
         return False
-    _atomic_write(target, data)
+    _atomic_write(target, data, like=Path(photo))
     return True
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one; the old one's permissions stay."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+def _atomic_write(path: Path, data: bytes, like: Path | None = None) -> None:
+    """Readers see the old file or the new one, never half of one; the old one's permissions stay,
+    and a new sidecar takes the permissions of its photo (`like`): as private as the photo is."""
+    if path.exists():
+        mode: int | None = path.stat().st_mode & 0o7777
+    elif like is not None and like.exists():
+        mode = like.stat().st_mode & 0o666
+    else:
+        mode = None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # a new file: the umask applies
     try:

@@ -124,7 +124,7 @@ def test_skips_forgetting_and_orphans(tmp_path, catalog):
     with catalog.transaction() as db:
         catalog.put_skip(db, encode_path(tmp_path / "bad.jpg"), fid, 10, 20, "not a picture")
     assert catalog.skipped() == [(str(tmp_path / "bad.jpg"), "not a picture")]
-    assert catalog.known_skips(fid) == {encode_path(tmp_path / "bad.jpg"): (10, 20)}
+    assert catalog.known_skips(fid) == {encode_path(tmp_path / "bad.jpg"): (10, 20, "not a picture")}
     with catalog.transaction() as db:
         catalog.forget_paths(db, [encode_path(tmp_path / "a.jpg"), encode_path(tmp_path / "bad.jpg")])
     assert catalog.photo_count() == 0 and catalog.skipped() == []

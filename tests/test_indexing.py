@@ -94,8 +94,11 @@ def test_search_filters_by_folder_and_date(tmp_path, photos, photo_library, cli)
 
 
 def test_empty_library_answers_cleanly(tmp_path, cli):
+    missing = cli("search", "anything", "--library", tmp_path / "lib", *MODEL_ARGS, "--json")
+    assert missing.code == 2 and "no ClipPhotos library" in missing.err and not (tmp_path / "lib").exists()
+    assert cli("folders", "--library", tmp_path / "lib").code == 0      # a library with nothing in it
     r = cli("search", "anything", "--library", tmp_path / "lib", *MODEL_ARGS, "--json")
-    assert r.code == 0 and r.json == {"results": []}
+    assert r.code == 0 and r.json == {"matches": 0, "results": []}
     assert "empty" in r.err
     status = cli("status", "--library", tmp_path / "lib", "--json")
     assert status.json["photos"] == 0 and status.json["folders"] == []
