@@ -26,9 +26,8 @@ from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import UnreadableImage, load_image  # noqa: F401 - the GUI and CLI take them from here
 from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
-from clipphotos.tags import (
-    BACKGROUND_PROMPTS, Applied, Decision, ExportPlan, ExportReport, Label, LabelInfo, Labels, PhotoTag, useful_order,
-)
+from clipphotos.calibration import Decision, Label
+from clipphotos.tags import BACKGROUND_PROMPTS, Applied, ExportPlan, ExportReport, LabelInfo, Labels, PhotoTag, useful_order
 from clipphotos.models import (
     LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
 )

@@ -48,8 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipphotos.tags import (ECHO_COVER, NO_REVIEWS, RECALIBRATE_GROWTH, calibrate_margin,
-                             split_mixture)
+from clipphotos.calibration import (ECHO_COVER, NO_REVIEWS, RECALIBRATE_GROWTH, calibrate_margin,
+                                    split_mixture)
 
 #: Everyday things a photo may show: what a query's top group is checked against (step 3).
 CONCEPTS: tuple[str, ...] = (
