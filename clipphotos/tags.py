@@ -9,22 +9,18 @@ decided as they are indexed, with the calibration of the last full run.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from clipphotos.catalog import encode_path
 from clipphotos.calibration import (
     NO_REVIEWS, RECALIBRATE_GROWTH, Calibration, Decision, Label, Reviewed, Scores, calibrate_all, judge,
 )
-from clipphotos.embedder import SEARCH_TEMPLATES
-
-if TYPE_CHECKING:
-    from clipphotos.library import Library
+from clipphotos.catalog import Catalog, encode_path, folder_prefix
+from clipphotos.embedder import SEARCH_TEMPLATES, Embedder
 
 #: Captions that fit any photo: what a label has to beat to say something about one.
 BACKGROUND_PROMPTS: tuple[str, ...] = ("a photo", "a picture of something", "an image",
@@ -32,6 +28,18 @@ BACKGROUND_PROMPTS: tuple[str, ...] = ("a photo", "a picture of something", "an 
 LABEL_TEMPLATES = SEARCH_TEMPLATES
 
 CHUNK = 8192   # content ids scored at a time
+
+
+class Library(Protocol):
+    """What the labels need of the library (the facade passes itself; this module never imports it)."""
+
+    catalog: Catalog
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def model_id(self) -> int: ...
 
 
 class UnknownLabel(KeyError):
@@ -162,12 +170,8 @@ class Labels:
     # -- defining labels -----------------------------------------------------------------
 
     def all(self) -> list[Label]:
-        prompts: dict[int, list[str]] = {}
-        for label_id, prompt in self.catalog.query(
-                "SELECT label_id, prompt FROM label_prompts ORDER BY label_id, position"):
-            prompts.setdefault(label_id, []).append(prompt)
-        return [Label(i, name, tuple(prompts.get(i, ()))) for i, name in
-                self.catalog.query("SELECT id, name FROM labels ORDER BY name COLLATE NOCASE")]
+        prompts = self.catalog.label_prompts()
+        return [Label(i, name, tuple(prompts.get(i, ()))) for i, name in self.catalog.labels()]
 
     def get(self, name: str) -> Label:
         for label in self.all():
@@ -181,30 +185,20 @@ class Labels:
         if not name:
             raise ValueError("a label needs a name")
         prompts = [" ".join(p.split()) for p in prompts if p.strip()]
-        with self.catalog.transaction() as db:
-            db.execute("INSERT INTO labels(name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
-                       (name, time.time()))
-            label_id = db.execute("SELECT id FROM labels WHERE name=?", (name,)).fetchone()[0]
-            if prompts:
-                db.execute("DELETE FROM label_prompts WHERE label_id=?", (label_id,))
-                db.executemany("INSERT INTO label_prompts(label_id, position, prompt) VALUES (?, ?, ?)",
-                               [(label_id, i, p) for i, p in enumerate(prompts)])
+        self.catalog.put_label(name, prompts)
         return self.get(name)
 
     def remove(self, name: str) -> bool:
         """Forget a label with its tags and reviews (sidecars keep theirs until the next export)."""
-        with self.catalog.transaction() as db:
-            return db.execute("DELETE FROM labels WHERE name=?", (name.strip(),)).rowcount > 0
+        return self.catalog.remove_label(name.strip())
 
     def info(self) -> list[LabelInfo]:
         """Every label with its prompts, counts and the calibration it last decided with."""
         labels = self.all()
         names = {label.id: label.name for label in labels}
         tagged = self.catalog.tagged_photo_counts()   # photos, as browsing the tag lists them
-        reviewed = {(i, a): c for i, a, c in self.catalog.query(
-            "SELECT label_id, accepted, count(*) FROM tag_reviews GROUP BY label_id, accepted")}
-        fitted = {i: Calibration.from_json(p) for i, p in self.catalog.query(
-            "SELECT label_id, params FROM label_calibrations ORDER BY fitted_at")}
+        reviewed = self.catalog.review_counts()
+        fitted = {i: Calibration.from_json(p) for i, p in self.catalog.latest_calibrations().items()}
         out = []
         for label in labels:
             cal = fitted.get(label.id)
@@ -229,8 +223,7 @@ class Labels:
     def _reviews(self) -> dict[int, tuple[list[int], list[int]]]:
         """label id → (accepted content ids, rejected content ids)."""
         out: dict[int, tuple[list[int], list[int]]] = {}
-        for label_id, content_id, accepted in self.catalog.query(
-                "SELECT label_id, content_id, accepted FROM tag_reviews ORDER BY label_id, content_id"):
+        for label_id, content_id, accepted in self.catalog.tag_reviews():
             out.setdefault(label_id, ([], []))[0 if accepted else 1].append(content_id)
         return out
 
@@ -283,7 +276,6 @@ class Labels:
             return out
         photos = self.catalog.iter_photos(order="path")
         if folder is not None:
-            from clipphotos.catalog import folder_prefix
             prefix = folder_prefix(encode_path(Path(folder).expanduser().resolve()))
             photos = [p for p in photos if encode_path(p.path).startswith(prefix)]
         return [(p.path, p.content_id) for p in photos]
@@ -309,12 +301,7 @@ class Labels:
                     continue
                 self._store_calibration(db, cal)
                 verdicts = judge(cal, scores, j, columns, reviews.get(label.id, NO_REVIEWS))
-                if whole:
-                    db.execute("DELETE FROM tags WHERE label_id=?", (label.id,))
-                else:
-                    for chunk in _chunks(scores.ids[rows].tolist()):
-                        db.execute(f"DELETE FROM tags WHERE label_id=? AND content_id IN "
-                                   f"({','.join('?' * len(chunk))})", [label.id, *chunk])
+                self.catalog.clear_tags(db, label.id, None if whole else scores.ids[rows].tolist())
                 self._insert_tags(db, label.id, scores.ids[rows], verdicts.applies[rows], verdicts.confidence[rows],
                                   reviews.get(label.id, NO_REVIEWS), scores.ids)
             if len(chosen) == len(labels):
@@ -331,25 +318,20 @@ class Labels:
                 "accepted": cal.accepted, "rejected": cal.rejected}
 
     def _store_calibration(self, db, cal: Calibration) -> None:
-        db.execute("INSERT OR REPLACE INTO label_calibrations(label_id, model_id, params, fitted_at) "
-                   "VALUES (?, ?, ?, ?)", (cal.label_id, self.library.model_id, cal.to_json(), time.time()))
+        self.catalog.put_calibration(db, cal.label_id, self.library.model_id, cal.to_json())
 
-    @staticmethod
-    def _insert_tags(db, label_id: int, ids: np.ndarray, yes: np.ndarray, confidence: np.ndarray,
+    def _insert_tags(self, db, label_id: int, ids: np.ndarray, yes: np.ndarray, confidence: np.ndarray,
                      reviewed: Reviewed, all_ids: np.ndarray) -> None:
         """Tag rows for the photos the label applies to; an accepted photo is certain."""
         accepted = set(all_ids[reviewed.accepted].tolist())
-        db.executemany("INSERT OR REPLACE INTO tags(content_id, label_id, confidence) VALUES (?, ?, ?)",
-                       [(cid, label_id, 1.0 if cid in accepted else round(float(c), 4))
-                        for cid, y, c in zip(ids.tolist(), yes.tolist(), confidence.tolist()) if y])
+        self.catalog.put_tags(db, label_id, [(cid, 1.0 if cid in accepted else round(float(c), 4))
+                                             for cid, y, c in zip(ids.tolist(), yes.tolist(), confidence.tolist()) if y])
 
     def _mark_decided(self, db, ids: np.ndarray) -> None:
-        db.executemany("INSERT OR IGNORE INTO tagged_contents(content_id, model_id) VALUES (?, ?)",
-                       [(cid, self.library.model_id) for cid in ids.tolist()])
+        self.catalog.mark_decided(db, self.library.model_id, ids.tolist())
 
     def _stored_calibrations(self) -> dict[int, Calibration]:
-        return {i: Calibration.from_json(p) for i, p in self.catalog.query(
-            "SELECT label_id, params FROM label_calibrations WHERE model_id=?", (self.library.model_id,))}
+        return {i: Calibration.from_json(p) for i, p in self.catalog.label_calibrations(self.library.model_id).items()}
 
     def _is_stale(self, labels: list[Label], stored: dict[int, Calibration], size: int) -> bool:
         """Whether the stored calibrations no longer describe these labels or this library."""
@@ -374,8 +356,7 @@ class Labels:
             return 0
         model_id = self.library.model_id
         known = self.catalog.vector_ids(model_id)
-        decided = {r[0] for r in self.catalog.query(
-            "SELECT content_id FROM tagged_contents WHERE model_id=?", (model_id,))}
+        decided = self.catalog.decided_content_ids(model_id)
         new = np.array(sorted(known - decided), dtype=np.int64)
         if not len(new):
             return 0
@@ -445,10 +426,9 @@ class Labels:
         with self.catalog.transaction() as db:
             for cid in contents:
                 if accepted is None:
-                    db.execute("DELETE FROM tag_reviews WHERE label_id=? AND content_id=?", (label.id, cid))
+                    self.catalog.forget_review(db, cid, label.id)
                 else:
-                    db.execute("INSERT OR REPLACE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
-                               "VALUES (?, ?, ?, ?)", (cid, label.id, int(accepted), time.time()))
+                    self.catalog.put_review(db, cid, label.id, accepted)
         return self.run([label.name]) if refit else None
 
     def set_tag(self, name: str, path: str | os.PathLike[str], on: bool) -> None:
@@ -460,55 +440,43 @@ class Labels:
         label = self.get(name)
         [(_, cid)] = self._scope(paths=[path])
         with self.catalog.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
-                       "VALUES (?, ?, ?, ?)", (cid, label.id, int(on), time.time()))
+            self.catalog.put_review(db, cid, label.id, on)
             if on:
-                db.execute("INSERT OR REPLACE INTO tags(content_id, label_id, confidence) VALUES (?, ?, 1.0)",
-                           (cid, label.id))
+                self.catalog.put_tags(db, label.id, [(cid, 1.0)])
             else:
-                db.execute("DELETE FROM tags WHERE content_id=? AND label_id=?", (cid, label.id))
+                self.catalog.clear_tags(db, label.id, [cid])
 
     def is_applied(self, name: str) -> bool:
         """Whether the label has been decided on the library (run, or a tag given by hand)."""
         label = self.get(name)
-        return bool(self.catalog.query(
-            "SELECT 1 FROM label_calibrations WHERE label_id=? UNION SELECT 1 FROM tags WHERE label_id=? LIMIT 1",
-            (label.id, label.id)))
+        return self.catalog.label_is_decided(label.id)
 
     def apply(self, name: str) -> Applied:
         """Decide one label on the whole library, keeping what it replaces for `undo_apply`."""
         label = self.get(name)
-        before = [(cid, conf) for cid, conf in self.catalog.query(
-            "SELECT content_id, confidence FROM tags WHERE label_id=?", (label.id,))]
-        rows = self.catalog.query("SELECT params FROM label_calibrations WHERE label_id=? AND model_id=?",
-                                  (label.id, self.library.model_id))
+        before = [(cid, conf) for cid, conf in self.catalog.label_tags(label.id)]
+        calibration = self.catalog.label_calibration(label.id, self.library.model_id)
         self.run([label.name])
         photos = self.catalog.tagged_photo_counts().get(label.id, 0)
-        return Applied(label.name, photos, before, rows[0][0] if rows else None)
+        return Applied(label.name, photos, before, calibration)
 
     def undo_apply(self, applied: Applied) -> None:
         """Put the label's tags and calibration back as they were before `apply` (answers stay)."""
         label = self.get(applied.label)
         with self.catalog.transaction() as db:
-            db.execute("DELETE FROM tags WHERE label_id=?", (label.id,))
-            db.executemany("INSERT INTO tags(content_id, label_id, confidence) VALUES (?, ?, ?)",
-                           [(cid, label.id, conf) for cid, conf in applied.before_tags])
-            db.execute("DELETE FROM label_calibrations WHERE label_id=? AND model_id=?",
-                       (label.id, self.library.model_id))
+            self.catalog.clear_tags(db, label.id)
+            self.catalog.put_tags(db, label.id, applied.before_tags)
+            self.catalog.drop_calibration(db, label.id, self.library.model_id)
             if applied.before_calibration is not None:
-                db.execute("INSERT INTO label_calibrations(label_id, model_id, params, fitted_at) VALUES (?, ?, ?, ?)",
-                           (label.id, self.library.model_id, applied.before_calibration, time.time()))
+                self.catalog.put_calibration(db, label.id, self.library.model_id, applied.before_calibration)
 
     # -- reading tags --------------------------------------------------------------------
 
     def _tags_by_path(self, scope: list[tuple[str, int]]) -> dict[str, list[str]]:
         by_content: dict[int, list[str]] = {}
         ids = sorted({cid for _, cid in scope})
-        for chunk in _chunks(ids):
-            for cid, name in self.catalog.query(
-                    f"SELECT t.content_id, l.name FROM tags t JOIN labels l ON l.id=t.label_id "
-                    f"WHERE t.content_id IN ({','.join('?' * len(chunk))})", chunk):
-                by_content.setdefault(cid, []).append(name)
+        for cid, name in self.catalog.tag_names(ids):
+            by_content.setdefault(cid, []).append(name)
         return {path: sorted(by_content.get(cid, []), key=str.casefold) for path, cid in scope}
 
     def tags_of(self, paths: Iterable[str | os.PathLike[str]] | None = None, *,
@@ -519,16 +487,13 @@ class Labels:
     def photo_tags(self, path: str | os.PathLike[str]) -> list[PhotoTag]:
         """A photo's tags, by name, with the confidence each was decided with and whether you gave it."""
         [(_, cid)] = self._scope(paths=[path])
-        return [PhotoTag(name, conf, "accepted" if accepted else None) for name, conf, accepted in self.catalog.query(
-            "SELECT l.name, t.confidence, r.accepted FROM tags t JOIN labels l ON l.id=t.label_id "
-            "LEFT JOIN tag_reviews r ON r.label_id=t.label_id AND r.content_id=t.content_id "
-            "WHERE t.content_id=? ORDER BY l.name COLLATE NOCASE", (cid,))]
+        return [PhotoTag(name, conf, "accepted" if accepted else None)
+                for name, conf, accepted in self.catalog.content_tags(cid)]
 
     def photos(self, name: str) -> list[tuple[str, float]]:
         """(path, confidence) of the photos tagged with a label, most confident first."""
         label = self.get(name)
-        rows = self.catalog.query("SELECT content_id, confidence FROM tags WHERE label_id=?", (label.id,))
-        confidence = dict(rows)
+        confidence = dict(self.catalog.label_tags(label.id))
         photos = self.catalog.photos_by_content(confidence)
         found = [(p.path, confidence[cid]) for cid, ps in photos.items() for p in ps]
         return sorted(found, key=lambda x: (-x[1], x[0]))
