@@ -324,8 +324,9 @@ class Labels:
                      reviewed: Reviewed, all_ids: np.ndarray) -> None:
         """Tag rows for the photos the label applies to; an accepted photo is certain."""
         accepted = set(all_ids[reviewed.accepted].tolist())
+        rows = zip(ids.tolist(), yes.tolist(), confidence.tolist())
         self.catalog.put_tags(db, label_id, [(cid, 1.0 if cid in accepted else round(float(c), 4))
-                                             for cid, y, c in zip(ids.tolist(), yes.tolist(), confidence.tolist()) if y])
+                                             for cid, y, c in rows if y])
 
     def _mark_decided(self, db, ids: np.ndarray) -> None:
         self.catalog.mark_decided(db, self.library.model_id, ids.tolist())
