@@ -170,9 +170,54 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX held_content ON held_files(content_id);
     """,
+    # 6: words in photos (clipphotos.text_reader): the lines read in each content, with their
+    # boxes (JSON, 4 corners as fractions of the upright picture) and an accent- and case-folded
+    # copy that an FTS5 trigram index (substrings, case-insensitive) searches; the triggers keep
+    # the index in step, also when a content leaves (ON DELETE CASCADE). `text_read` says which
+    # contents the text pass is done with (lines = 0: no text), so it is incremental and a kill
+    # loses at most the photo in flight. Lines belong to a content: moves and copies keep them.
+    """
+    CREATE TABLE text_lines (
+        id INTEGER PRIMARY KEY,
+        content_id INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        score REAL NOT NULL,
+        box TEXT NOT NULL
+    );
+    CREATE INDEX text_lines_content ON text_lines(content_id, position);
+    CREATE VIRTUAL TABLE text_fts USING fts5(folded, content='text_lines', content_rowid='id',
+                                             tokenize='trigram');
+    CREATE TRIGGER text_lines_added AFTER INSERT ON text_lines BEGIN
+        INSERT INTO text_fts(rowid, folded) VALUES (new.id, new.folded);
+    END;
+    CREATE TRIGGER text_lines_dropped AFTER DELETE ON text_lines BEGIN
+        INSERT INTO text_fts(text_fts, rowid, folded) VALUES ('delete', old.id, old.folded);
+    END;
+    CREATE TABLE text_read (
+        content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
+        lines INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        read_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a script, one by one (a trigger's body keeps its own semicolons)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
 
 
 def encode_path(path: str | os.PathLike[str] | bytes) -> bytes:
@@ -276,9 +321,8 @@ class Catalog:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
+                    for statement in _statements(script):
+                        self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -823,6 +867,68 @@ class Catalog:
     def _close_cleanups(db: sqlite3.Connection, state: str) -> None:
         db.execute("UPDATE cleanups SET state=? WHERE state='held' AND NOT EXISTS "
                    "(SELECT 1 FROM held_files h WHERE h.cleanup_id=cleanups.id)", (state,))
+
+    # -- words in photos (clipphotos.text_reader) ----------------------------------------
+
+    def contents_without_text(self, limit: int, after: int = 0) -> list[tuple[int, str, str]]:
+        """(content id, hash, one of its paths) of up to `limit` contents the text pass has not read,
+        by id from `after` on (those with a vector only: the text pass comes after the model's)."""
+        return [(cid, h, decode_path(p)) for cid, h, p in self.query(
+            "SELECT c.id, c.hash, min(p.path) FROM contents c JOIN photos p ON p.content_id=c.id "
+            "WHERE c.id > ? AND NOT EXISTS (SELECT 1 FROM text_read t WHERE t.content_id=c.id) "
+            "AND EXISTS (SELECT 1 FROM vectors v WHERE v.content_id=c.id) "
+            "GROUP BY c.id ORDER BY c.id LIMIT ?", (after, limit))]
+
+    def text_counts(self) -> tuple[int, int, int]:
+        """(contents read, contents with text, contents still to read) for progress and status."""
+        read, with_text = self.query("SELECT count(*), coalesce(sum(lines > 0), 0) FROM text_read")[0]
+        left = self.query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM text_read t "
+                          "WHERE t.content_id=c.id) AND EXISTS (SELECT 1 FROM vectors v "
+                          "WHERE v.content_id=c.id)")[0][0]
+        return read, with_text, left
+
+    def put_text(self, content_id: int, lines: Iterable[tuple[str, str, float, str]], reader: str) -> None:
+        """Store what was read in a content, (text, folded text, confidence, box JSON) per line,
+        and mark it read; reading it again replaces its lines. A content gone meanwhile is ignored."""
+        lines = list(lines)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM contents WHERE id=?", (content_id,)).fetchone() is None:
+                return
+            db.execute("DELETE FROM text_lines WHERE content_id=?", (content_id,))
+            db.executemany("INSERT INTO text_lines(content_id, position, text, folded, score, box) "
+                           "VALUES (?,?,?,?,?,?)",
+                           [(content_id, n, *line) for n, line in enumerate(lines)])
+            db.execute("INSERT OR REPLACE INTO text_read(content_id, lines, reader, read_at) VALUES (?,?,?,?)",
+                       (content_id, len(lines), reader, time.time()))
+
+    def text_lines(self, content_ids: Iterable[int]) -> dict[int, list[tuple[str, str, float, str]]]:
+        """content id → its lines (text, folded text, confidence, box JSON), in reading order."""
+        ids = list(dict.fromkeys(content_ids))
+        out: dict[int, list[tuple[str, str, float, str]]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            for cid, *line in self.query(f"SELECT content_id, text, folded, score, box FROM text_lines "
+                                         f"WHERE content_id IN ({','.join('?' * len(chunk))}) "
+                                         f"ORDER BY content_id, position", chunk):
+                out.setdefault(cid, []).append(tuple(line))  # type: ignore[arg-type]
+        return out
+
+    def contents_with_text(self, folded_term: str) -> dict[int, list[str]]:
+        """content id → the lines (as read) whose folded text contains `folded_term` anywhere.
+
+        Terms of 3 characters or more go through the trigram index; shorter ones scan the lines.
+        """
+        if len(folded_term) >= 3:
+            rows = self.query("SELECT l.content_id, l.text FROM text_fts f JOIN text_lines l ON l.id=f.rowid "
+                              "WHERE text_fts MATCH ? ORDER BY l.content_id, l.position",
+                              ('"' + folded_term.replace('"', '""') + '"',))
+        else:
+            rows = self.query("SELECT content_id, text FROM text_lines WHERE instr(folded, ?) > 0 "
+                              "ORDER BY content_id, position", (folded_term,))
+        out: dict[int, list[str]] = {}
+        for cid, text in rows:
+            out.setdefault(cid, []).append(text)
+        return out
 
     # -- reporting -----------------------------------------------------------------------
 

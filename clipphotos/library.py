@@ -7,6 +7,8 @@ and then frees the old vectors.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +30,9 @@ from clipphotos.loader import UnreadableImage, load_image  # noqa: F401 - the GU
 from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
 from clipphotos.calibration import Decision, Label
 from clipphotos.tags import BACKGROUND_PROMPTS, Applied, ExportPlan, ExportReport, LabelInfo, Labels, PhotoTag, useful_order
+from clipphotos.text_pass import TextPass, TextReport
+from clipphotos.text_reader import TextLine, TextReaderUnavailable
+from clipphotos.text_search import TextMatch, match_text
 from clipphotos.models import (
     LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
 )
@@ -37,12 +42,16 @@ from clipphotos.vector_index import VectorIndex
 from clipphotos.watch_state import live_watcher, watch_status
 
 # The value types the CLI and the app use come from here too, so that they import this module only.
-__all__ = ["Library", "LibraryBusy", "SearchResult", "SearchAnswer", "TrashReport", "PhotoRecord", "IndexReport", "Progress",
-           "UnreadableImage", "load_image", "default_library_dir"]
+__all__ = ["Library", "LibraryBusy", "SearchResult", "SearchAnswer", "TrashReport", "PhotoRecord", "IndexReport",
+           "Progress", "UnreadableImage", "load_image", "default_library_dir", "TextLine", "TextReport"]
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
 NEGATIVE_WEIGHT = 0.6
+# The catalog setting that switches the text pass off ("off"); on by default.
+TEXT_SETTING = "text.read"
 
 
 def default_library_dir() -> Path:
@@ -73,11 +82,13 @@ class SearchResult:
     """Other files of the same shot (the RAW beside this JPEG), shown as this one photo."""
     match: bool = False
     """Whether the photo clearly matches the query (see clipphotos.search_cut), not merely ranks."""
+    text: tuple[str, ...] = ()
+    """The lines of the photo's text that hold the query's words (see clipphotos.text_search)."""
 
     def to_json(self) -> dict:
         return {"path": self.path, "score": round(self.score, 4), "match": self.match,
                 "taken_at": self.photo.taken_at, "width": self.photo.width, "height": self.photo.height,
-                "companions": list(self.companions)}
+                "companions": list(self.companions), "text": list(self.text)}
 
 
 @dataclass(frozen=True)
@@ -296,7 +307,8 @@ class Library:
                       on_progress: Callable[[Progress], None] = lambda p: None,
                       only: Iterable[bytes] | None = None,
                       indexer_hook: Callable[[Indexer], None] | None = None,
-                      settle_seconds: float | None = None, save: bool = True) -> IndexReport:
+                      settle_seconds: float | None = None, save: bool = True,
+                      read_text: bool | None = None) -> IndexReport:
         """Add the folders (if any) and bring the whole library up to date.
 
         `only` limits the run to some paths (the watcher's events), folders meaning everything
@@ -304,6 +316,8 @@ class Library:
         stop it. Files modified in the last `settle_seconds` may still be being copied: they are
         left for later (`report.deferred`). `save=False` leaves the index file for a later
         `save_index()` (the catalog has everything; a watcher saves now and then, not each run).
+        Then, unless `read_text` is False (None: the library's setting), the text pass reads the
+        words in the photos not read yet (`report.text`); stopping the indexer stops it too.
         """
         with self.writing():
             for folder in folders:
@@ -326,7 +340,72 @@ class Library:
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
                 self.labels.tag_new_contents()   # new photos get the user's labels right away
+            if not report.stopped and (self.text_enabled if read_text is None else read_text):
+                text = self._text_pass()
+                text.stop, text.pause = indexer.stop, indexer.pause
+                report.text = self._run_text_pass(text, on_progress)
             return report
+
+    # -- words in photos -----------------------------------------------------------------
+
+    @property
+    def text_enabled(self) -> bool:
+        """Whether indexing reads the words in photos (Settings; `--no-text` skips it for one run)."""
+        return self.catalog.get_setting(TEXT_SETTING) != "off"
+
+    def set_text_enabled(self, on: bool) -> None:
+        self.catalog.set_setting(TEXT_SETTING, None if on else "off")
+
+    def text_left(self) -> int:
+        """How many photos the text pass has still to read."""
+        return self.catalog.text_counts()[2]
+
+    def read_text(self, *, on_progress: Callable[[Progress], None] = lambda p: None,
+                  hook: Callable[[TextPass], None] | None = None,
+                  should_yield: Callable[[], bool] = lambda: False) -> TextReport | None:
+        """Run the text pass alone (the watcher's low-priority work): it returns early as soon as
+        `should_yield()` says other work waits. None if text cannot be read here."""
+        with self.writing():
+            text = self._text_pass()
+            text.should_yield = should_yield
+            if hook is not None:
+                hook(text)
+            return self._run_text_pass(text, on_progress)
+
+    def _text_pass(self) -> TextPass:
+        return TextPass(self.catalog, self.thumbnails)
+
+    @staticmethod
+    def _run_text_pass(text: TextPass, on_progress: Callable[[Progress], None]) -> TextReport | None:
+        try:
+            return text.run(on_progress)
+        except TextReaderUnavailable as exc:
+            log.warning("the words in photos are not read: %s", exc)
+            return None
+
+    def _text_status(self) -> dict:
+        read, with_text, left = self.catalog.text_counts()
+        return {"enabled": self.text_enabled, "read": read, "with_text": with_text, "left": left}
+
+    def photo_text(self, path: str | os.PathLike[str]) -> list[TextLine]:
+        """The lines read in a photo, with their boxes (empty if none, or not read yet)."""
+        photo = self.catalog.photo_by_path(path)
+        if photo is None:
+            return []
+        return [TextLine(text, score, tuple(map(tuple, json.loads(box))))
+                for text, _folded, score, box in self.catalog.text_lines([photo.content_id]).get(photo.content_id, [])]
+
+    def search_text(self, query: str, *, folder: str | os.PathLike[str] | None = None,
+                    since: str | date | None = None, until: str | date | None = None,
+                    tag: str | None = None, limit: int = 20) -> list[SearchResult]:
+        """Photos by their text alone: those holding most of the query's words first (no model needed).
+
+        The score is the share of the query's terms found in the photo's text."""
+        allowed = self._allowed(folder, since, until, tag)
+        matches = {cid: m for cid, m in match_text(self.catalog, query).items()
+                   if allowed is None or cid in allowed}
+        ranked = sorted(matches.items(), key=lambda item: (-item[1].weight, -len(item[1].lines), item[0]))
+        return self._results([(cid, m.share) for cid, m in ranked], folder, matches, set(matches))[:limit]
 
     def _busy_message(self) -> str:
         watcher = live_watcher(self.catalog)
@@ -508,19 +587,9 @@ class Library:
         for term in negative:
             query = query - NEGATIVE_WEIGHT * self.embedder.encode_query(term)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
-        allowed = None
-        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
-        if folder is not None or since is not None or until is not None:
-            allowed = self.catalog.filtered_content_ids(
-                str(Path(folder).expanduser().resolve()) if folder else None,
-                _date_bound(since), _date_bound(until, end=True))
-            if not allowed:
-                return SearchAnswer([], 0)
-        if tag is not None:
-            tagged = self.catalog.content_ids_with_tag(tag)
-            allowed = tagged if allowed is None else allowed & tagged
-            if not allowed:
-                return SearchAnswer([], 0)
+        allowed = self._allowed(folder, since, until, tag)
+        if allowed is not None and not allowed:
+            return SearchAnswer([], 0)
         by_text = image is None
         tail = self.index.search(query, TAIL, None)
         positive = self._query_vector(text, image)[0] if negative else query
@@ -539,17 +608,46 @@ class Library:
             if not hits or not flags[-1] or k >= more:
                 break
             k *= 4
-        photos = self.catalog.photos_by_content(cid for cid, _ in hits)
-        results: list[SearchResult] = []
-        for (cid, score), match in zip(hits, flags):
-            for photo in photos.get(cid, []):
-                if folder_raw is not None and not encode_path(photo.path).startswith(folder_raw):
-                    continue
-                results.append(SearchResult(photo.path, score, photo, match=bool(match)))
-        shots = self._one_per_shot(results)
+        matching = {cid for (cid, _), match in zip(hits, flags) if match}
+        texts = {cid: m for cid, m in match_text(self.catalog, text).items()
+                 if cid not in exclude and (allowed is None or cid in allowed)} if text else {}
+        if texts:
+            # A photo holding most of the query's words matches by them, whatever it looks like.
+            hits = self._fuse(query, hits, texts)
+            matching |= {cid for cid, m in texts.items() if m.strong}
+        shots = self._results(hits, folder, texts, matching)
         matched = [r for r in shots if r.match]
         rest = [] if matches_only else [r for r in shots if not r.match]
         return SearchAnswer((matched + rest)[:limit], len(matched), cut.reason)
+
+    def _fuse(self, query: np.ndarray, hits: list[tuple[int, float]],
+              matches: dict[int, TextMatch]) -> list[tuple[int, float]]:
+        """CLIP's ranking with the text's: a photo's score gains the share of the query's words its
+        text holds (whole words count half as much again), and photos holding most of them come
+        before those that only look right."""
+        scores = dict(hits)
+        unseen = [cid for cid in matches if cid not in scores]
+        if unseen:
+            present = self.index.ids()
+            unseen = [cid for cid in unseen if cid in present]
+            if unseen:
+                scores.update(zip(unseen, (self.index.vectors(unseen) @ query).tolist()))
+        fused = {cid: score + (matches[cid].weight if cid in matches else 0.0) for cid, score in scores.items()}
+        return sorted(fused.items(), key=lambda item: (not (item[0] in matches and matches[item[0]].strong),
+                                                       -item[1]))
+
+    def _allowed(self, folder: str | os.PathLike[str] | None, since: str | date | None,
+                 until: str | date | None, tag: str | None) -> set[int] | None:
+        """The content ids the folder, date and tag filters leave (None: no filter)."""
+        allowed = None
+        if folder is not None or since is not None or until is not None:
+            allowed = self.catalog.filtered_content_ids(
+                str(Path(folder).expanduser().resolve()) if folder else None,
+                _date_bound(since), _date_bound(until, end=True))
+        if tag is not None:
+            tagged = self.catalog.content_ids_with_tag(tag)
+            allowed = tagged if allowed is None else allowed & tagged
+        return allowed
 
     def _cut(self, vector: np.ndarray, text: str | None, exclude: set[int], by_text: bool,
              tail: list[tuple[int, float]] | None = None) -> Cut:
@@ -637,6 +735,21 @@ class Library:
             self._sample = LibrarySample.draw(ids, index.vectors, size, stats)
         return self._sample
 
+    def _results(self, hits: list[tuple[int, float]], folder: str | os.PathLike[str] | None,
+                 texts: dict[int, TextMatch], matching: set[int] = frozenset()) -> list[SearchResult]:
+        """Ranked (content id, score) as results: one per file within the folder, one per shot,
+        each saying whether it matches and which lines of its text hold the query's words."""
+        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
+        photos = self.catalog.photos_by_content(cid for cid, _ in hits)
+        results: list[SearchResult] = []
+        for cid, score in hits:
+            lines = texts[cid].lines if cid in texts else ()
+            for photo in photos.get(cid, []):
+                if folder_raw is not None and not encode_path(photo.path).startswith(folder_raw):
+                    continue
+                results.append(SearchResult(photo.path, score, photo, match=cid in matching, text=lines))
+        return self._one_per_shot(results)
+
     def _one_per_shot(self, results: list[SearchResult]) -> list[SearchResult]:
         """A RAW and its JPEG are one photo: one result, the primary file listing the others.
 
@@ -652,7 +765,7 @@ class Library:
             elif files[0].id not in shown:
                 shown.add(files[0].id)
                 out.append(SearchResult(files[0].path, result.score, files[0], tuple(f.path for f in files[1:]),
-                                        result.match))
+                                        result.match, result.text))
         return out
 
     def _query_vector(self, text: str | None, image: str | os.PathLike[str] | None) -> tuple[np.ndarray, set[int]]:
@@ -692,6 +805,7 @@ class Library:
             "model_key": self.settings.model_key,
             "precision": precision, "precision_reason": precision_reason,
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+            "text": self._text_status(),
             **watch_status(self.catalog),
         }
 

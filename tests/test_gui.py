@@ -162,7 +162,8 @@ def test_added_folder_is_indexed_in_the_background_and_searchable(qtbot, open_wi
         qtbot.waitUntil(lambda: "indexing" in seen and window.progress.isVisible(), timeout=30_000)
     qtbot.waitUntil(lambda: window.model.rowCount() == len(truth))
     assert window.sidebar.all_item.text(1) == str(len(truth))
-    assert window.status_text.text().startswith(f"{len(truth)} photos")
+    # After indexing, the words in the photos are read ("Reading text: …"); then the quiet line.
+    qtbot.waitUntil(lambda: window.status_text.text().startswith(f"{len(truth)} photos"), timeout=60_000)
     red = {str((folder / t["path"]).resolve()) for t in truth if t["colour"] == "red"}
     results = search(qtbot, window, "a red star")
     assert len(results) == len(truth) and results[0] in red
@@ -373,3 +374,21 @@ def test_search_shows_its_matches_then_a_less_likely_divider(qtbot, open_window,
     qtbot.waitUntil(lambda: window.header_count.text().startswith("No clear match"))
     assert window.library.find("a pink house").matches == 0
     assert window.model.divider_row() is None and window.model.rowCount() > 0   # the closest ones still show
+
+
+def test_settings_carry_the_precision_and_fit_a_short_screen(qtbot):
+    """Settings → Precision (advanced) edits the precision; the dialog never outgrows the screen."""
+    from clipphotos.gui.library_jobs import AppSettings
+    from clipphotos.gui.settings_dialog import SettingsDialog
+    from clipphotos.gui.workers import Runner
+    runner = Runner(1)
+    dialog = SettingsDialog(runner, AppSettings(precision="bf16"))
+    qtbot.addWidget(dialog)
+    assert dialog.precision.currentText().startswith("bf16")
+    assert dialog.settings().precision == "bf16"
+    dialog.precision.setCurrentIndex(1)
+    assert dialog.settings().precision == "fp32"
+    dialog.show()
+    assert dialog.height() <= dialog.screen().availableGeometry().height() - 60
+    assert dialog.save.isVisible()
+    runner.shutdown()

@@ -30,6 +30,7 @@ class AppSettings:
     thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE
     excluded: tuple[str, ...] = ()
     precision: str = "auto"
+    read_text: bool = True       # the words in photos are read (Library.text_enabled)
 
 
 @dataclass
@@ -62,7 +63,8 @@ def open_library(root: str | None, model: ModelRequest | None, device: str | Non
     precision = precision or stored.app_precision
     lib.requested_precision = precision if precision != "auto" else None   # auto: $CLIPPHOTOS_PRECISION, else auto
     current = wanted or ModelRequest.from_json(stored.model_json)
-    settings = AppSettings(current, device, stored.thumbnail_size, stored.excluded_folders, precision)
+    settings = AppSettings(current, device, stored.thumbnail_size, stored.excluded_folders, precision,
+                           lib.text_enabled)
     return Opened(lib, settings, browse(lib, Query()))
 
 
@@ -107,3 +109,4 @@ def store_settings(lib: Library, settings: AppSettings) -> None:
     stored.app_precision = settings.precision
     stored.thumbnail_size = settings.thumbnail_size
     lib.set_excluded_folders(settings.excluded)
+    lib.set_text_enabled(settings.read_text)

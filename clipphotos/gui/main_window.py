@@ -502,6 +502,10 @@ class MainWindow(QMainWindow):
         elif p.phase == "finishing":
             self.progress.setRange(0, 0)
             self.status_text.setText("Finishing…")
+        elif p.phase == "reading text" and p.total:
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            self.status_text.setText(f"Reading text: {p.done:,} of {p.total:,}")
 
     def _engine_report(self, report: IndexReport) -> None:
         if self._closing:
@@ -510,10 +514,13 @@ class MainWindow(QMainWindow):
         changed = bool(report.indexed or report.moved or report.removed)
         if report.skipped:
             self.status_text.setToolTip("\n".join(f"{p}: {r}" for p, r in report.skipped[:30]))
+        found_text = report.text is not None and report.text.with_text > 0   # search may find more now
         if changed or self._first_report:
             self.refresh(quiet=not self._first_report)
             if self.query.is_search:
                 self._run_search(keep_position=True)
+        elif found_text and self.query.is_search:
+            self._run_search(keep_position=True)
         self._first_report = False
         self.reports += 1
         self._show_engine_state()
@@ -752,6 +759,7 @@ class MainWindow(QMainWindow):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         photo = self.model.photo(current.row()) if current.isValid() else None
         self.preview.show_photo(photo, self.provider.cached(photo.hash) if photo else None)
+        self.preview.text.show_for(self.library, photo, self.query.text if self.query.is_search else "")
 
     def _focus_grid(self) -> None:
         if self.model.rowCount():
@@ -874,6 +882,8 @@ class MainWindow(QMainWindow):
                            on_done=lambda _r: self._settings_stored(model_changed, new.excluded != old.excluded))
 
     def _settings_stored(self, model_changed: bool, excluded_changed: bool) -> None:
+        if self.engine is not None:
+            self.engine.set_read_text(self.settings.read_text)
         if model_changed:
             self.stop_watching(then=self._reload_model)
         elif excluded_changed and self.engine is not None:

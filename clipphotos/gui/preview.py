@@ -9,11 +9,12 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from clipphotos.gui.photo_grid import fit_rect
+from clipphotos.gui.photo_text import PhotoTextSection, Polygon
 from clipphotos.gui.tag_chips import TagChips
 from clipphotos.gui.widgets import vbox
 from clipphotos.gui.workers import Runner, load_preview
@@ -53,10 +54,15 @@ class ImageView(QWidget):
         self._message = ""
         self._background = QColor(background)
         self._radius = radius
+        self.marks: list[Polygon] = []      # places on the photo to highlight (fractions of it)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_pixmap(self, pixmap: QPixmap | None, message: str = "") -> None:
         self._pixmap, self._message = pixmap, message
+        self.update()
+
+    def set_marks(self, marks: list[Polygon]) -> None:
+        self.marks = marks
         self.update()
 
     def has_pixmap(self) -> bool:
@@ -74,8 +80,14 @@ class ImageView(QWidget):
         painter.drawRoundedRect(self.rect(), self._radius, self._radius)
         if self._pixmap is not None and not self._pixmap.isNull():
             size = self._pixmap.deviceIndependentSize()
-            painter.drawPixmap(fit_rect(self.rect().adjusted(8, 8, -8, -8), round(size.width()),
-                                        round(size.height())), self._pixmap)
+            shown = fit_rect(self.rect().adjusted(8, 8, -8, -8), round(size.width()), round(size.height()))
+            painter.drawPixmap(shown, self._pixmap)
+            if self.marks:
+                painter.setPen(QPen(QColor(255, 196, 0), 2))
+                painter.setBrush(QColor(255, 214, 10, 70))
+                for mark in self.marks:
+                    painter.drawPolygon(QPolygonF([QPointF(shown.x() + x * shown.width(), shown.y() + y * shown.height())
+                                                   for x, y in mark]))
         elif self._message:
             painter.setPen(QColor("#8a8f98") if self._background.lightness() > 128 else QColor("#b8bcc4"))
             painter.drawText(self.rect().adjusted(16, 16, -16, -16),
@@ -162,6 +174,9 @@ class PreviewPane(QFrame):
         grid.addWidget(self.tag_chips, 3, 1)
         grid.setColumnStretch(1, 1)
         layout.addWidget(self.details)
+        self.text = PhotoTextSection(runner)
+        self.text.on_marks = self.image.set_marks
+        layout.addWidget(self.text)
 
         actions = QHBoxLayout()
         actions.setSpacing(8)
@@ -191,6 +206,7 @@ class PreviewPane(QFrame):
         self.tag_chips.set_photo(photo.path if photo is not None else None)
         if photo is None:
             self.title.setText("No photo selected")
+            self.text.show_for(None, None)
             return
         self.title.setText(os.path.basename(photo.path))
         self.when.setText(format_date(photo.taken_at))

@@ -1,4 +1,4 @@
-"""Settings: model, device, precision, thumbnail size, excluded folders.
+"""Settings: model, device, precision, thumbnail size, reading the words in photos, excluded folders.
 
 The dialog only edits an `AppSettings` value; the main window stores it in the catalog's
 settings table (through `Library`) and reloads what changed.
@@ -8,8 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QListWidget, QPushButton,
-                               QWidget)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QFrame, QHBoxLayout,
+                               QListWidget, QPushButton, QScrollArea, QWidget)
 
 from clipphotos.gui.library_jobs import AppSettings
 from clipphotos.model_choices import ModelRequest
@@ -30,10 +31,19 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("settings")
         self.setWindowTitle("Settings")
-        self.resize(600, 640)
         self.current = current
         self.result_settings: AppSettings | None = None
-        outer = vbox(self, (28, 24, 28, 20), 14)
+        # Everything but Cancel/Save scrolls: on a short screen the dialog stays within it.
+        page = QWidget()
+        page.setObjectName("settingsPage")
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(page)
+        dialog = vbox(self, (0, 0, 0, 20), 8)
+        dialog.addWidget(scroll, 1)
+        outer = vbox(page, (28, 24, 28, 8), 14)
         outer.addWidget(label("Settings", "dialogTitle"))
 
         outer.addWidget(label("Model", "sectionTitle"))
@@ -65,6 +75,9 @@ class SettingsDialog(QDialog):
                                         key=lambda i: abs(THUMBNAIL_SIZES[i][1] - current.thumbnail_size)))
         form.addRow("Thumbnails", self.thumbs)
         outer.addLayout(form)
+        self.read_text = QCheckBox("Read the words in photos, so search finds receipts, signs and notes")
+        self.read_text.setChecked(current.read_text)
+        outer.addWidget(self.read_text)
 
         outer.addWidget(label("Excluded folders", "sectionTitle"))
         outer.addWidget(label("Photos inside these folders are left out of the library (e.g. app caches, "
@@ -85,6 +98,7 @@ class SettingsDialog(QDialog):
         outer.addLayout(row)
 
         buttons = QHBoxLayout()
+        buttons.setContentsMargins(28, 0, 28, 0)
         buttons.addStretch(1)
         cancel = QPushButton("Cancel")
         cancel.clicked.connect(self.reject)
@@ -94,8 +108,11 @@ class SettingsDialog(QDialog):
         self.save.clicked.connect(self._save)
         buttons.addWidget(cancel)
         buttons.addWidget(self.save)
-        outer.addLayout(buttons)
+        dialog.addLayout(buttons)
         self.picker.busyChanged.connect(lambda busy: self.save.setEnabled(not busy))
+        screen = (parent.screen() if parent is not None else self.screen()).availableGeometry()
+        wanted = page.sizeHint().height() + self.save.sizeHint().height() + 28
+        self.resize(600, min(wanted, screen.height() - 60))
 
     def add_excluded(self, path: str) -> None:
         if path and path not in self.settings().excluded:
@@ -108,7 +125,7 @@ class SettingsDialog(QDialog):
         return AppSettings(self.picker.request(), DEVICES[self.device.currentIndex()][1],
                            THUMBNAIL_SIZES[self.thumbs.currentIndex()][1],
                            tuple(self.excluded.item(i).text() for i in range(self.excluded.count())),
-                           PRECISIONS[self.precision.currentIndex()][1])
+                           PRECISIONS[self.precision.currentIndex()][1], self.read_text.isChecked())
 
     def _save(self) -> None:
         self.picker.prepare(self._ready)
