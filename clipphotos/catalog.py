@@ -761,6 +761,125 @@ class Catalog:
         return dict(self.query("SELECT t.label_id, count(*) FROM tags t JOIN photos p ON p.content_id=t.content_id "
                                "GROUP BY t.label_id"))
 
+    # -- labels and tags (clipphotos.tags) ----------------------------------------------
+
+    def labels(self) -> list[tuple[int, str]]:
+        """(id, name) of every label, by name in any case."""
+        return self.query("SELECT id, name FROM labels ORDER BY name COLLATE NOCASE")
+
+    def label_prompts(self) -> dict[int, list[str]]:
+        """label id → its prompts, in the order given."""
+        prompts: dict[int, list[str]] = {}
+        for label_id, prompt in self.query("SELECT label_id, prompt FROM label_prompts ORDER BY label_id, position"):
+            prompts.setdefault(label_id, []).append(prompt)
+        return prompts
+
+    def put_label(self, name: str, prompts: list[str]) -> int:
+        """Create a label if new; given prompts replace its own (none given: keep them). Returns its id."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO labels(name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+                       (name, time.time()))
+            label_id = db.execute("SELECT id FROM labels WHERE name=?", (name,)).fetchone()[0]
+            if prompts:
+                db.execute("DELETE FROM label_prompts WHERE label_id=?", (label_id,))
+                db.executemany("INSERT INTO label_prompts(label_id, position, prompt) VALUES (?, ?, ?)",
+                               [(label_id, i, p) for i, p in enumerate(prompts)])
+            return label_id
+
+    def remove_label(self, name: str) -> bool:
+        """Forget a label by its exact name, with its prompts, tags, reviews and calibrations (cascade)."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM labels WHERE name=?", (name,)).rowcount > 0
+
+    def review_counts(self) -> dict[tuple[int, int], int]:
+        """(label id, accepted 1/0) → how many photos the user answered so."""
+        return {(i, a): c for i, a, c in self.query(
+            "SELECT label_id, accepted, count(*) FROM tag_reviews GROUP BY label_id, accepted")}
+
+    def tag_reviews(self) -> list[tuple[int, int, int]]:
+        """Every answer: (label id, content id, accepted 1/0)."""
+        return self.query("SELECT label_id, content_id, accepted FROM tag_reviews ORDER BY label_id, content_id")
+
+    @staticmethod
+    def put_review(db: sqlite3.Connection, content_id: int, label_id: int, accepted: bool) -> None:
+        db.execute("INSERT OR REPLACE INTO tag_reviews(content_id, label_id, accepted, reviewed_at) "
+                   "VALUES (?, ?, ?, ?)", (content_id, label_id, int(accepted), time.time()))
+
+    @staticmethod
+    def forget_review(db: sqlite3.Connection, content_id: int, label_id: int) -> None:
+        db.execute("DELETE FROM tag_reviews WHERE label_id=? AND content_id=?", (label_id, content_id))
+
+    def latest_calibrations(self) -> dict[int, str]:
+        """label id → the parameters it was last fitted with, whatever the model."""
+        return dict(self.query("SELECT label_id, params FROM label_calibrations ORDER BY fitted_at"))
+
+    def label_calibrations(self, model_id: int) -> dict[int, str]:
+        """label id → its stored calibration parameters for the model."""
+        return dict(self.query("SELECT label_id, params FROM label_calibrations WHERE model_id=?", (model_id,)))
+
+    def label_calibration(self, label_id: int, model_id: int) -> str | None:
+        rows = self.query("SELECT params FROM label_calibrations WHERE label_id=? AND model_id=?", (label_id, model_id))
+        return rows[0][0] if rows else None
+
+    @staticmethod
+    def put_calibration(db: sqlite3.Connection, label_id: int, model_id: int, params: str) -> None:
+        db.execute("INSERT OR REPLACE INTO label_calibrations(label_id, model_id, params, fitted_at) "
+                   "VALUES (?, ?, ?, ?)", (label_id, model_id, params, time.time()))
+
+    @staticmethod
+    def drop_calibration(db: sqlite3.Connection, label_id: int, model_id: int) -> None:
+        db.execute("DELETE FROM label_calibrations WHERE label_id=? AND model_id=?", (label_id, model_id))
+
+    def label_is_decided(self, label_id: int) -> bool:
+        """Whether the label has a calibration or a tag."""
+        return bool(self.query("SELECT 1 FROM label_calibrations WHERE label_id=? UNION "
+                               "SELECT 1 FROM tags WHERE label_id=? LIMIT 1", (label_id, label_id)))
+
+    def label_tags(self, label_id: int) -> list[tuple[int, float]]:
+        """(content id, confidence) of the contents the label applies to."""
+        return self.query("SELECT content_id, confidence FROM tags WHERE label_id=?", (label_id,))
+
+    @staticmethod
+    def put_tags(db: sqlite3.Connection, label_id: int, tags: Iterable[tuple[int, float]]) -> None:
+        """The label applies to these (content id, confidence)."""
+        db.executemany("INSERT OR REPLACE INTO tags(content_id, label_id, confidence) VALUES (?, ?, ?)",
+                       [(cid, label_id, conf) for cid, conf in tags])
+
+    @staticmethod
+    def clear_tags(db: sqlite3.Connection, label_id: int, content_ids: list[int] | None = None) -> None:
+        """Take the label off these contents (None: off every content)."""
+        if content_ids is None:
+            db.execute("DELETE FROM tags WHERE label_id=?", (label_id,))
+            return
+        for start in range(0, len(content_ids), 900):
+            chunk = content_ids[start:start + 900]
+            db.execute(f"DELETE FROM tags WHERE label_id=? AND content_id IN ({','.join('?' * len(chunk))})",
+                       [label_id, *chunk])
+
+    def decided_content_ids(self, model_id: int) -> set[int]:
+        """Contents every label has been decided for with the model."""
+        return {r[0] for r in self.query("SELECT content_id FROM tagged_contents WHERE model_id=?", (model_id,))}
+
+    @staticmethod
+    def mark_decided(db: sqlite3.Connection, model_id: int, content_ids: Iterable[int]) -> None:
+        db.executemany("INSERT OR IGNORE INTO tagged_contents(content_id, model_id) VALUES (?, ?)",
+                       [(cid, model_id) for cid in content_ids])
+
+    def tag_names(self, content_ids: list[int]) -> list[tuple[int, str]]:
+        """(content id, label name) of every tag of these contents."""
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(content_ids), 900):
+            chunk = content_ids[start:start + 900]
+            found += self.query(f"SELECT t.content_id, l.name FROM tags t JOIN labels l ON l.id=t.label_id "
+                                f"WHERE t.content_id IN ({','.join('?' * len(chunk))})", chunk)
+        return found
+
+    def content_tags(self, content_id: int) -> list[tuple[str, float, int | None]]:
+        """(label name, confidence, accepted 1/0 or None) of a content's tags, by name."""
+        return self.query("SELECT l.name, t.confidence, r.accepted FROM tags t JOIN labels l ON l.id=t.label_id "
+                          "LEFT JOIN tag_reviews r ON r.label_id=t.label_id AND r.content_id=t.content_id "
+                          "WHERE t.content_id=? ORDER BY l.name COLLATE NOCASE", (content_id,))
+
     # -- writes of the indexer -----------------------------------------------------------
 
     def upsert_content(self, db: sqlite3.Connection, info: ContentInfo) -> int:

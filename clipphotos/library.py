@@ -31,9 +31,8 @@ from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import UnreadableImage, load_image  # noqa: F401 - the GUI and CLI take them from here
 from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
-from clipphotos.tags import (
-    BACKGROUND_PROMPTS, Applied, Decision, ExportPlan, ExportReport, Label, LabelInfo, Labels, PhotoTag, useful_order,
-)
+from clipphotos.calibration import Decision, Label
+from clipphotos.tags import BACKGROUND_PROMPTS, Applied, ExportPlan, ExportReport, LabelInfo, Labels, PhotoTag, useful_order
 from clipphotos.text_pass import TextPass, TextReport
 from clipphotos.text_reader import TextLine, TextReaderUnavailable
 from clipphotos.text_search import TextMatch, match_text

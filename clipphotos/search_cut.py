@@ -12,10 +12,10 @@ query only with things measured by the same model on the same photos:
    anything (CLIP's hubs), and a raw ranking lets them in everywhere.
 2. **Against the library's own distribution of that margin.** Photos a query describes form a
    population of their own at the top of its margins: a group that stands clear of the rest
-   (Ashman's D ≥ 2, as in tag calibration). `tags.split_mixture` finds it in microseconds on the
-   query's top results plus a fixed random sample of the library (each sampled photo standing
-   for its share of the rest); `tags.calibrate_margin` decides where that group begins. No
-   such group: nothing clearly matches.
+   (Ashman's D ≥ 2, as in tag calibration). `calibration.split_mixture` finds it in
+   microseconds on the query's top results plus a fixed random sample of the library (each
+   sampled photo standing for its share of the rest); `calibration.calibrate_margin` decides
+   where that group begins. No such group: nothing clearly matches.
 3. **Against what else the top group could be.** A query about something absent still has a
    top: "a red square" in a library without one tops out on red things and squares, and they
    form a clear group too. So the group is checked against a bank of everyday concepts (colours,
@@ -48,8 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipphotos.tags import (ECHO_COVER, NO_REVIEWS, RECALIBRATE_GROWTH, calibrate_margin,
-                             split_mixture)
+from clipphotos.calibration import (ECHO_COVER, NO_REVIEWS, RECALIBRATE_GROWTH, calibrate_margin,
+                                    split_mixture)
 
 #: Everyday things a photo may show: what a query's top group is checked against (step 3).
 CONCEPTS: tuple[str, ...] = (

@@ -9,7 +9,7 @@ import pytest
 from clipphotos.library import Library
 from clipphotos.search_cut import content_words
 from clipphotos.shapes import write_library
-from clipphotos.tags import split_mixture
+from clipphotos.calibration import split_mixture
 from conftest import MODEL_ARGS, shapes_spec
 
 ABSENT = {("red", "square"), ("blue", "star"), ("white", "circle"), ("green", "triangle")}

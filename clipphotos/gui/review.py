@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QWidget
 from clipphotos.gui.widgets import label, vbox
 
 if TYPE_CHECKING:
-    from clipphotos.tags import Decision
+    from clipphotos.calibration import Decision
 
 YES = QColor("#1e9e5a")
 NO = QColor("#d64545")

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from clipphotos.library import PhotoRecord
     from clipphotos.gui.main_window import MainWindow
     from clipphotos.library import Library
-    from clipphotos.tags import Applied, Decision, ExportPlan, ExportReport, LabelInfo, PhotoTag
+    from clipphotos.calibration import Decision
+    from clipphotos.tags import Applied, ExportPlan, ExportReport, LabelInfo, PhotoTag
 
 REFIT_MS = 1200          # quiet time after the last answer before an applied label is decided again
 SUGGESTIONS = 60         # suggestions reviewed per round
