@@ -26,8 +26,13 @@ sys.path.insert(0, str(REPO))
 
 from clipphotos.embedder import Embedder  # noqa: E402
 from clipphotos.models import SHAPES_CONFIG, SHAPES_WEIGHTS, ModelSpec, load_model  # noqa: E402
-from clipphotos.preprocess import to_tensor  # noqa: E402
+from clipphotos.preprocess import to_array  # noqa: E402
 from clipphotos.shapes import CLASSES, draw_shape  # noqa: E402
+
+
+def to_tensor(*args) -> torch.Tensor:
+    """The app's preprocessing (clipphotos.preprocess.to_array) as a torch tensor."""
+    return torch.from_numpy(to_array(*args))
 
 
 def centre_crop_tensor(img: Image.Image, size: int, mean, std) -> torch.Tensor:

@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from clipphotos.catalog import Catalog, ContentInfo, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
@@ -78,7 +77,7 @@ class _Item:
     hash: str | None = None
     reuse: int | None = None                 # content id whose vector this file can reuse
     info: ContentInfo | None = None
-    tensor: torch.Tensor | None = None
+    tensor: np.ndarray | None = None         # the model's input, prepared by a decoding thread
     error: str | None = None
 
 
@@ -229,7 +228,7 @@ class Indexer:
 
         def commit() -> None:
             nonlocal batch, settled, waiting
-            vectors = self.embedder.encode_batch(torch.stack([i.tensor for i in batch])) if batch else None
+            vectors = self.embedder.encode_batch(np.stack([i.tensor for i in batch])) if batch else None
             new_ids, new_vecs = [], []
             with self.catalog.transaction() as db:
                 for n, item in enumerate(batch):

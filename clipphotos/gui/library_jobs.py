@@ -104,7 +104,7 @@ def load_model(lib: Library) -> tuple[str, str]:
     _ = lib.index
     lib.embedder.warm_up()
     loaded = lib.embedder.loaded
-    return f"{short_name(loaded.spec.name)} · {loaded.device.type.upper()}", "; ".join(
+    return f"{short_name(loaded.spec.name)} · {loaded.device_type.upper()}", "; ".join(
         [loaded.spec.describe(), *loaded.notes])
 
 
