@@ -45,11 +45,14 @@ def check_device() -> Finding:
 def check_precision(lib: Library) -> Finding:
     from clipphotos.models import ModelUnavailable
     try:
-        name, reason = lib.precision()
+        backend, name, reason, measured = lib.inference()
     except ModelUnavailable as exc:
-        return Finding("precision", False, str(exc), "Use --precision auto, fp32, bf16 or fp16.")
-    slow = name != "fp32" and reason.startswith("asked for") and not _fast_half_precision(name)
-    return Finding("precision", True, f"{name}: {reason}",
+        return Finding("precision", False, str(exc), "Use --precision auto, fp32, bf16, fp16 or int8.")
+    slow = name in ("bf16", "fp16") and reason.startswith("asked for") and not _fast_half_precision(name)
+    detail = f"{name}: {reason}"
+    if measured.get("images_per_second"):
+        detail += f"; {backend}, {measured['images_per_second']:.1f} images/s measured here"
+    return Finding("precision", True, detail,
                    f"{name} has no native support on this device and runs slower than fp32; "
                    f"--precision auto picks the fastest that keeps the vectors right." if slow else "")
 

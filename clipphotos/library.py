@@ -79,7 +79,7 @@ class Library:
         self.requested_model = model
         self.requested_device = device
         self.requested_precision = precision
-        """auto, fp32, bf16 or fp16; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
+        """auto, fp32, bf16, fp16 or int8; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
         self.workers = workers
         self._loaded: Model | None = None
         self._embedder: Embedder | None = None
