@@ -55,8 +55,8 @@ def open_model(spec: ModelSpec, library_root: Path) -> Model:
     """The model ready to run: through ONNX Runtime or torch, as measured here (see module doc)."""
     root = cache_root(library_root)
     verdicts = VerdictStore(root / "verdicts.json")
-    if not runs_on_cpu(spec):
-        return load_model(spec, verdicts)
+    if not runs_on_cpu(spec) or not (spec.weights or spec.pretrained):
+        return load_model(spec, verdicts)   # a GPU; or random weights, new each run: nothing to keep
     folder = export_folder(root, spec)
     manifest = read_manifest(folder)
     loaded: LoadedModel | None = None
@@ -94,7 +94,7 @@ def _on_torch(loaded: LoadedModel, spec: ModelSpec, verdicts: VerdictStore) -> L
 def planned(spec: ModelSpec, library_root: Path) -> tuple[str, str, str, dict] | None:
     """(backend, precision, reason, measured) a CPU load would choose, from the kept verdict
     alone; None where nothing was measured yet or the model runs on a GPU."""
-    if not runs_on_cpu(spec):
+    if not runs_on_cpu(spec) or not (spec.weights or spec.pretrained):
         return None
     manifest = read_manifest(export_folder(cache_root(library_root), spec))
     if manifest is None:

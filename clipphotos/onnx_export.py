@@ -91,6 +91,9 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
     `loaded` must be in fp32 on the CPU (the reference every export is checked against).
     """
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST).unlink(missing_ok=True)
+    for old in folder.glob("*.onnx"):   # an earlier export's towers and their optimised graphs
+        old.unlink()
     model = loaded.model
     trim = can_trim(model)
     pictures = probe_pictures(loaded)
@@ -156,15 +159,22 @@ def _export_one(module: torch.nn.Module, example: torch.Tensor, path: Path, name
 
 
 def _quantise(source: Path, target: Path) -> None:
-    """int8 weights for the matrix products (activations quantised on the fly), fp32 elsewhere."""
+    """int8 weights for the matrix products (activations quantised on the fly), fp32 elsewhere.
+
+    Without VNNI (AVX2, plain AVX-512) ONNX Runtime's u8×s8 products saturate their 16-bit sums,
+    so weights are unsigned there (u8×u8). Measured on ViT-B-32 image tower here (AVX2, cosine
+    to fp32 on the probe): s8 0.989, s8 in 7 bits 0.99974, u8 0.99988 and the fastest of the three.
+    """
+    identity = cpu_identity()
+    vnni = "vnni" in identity or "amx_int8" in identity
     from onnxruntime.quantization import QuantType, quantize_dynamic
     tmp = target.with_suffix(".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)   # it advises pre-processing on the root logger, every time
         try:
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                             per_channel=True)
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8 if vnni else QuantType.QUInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"], per_channel=True)
         finally:
             logging.disable(logging.NOTSET)
     os.replace(tmp, target)

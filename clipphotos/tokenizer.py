@@ -83,8 +83,12 @@ class ClipTokenizer:
         return ids
 
     def encode(self, text: str) -> list[int]:
-        import ftfy
-        text = " ".join(html.unescape(html.unescape(ftfy.fix_text(text))).strip().split()).strip().lower()
+        if not (text.isascii() and text.isprintable() and "&" not in text):
+            # ftfy repairs mis-decoded Unicode (and, like html, entities); printable ASCII without
+            # an entity it leaves as it is, so a typed query skips importing it (most of a second)
+            import ftfy
+            text = ftfy.fix_text(text)
+        text = " ".join(html.unescape(html.unescape(text)).strip().split()).strip().lower()
         byte_map = _bytes_to_unicode()
         ids: list[int] = []
         for token in self._pattern.findall(text):

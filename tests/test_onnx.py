@@ -15,6 +15,7 @@ import pytest
 from conftest import MODEL_ARGS, REPO, shapes_spec
 
 TEXTS = ["a red circle", "a photo of a purple star on a grey background.", "Hello, World!!  naïve café 123",
+         "it's   A \"Quoted\" (word) -- x_y #1 @2 100%", "tab\tand\nnew line",
          "ÆØÅ 東京 🎉 it's we'll", "a " * 40, "", "&amp; <start_of_text> html"]
 
 
