@@ -36,9 +36,12 @@ def check_device() -> Finding:
         return Finding("device", True, f"CUDA GPU: {torch.cuda.get_device_name(0)} (fp16); {torch_build}")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return Finding("device", True, f"Apple GPU through Metal (MPS, fp16); {torch_build}")
+    from clipphotos.models import cpu_identity
+    from clipphotos.onnx_runtime import runtime_version
     bf16 = cpu_has_native_bf16()
-    return Finding("device", True, f"CPU, {os.cpu_count()} cores, "
-                                   f"{'native bf16' if bf16 else 'no native bf16 (fp32)'}; {torch_build}",
+    return Finding("device", True, f"CPU: {cpu_identity()}, "
+                                   f"{'native bf16' if bf16 else 'no native bf16'}; {torch_build}; "
+                                   f"{runtime_version() or 'no ONNX Runtime (the CPU path stays on torch)'}",
                    "" if bf16 else "Indexing runs on the CPU; a CUDA or Apple GPU would be several times faster.")
 
 

@@ -208,6 +208,8 @@ def supported(loaded: LoadedModel) -> str | None:
     """Why this model cannot take the ONNX path, or None if it can."""
     if loaded.device.type != "cpu":
         return "the model runs on a GPU"
+    if not runtime_version():
+        return "ONNX Runtime is not installed"
     if not tokenizer_supported(loaded.tokenizer):
         return "its tokenizer needs torch"
     return None
