@@ -7,12 +7,14 @@ Makes a library of camera-like photos (../shared/bench/make_library.py) and draw
 indexes it with the project's shapes model (tests/fixtures/shapes-clip unless told otherwise),
 then saves PNGs of the real windows: browsing, search results with the preview, a photo's
 details, the large viewer, the filter popup, indexing in progress, the first-run dialog's
-pages (the offline one included) and the settings dialog.
+pages (the offline one included), the settings dialog, and the Duplicates view (groups listed,
+a near group compared, the bulk clean-up's confirmation and its message) at 1024×700 and 1920×1080.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=SHAPES / "config.json", help="OpenCLIP model config")
     parser.add_argument("--weights", type=Path, default=SHAPES / "shapes-clip.safetensors")
     parser.add_argument("--photos", type=int, default=48, help="camera-like photos to generate")
+    parser.add_argument("--only", choices=["all", "duplicates"], default="all", help="just the Duplicates view")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clipphotos-shots-") as tmp:
@@ -53,18 +56,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     from clipphotos.shapes import write_library
 
     out: Path = args.outdir
-    pictures, drawings = tmp / "Pictures", tmp / "Drawings"
-    print("generating photos…", flush=True)
-    if MAKE_LIBRARY.exists():
-        subprocess.run([sys.executable, str(MAKE_LIBRARY), "--out", str(pictures), "--count", str(args.photos),
-                        "--max-side", "1600", "--seed", "7", "--workers", "2"], check=True, capture_output=True)
-    write_library(drawings, 64, seed=3, long_side=(300, 1200))
     model = ModelRequest(str(args.model.resolve()), None, str(args.weights.resolve()))
-    folders = [p for p in (pictures, drawings) if p.is_dir()]
-    print("indexing…", flush=True)
-    with Library(tmp / "library", model=model.spec("cpu")) as lib:
-        lib.index_folders(folders)
-
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ClipPhotos")
     theme.apply(app)
@@ -78,6 +70,25 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
             app.processEvents()
             time.sleep(0.02)
 
+    def save(widget: QWidget, name: str) -> None:
+        path = out / name
+        widget.grab().save(str(path))
+        print(f"  {path}", flush=True)
+
+    if args.only == "duplicates":
+        shoot_duplicates(tmp, model, out, until, save)
+        return 0
+    pictures, drawings = tmp / "Pictures", tmp / "Drawings"
+    print("generating photos…", flush=True)
+    if MAKE_LIBRARY.exists():
+        subprocess.run([sys.executable, str(MAKE_LIBRARY), "--out", str(pictures), "--count", str(args.photos),
+                        "--max-side", "1600", "--seed", "7", "--workers", "2"], check=True, capture_output=True)
+    write_library(drawings, 64, seed=3, long_side=(300, 1200))
+    folders = [p for p in (pictures, drawings) if p.is_dir()]
+    print("indexing…", flush=True)
+    with Library(tmp / "library", model=model.spec("cpu")) as lib:
+        lib.index_folders(folders)
+
     def settle(window: MainWindow, seconds: float = 0.3) -> None:
         """Until thumbnails and previews have arrived, then a moment for the last paint."""
         p = window.provider
@@ -90,11 +101,6 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
         while time.monotonic() < end:
             app.processEvents()
             time.sleep(0.02)
-
-    def save(widget: QWidget, name: str) -> None:
-        path = out / name
-        widget.grab().save(str(path))
-        print(f"  {path}", flush=True)
 
     window = MainWindow(AppOptions(str(tmp / "library"), model, "cpu", welcome=False))
     window.resize(1280, 800)
@@ -168,7 +174,61 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     save(settings, "11-settings.png")
     settings.close()
     runner.shutdown()
+    shoot_duplicates(tmp, model, out, until, save)
     return 0
+
+
+def shoot_duplicates(tmp: Path, model, out: Path, until: Callable, save: Callable) -> None:
+    """The Duplicates view at 1024×700 and 1920×1080: the groups, a near group compared, a bulk clean-up."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from duplicate_library import make_duplicate_library
+
+    from clipphotos.gui.main_window import AppOptions, MainWindow
+    from clipphotos.library import Library
+    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtCore import QTimer
+    folder = tmp / "Family photos"
+    make_duplicate_library(folder, originals=14, exact=5, near=4)
+    with Library(tmp / "dupes-library", model=model.spec("cpu")) as lib:
+        lib.index_folders([folder])
+    for width, height in ((1024, 700), (1920, 1080)):
+        shutil.copytree(tmp / "dupes-library", tmp / f"dupes-{width}")
+        window = MainWindow(AppOptions(str(tmp / f"dupes-{width}"), model, "cpu", welcome=False))
+        window.resize(width, height)
+        window.show()
+        until(lambda: window.library is not None, 120)
+        view = window.duplicates
+        shown = []
+        view.groupsShown.connect(lambda: shown.append(1))
+        window.sidebar.tree.setCurrentItem(window.sidebar.duplicates_item)
+        until(lambda: shown and not view.runner.busy, 120)
+        view.select_group(view.listed_keys()[0])
+        until(lambda: not view.runner.busy)
+        save(window, f"12-duplicates-{width}.png")
+        near = next(k for k in view.listed_keys() if view.groups[k].tier == "near")
+        view.select_group(near)
+        view.open_compare()
+        until(lambda: all(p.loaded_width for p in view.compare.panes) and not view.runner.busy)
+        until(lambda: True)
+        save(view.compare, f"13-duplicates-compare-{width}.png")
+        view.compare.close()
+
+        def accept() -> None:
+            boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+            if not boxes:
+                QTimer.singleShot(20, accept)
+                return
+            save(boxes[0], f"14-duplicates-confirm-{width}.png")
+            next(b for b in boxes[0].buttons() if b.text() == "Move to Trash").click()
+        QTimer.singleShot(0, accept)
+        done = []
+        view.actionFinished.connect(done.append)
+        view.bulk_buttons["exact"].click()
+        until(lambda: done and not view.runner.busy, 120)
+        save(window, f"15-duplicates-cleaned-{width}.png")
+        view.undo()                     # the generated files are shared by both sizes
+        until(lambda: len(done) > 1 and not view.runner.busy, 120)
+        window.close()
 
 
 if __name__ == "__main__":

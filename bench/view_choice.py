@@ -63,7 +63,7 @@ def accuracy(embedder: Embedder, pictures, labels, texts, view) -> tuple[float, 
     started = time.perf_counter()
     batch = torch.stack([view(p, loaded.image_size, loaded.mean, loaded.std) for p in pictures])
     prep_ms = (time.perf_counter() - started) * 1000 / len(pictures)
-    vecs = embedder.encode_batch(batch)
+    vecs = embedder.encode_batch(batch.numpy())
     predicted = np.argmax(vecs @ text.T, axis=1)
     return float(np.mean(predicted == np.asarray(labels))), prep_ms
 

@@ -145,6 +145,31 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (a, b)
     ) WITHOUT ROWID;
     """,
+    # 5: clean-ups that can be undone (clipphotos.cleanup). A clean-up moves files into a
+    # holding folder; each file's photo row moves into `held_files` unchanged (its id, content,
+    # size, mtime), so its content, vector and tags stay and undo puts the very row back. Held
+    # rows are no photos: browsing, search and the indexer never see them.
+    """
+    CREATE TABLE cleanups (
+        id INTEGER PRIMARY KEY,
+        made_at REAL NOT NULL,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'held'
+    );
+    CREATE TABLE held_files (
+        cleanup_id INTEGER NOT NULL REFERENCES cleanups(id) ON DELETE CASCADE,
+        path BLOB NOT NULL,
+        holding BLOB NOT NULL,
+        photo_id INTEGER NOT NULL,
+        folder_id INTEGER NOT NULL,
+        content_id INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (cleanup_id, path)
+    ) WITHOUT ROWID;
+    CREATE INDEX held_content ON held_files(content_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -362,12 +387,23 @@ class Catalog:
         vecs = np.stack([np.frombuffer(r[1], dtype=np.float16) for r in rows]).astype(np.float32)
         return keys, vecs
 
+    def known_model_id(self, key: str | None) -> int | None:
+        """The id of a model already registered by its key, else None (nothing is registered)."""
+        rows = self.query("SELECT id FROM models WHERE key=?", (key,)) if key else []
+        return rows[0][0] if rows else None
+
+    def library_model_id(self) -> int | None:
+        """The id of the model the whole library is indexed with, if any."""
+        return self.known_model_id(self.get_setting("model.key"))
+
     def vector_ids(self, model_id: int) -> set[int]:
         return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
 
     def contents_without_vector(self, model_id: int) -> int:
+        """Contents of photos still to embed (a clean-up's held files wait for their undo)."""
         return self.query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM vectors v "
-                          "WHERE v.content_id=c.id AND v.model_id=?)", (model_id,))[0][0]
+                          "WHERE v.content_id=c.id AND v.model_id=?) "
+                          "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id=c.id)", (model_id,))[0][0]
 
     # -- photos --------------------------------------------------------------------------
 
@@ -391,6 +427,25 @@ class Catalog:
                     f"SELECT c.hash, c.id, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=c.id AND v.model_id=?) "
                     f"FROM contents c WHERE c.hash IN ({','.join('?' * len(chunk))})", [model_id, *chunk]):
                 found[h] = (cid, bool(has))
+        return found
+
+    def content_counts_of_paths(self, paths: list[bytes]) -> dict[int, int]:
+        """content id → how many of these paths hold it."""
+        counts: dict[int, int] = {}
+        for start in range(0, len(paths), 900):
+            chunk = paths[start:start + 900]
+            for (cid,) in self.query(f"SELECT content_id FROM photos WHERE path IN ({','.join('?' * len(chunk))})",
+                                     chunk):
+                counts[cid] = counts.get(cid, 0) + 1
+        return counts
+
+    def photo_paths_among(self, paths: list[bytes]) -> set[bytes]:
+        """Those of `paths` that are photos of the library."""
+        found: set[bytes] = set()
+        for start in range(0, len(paths), 900):
+            chunk = paths[start:start + 900]
+            found.update(bytes(p) for (p,) in self.query(
+                f"SELECT path FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
     def photo_count(self) -> int:
@@ -511,15 +566,22 @@ class Catalog:
             db.execute("DELETE FROM photos WHERE path=?", (path,))
             db.execute("DELETE FROM skipped WHERE path=?", (path,))
 
+    # A content no photo holds is an orphan, unless a clean-up holds a file of it (undo brings it back).
+    _ORPHAN = ("NOT EXISTS (SELECT 1 FROM photos p WHERE p.content_id=contents.id) "
+               "AND NOT EXISTS (SELECT 1 FROM held_files h WHERE h.content_id=contents.id)")
+
     @staticmethod
     def _drop_orphan_contents(db: sqlite3.Connection) -> None:
-        db.execute("DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM photos p WHERE p.content_id=contents.id)")
+        db.execute(f"DELETE FROM contents WHERE {Catalog._ORPHAN}")
+
+    def orphan_hashes(self) -> dict[int, str]:
+        """content id → hash of the contents `drop_orphan_contents` would drop now."""
+        return dict(self.query(f"SELECT id, hash FROM contents WHERE {Catalog._ORPHAN}"))
 
     def drop_orphan_contents(self) -> list[int]:
         """Forget contents that no file holds any more; returns their ids (to drop from the index)."""
         with self.transaction() as db:
-            ids = [r[0] for r in db.execute(
-                "SELECT id FROM contents WHERE NOT EXISTS (SELECT 1 FROM photos p WHERE p.content_id=contents.id)")]
+            ids = [r[0] for r in db.execute(f"SELECT id FROM contents WHERE {Catalog._ORPHAN}")]
             self._drop_orphan_contents(db)
             return ids
 
@@ -559,7 +621,80 @@ class Catalog:
             db.executemany("INSERT OR IGNORE INTO distinct_copies(a, b) VALUES (?, ?)",
                            [tuple(sorted(pair)) for pair in copies])
 
+    # -- clean-ups (clipphotos.cleanup) -------------------------------------------------
+
+    def begin_cleanup(self, source: str, moves: Iterable[tuple[bytes, bytes]]) -> int:
+        """Journal a clean-up before any file moves: each (path, holding path) with its photo row.
+
+        Returns the clean-up's id. The photo rows stay until `finish_cleanup`, so a crash while
+        the files move leaves a journal that undo can still follow.
+        """
+        with self.transaction() as db:
+            cleanup = db.execute("INSERT INTO cleanups(made_at, source) VALUES (?, ?)",
+                                 (time.time(), source)).lastrowid
+            db.executemany("INSERT INTO held_files(cleanup_id, path, holding, photo_id, folder_id, content_id, size, "
+                           "mtime_ns, added_at) SELECT ?, path, ?, id, folder_id, content_id, size, mtime_ns, added_at "
+                           "FROM photos WHERE path=?", [(cleanup, holding, path) for path, holding in moves])
+            return cleanup
+
+    def finish_cleanup(self, cleanup: int, moved: Iterable[bytes], not_moved: Iterable[bytes]) -> None:
+        """The moved files leave the photos (held now); the ones that stayed leave the journal."""
+        with self.transaction() as db:
+            self.forget_paths(db, moved)
+            db.executemany("DELETE FROM held_files WHERE cleanup_id=? AND path=?", [(cleanup, p) for p in not_moved])
+            self._close_cleanups(db, "undone")
+
+    def cleanups(self, source: str | None = None) -> list[tuple[int, float, str, int, int]]:
+        """(id, made_at, source, files, bytes) of the clean-ups still held, newest first."""
+        where, params = ("AND c.source=?", (source,)) if source else ("", ())
+        return self.query("SELECT c.id, c.made_at, c.source, count(h.path), coalesce(sum(h.size), 0) "
+                          "FROM cleanups c JOIN held_files h ON h.cleanup_id=c.id "
+                          f"WHERE c.state='held' {where} GROUP BY c.id ORDER BY c.id DESC", params)
+
+    def held_files(self, cleanup: int) -> list[tuple[str, str, int]]:
+        """(original path, holding path, size) of each file a clean-up holds."""
+        return [(decode_path(p), decode_path(h), s) for p, h, s in self.query(
+            "SELECT path, holding, size FROM held_files WHERE cleanup_id=? ORDER BY path", (cleanup,))]
+
+    def restore_held(self, cleanup: int, paths: Iterable[bytes]) -> None:
+        """Held files back in place: their very photo rows return (same id where it is still free).
+
+        A file whose library folder was removed meanwhile comes back on disk but not as a photo.
+        """
+        with self.transaction() as db:
+            for path in paths:
+                db.execute("INSERT INTO photos(id, path, folder_id, content_id, size, mtime_ns, added_at, shot) "
+                           "SELECT CASE WHEN EXISTS (SELECT 1 FROM photos q WHERE q.id=h.photo_id) THEN NULL "
+                           "ELSE h.photo_id END, h.path, h.folder_id, h.content_id, h.size, h.mtime_ns, h.added_at, ? "
+                           "FROM held_files h WHERE h.cleanup_id=? AND h.path=? "
+                           "AND EXISTS (SELECT 1 FROM folders f WHERE f.id=h.folder_id) "
+                           "ON CONFLICT(path) DO NOTHING", (shot_key(path), cleanup, path))
+                db.execute("DELETE FROM held_files WHERE cleanup_id=? AND path=?", (cleanup, path))
+            self._close_cleanups(db, "undone")
+
+    def release_held(self, cleanup: int, paths: Iterable[bytes]) -> None:
+        """Held files that went on to the system trash: the journal forgets them."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM held_files WHERE cleanup_id=? AND path=?", [(cleanup, p) for p in paths])
+            self._close_cleanups(db, "emptied")
+
+    @staticmethod
+    def _close_cleanups(db: sqlite3.Connection, state: str) -> None:
+        db.execute("UPDATE cleanups SET state=? WHERE state='held' AND NOT EXISTS "
+                   "(SELECT 1 FROM held_files h WHERE h.cleanup_id=cleanups.id)", (state,))
+
     # -- reporting -----------------------------------------------------------------------
 
-    def skipped(self) -> list[tuple[str, str]]:
-        return [(decode_path(p), r) for p, r in self.query("SELECT path, reason FROM skipped ORDER BY path")]
+    def skipped(self, folder_ids: Iterable[int] | None = None) -> list[tuple[str, str]]:
+        """(path, reason) of the files indexing could not read, all or those of some folders."""
+        if folder_ids is None:
+            rows = self.query("SELECT path, reason FROM skipped ORDER BY path")
+        else:
+            ids = list(folder_ids)
+            rows = self.query(f"SELECT path, reason FROM skipped WHERE folder_id IN ({','.join('?' * len(ids))}) "
+                              f"ORDER BY path", ids) if ids else []
+        return [(decode_path(p), r) for p, r in rows]
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (to notice their writes)."""
+        return self.query("PRAGMA data_version")[0][0]

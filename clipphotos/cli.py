@@ -107,10 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tier", choices=["exact", "near", "similar"], help="only this tier (default: all three)")
     act = p.add_mutually_exclusive_group()
     act.add_argument("--trash-others", action="store_true",
-                     help="send every exact/near group's files but the suggested keep to the system trash")
+                     help="move every exact/near group's files but the suggested keep to the trash "
+                          "(held a week in the folder's .clipphotos-trash for --undo, then the system trash)")
     act.add_argument("--move-others", metavar="DIR", help="move them into this folder instead")
     act.add_argument("--not-duplicates", nargs="+", metavar="PATH",
                      help="these files are not duplicates of each other: never group them again")
+    act.add_argument("--undo", action="store_true",
+                     help="put the files of the last `dupes --trash-others` back where they were, and in the library")
+    act.add_argument("--empty-holding", action="store_true",
+                     help="send every held clean-up on to the system trash now (they can no longer be undone here)")
     p.add_argument("--yes", action="store_true", help="move without asking")
 
     p = command("folders", "list, add or remove the library's folders")
@@ -579,6 +584,8 @@ def cmd_dupes(args: argparse.Namespace) -> int:
     with Library(args.library) as lib:
         if args.not_duplicates:
             return _dupes_set_apart(args, lib)
+        if args.undo or args.empty_holding:
+            return _dupes_undo(args, lib) if args.undo else _dupes_empty(args, lib)
         with StageLine("Looking for duplicates") as stage:
             groups = lib.duplicates((args.tier,) if args.tier else TIERS, on_progress=_signal_progress(),
                                     on_stage=stage)
@@ -643,13 +650,50 @@ def _dupes_move(args: argparse.Namespace, lib, groups: list) -> int:
         if input(f"Move {len(others)} files to {where}? [y/N] ").strip().lower() not in ("y", "yes"):
             say("Nothing was moved.")
             return 0
-    report = lib.trash_duplicates(groups) if args.trash_others else lib.move_duplicates(groups, args.move_others)
+    report = (lib.trash_duplicates(groups, source="cli") if args.trash_others
+              else lib.move_duplicates(groups, args.move_others))
 
     def human() -> None:
-        print(f"Moved {len(report.moved)} files to {where}; every group keeps its suggested file.")
+        weight = f" ({_megabytes(report.bytes)})" if args.trash_others else ""
+        print(f"Moved {len(report.moved)} files{weight} to {where}; every group keeps its suggested file.")
+        if args.trash_others and report.moved:
+            print("`clipphotos dupes --undo` puts them back where they were.")
         for path, reason in report.failed:
             print(f"  not moved: {path}: {reason}")
-    emit(args, {"groups": [g.to_json() for g in groups], **report.to_json()}, human)
+    result = report.to_json()
+    if not args.trash_others:
+        moved = [p for p, _ in report.moved]
+        result.update(files=len(moved), bytes=sum(os.path.getsize(new) for _, new in report.moved))
+    emit(args, {"groups": [g.to_json() for g in groups], **result}, human)
+    return 1 if report.failed else 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _dupes_undo(args: argparse.Namespace, lib) -> int:
+    report = lib.undo_cleanup(source="cli")
+
+    def human() -> None:
+        if report.cleanup is None:
+            print("Nothing to undo: no `dupes --trash-others` is held any more.")
+            return
+        print(f"Put back {len(report.restored)} files ({_megabytes(report.bytes)}) where they were.")
+        for path, reason in report.failed:
+            print(f"  not put back: {path}: {reason}")
+    emit(args, report.to_json(), human)
+    return 1 if report.failed else 0
+
+
+def _dupes_empty(args: argparse.Namespace, lib) -> int:
+    report = lib.empty_holding()
+
+    def human() -> None:
+        print(f"Sent {len(report.trashed)} held files ({_megabytes(report.bytes)}) on to the system trash.")
+        for path, reason in report.failed:
+            print(f"  still held: {path}: {reason}")
+    emit(args, report.to_json(), human)
     return 1 if report.failed else 0
 
 

@@ -98,7 +98,7 @@ def check_model(lib: Library) -> Finding:
 
 
 def check_catalog(lib: Library) -> Finding:
-    result = lib.catalog.query("PRAGMA integrity_check")[0][0]
+    result = lib.catalog.integrity()
     ok = result == "ok"
     return Finding("catalog", ok, f"{lib.catalog.path}: integrity {result}",
                    "" if ok else "Restore the latest `clipphotos backup`, or copy the library folder aside and "
@@ -110,11 +110,11 @@ def check_index(lib: Library) -> Finding:
     key = lib.catalog.get_setting("model.key")
     if key is None:
         return Finding("index", True, "no index yet (nothing indexed)")
-    ids = lib.catalog.query("SELECT id FROM models WHERE key=?", (key,))
-    if not ids:
+    model_id = lib.catalog.known_model_id(key)
+    if model_id is None:
         return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
-    path = lib.root / "index" / f"model-{ids[0][0]}.hnsw"
-    recorded = lib.catalog.get_setting(f"index.{ids[0][0]}.checksum")
+    path = lib.root / "index" / f"model-{model_id}.hnsw"
+    recorded = lib.catalog.get_setting(f"index.{model_id}.checksum")
     deleted = path.with_name(path.name + ".deleted")
     if not path.is_file() or not deleted.is_file():
         return Finding("index", False, f"{path} is missing", "It is rebuilt from the catalog on the next search, "

@@ -11,8 +11,9 @@
 - similar: shots of one scene taken moments apart (capture time + CLIP), stacked for the user
   to choose from. They are different photos: never proposed for deletion.
 
-Each group suggests the file to keep and says why. Actions move the other files to the system
-trash or to a folder (nothing is ever deleted for good) and the catalog follows. A group the
+Each group suggests the file to keep and says why. Clean-ups (clipphotos.cleanup) move the other
+files into a holding folder that undo empties back, or to a folder (nothing is ever deleted for
+good) and the catalog follows. A group the
 user marks "not duplicates" is remembered in the catalog and never comes back. A camera RAW
 and its JPEG (one shot, `Catalog.companions`) count as one photo: never duplicates of each
 other, and kept together.
@@ -22,11 +23,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,9 +33,6 @@ from clipphotos.catalog import Catalog, PhotoRecord, encode_path
 from clipphotos.fingerprint import (
     HASH_BITS, grey_thumbnail, layout_vectors, match_thumbnails, perceptual_hash, thumbnails,
 )
-
-if TYPE_CHECKING:
-    from clipphotos.library import Library
 
 TIERS = ("exact", "near", "similar")
 ACTION_TIERS = ("exact", "near")  # similar shots are different photos: never moved away
@@ -147,8 +143,17 @@ class DuplicateGroup:
         kept = set(self.kept())
         return [p for f in self.files[1:] for p in (f.path, *f.companions) if p not in kept]
 
+    @property
+    def reclaimable(self) -> int:
+        """Bytes a clean-up of the group frees: its others' sizes (0 for similar shots, never moved)."""
+        if self.tier not in ACTION_TIERS:
+            return 0
+        sizes = {f.path: f.size for f in self.files}
+        return sum(sizes[p] if p in sizes else _file_size(p) for p in self.others())
+
     def to_json(self) -> dict:
         return {"tier": self.tier, "key": self.key, "keep": self.keep, "files": self.paths,
+                "reclaimable": self.reclaimable,
                 "reasons": list(self.reasons), "differences": list(self.differences),
                 "details": [f.to_json() for f in self.files]}
 
@@ -354,7 +359,7 @@ class _LibraryView:
 
     def _load_vectors(self, wanted: set[int]) -> dict[int, np.ndarray]:
         missing = [c for c in wanted if c not in self._vectors]
-        model = _library_model_id(self.catalog)
+        model = self.catalog.library_model_id()
         if missing and model is not None:
             ids, vecs = self.catalog.vectors(model, missing)
             self._vectors.update(zip(ids.tolist(), vecs))
@@ -616,6 +621,13 @@ def differences(files: Sequence[DuplicateFile]) -> list[str]:
     return [name for name, value in checks if len({value(f) for f in files}) > 1]
 
 
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def _place(path: str) -> str:
     return os.path.basename(os.path.dirname(path)) or os.path.dirname(path)
 
@@ -641,78 +653,8 @@ def _seconds(taken_at: str | None) -> float | None:
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _library_model_id(catalog: Catalog) -> int | None:
-    key = catalog.get_setting("model.key")
-    rows = catalog.query("SELECT id FROM models WHERE key=?", (key,)) if key else []
-    return rows[0][0] if rows else None
-
-
 # -- acting ------------------------------------------------------------------------------
-
-
-def trash_others(lib: Library, groups: Iterable[DuplicateGroup]) -> MoveReport:
-    """Move every group's other files to the system trash; the catalog forgets them."""
-    report = MoveReport()
-    moving = _files_to_move(groups)
-    result = lib.trash(moving)
-    report.moved = [(p, "trash") for p in result.trashed]
-    report.failed = list(result.failed)
-    return report
-
-
-def move_others(lib: Library, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
-    """Move every group's other files into a folder (never overwriting); the catalog follows them."""
-    target = os.path.abspath(os.fspath(dest))
-    os.makedirs(target, exist_ok=True)
-    report = MoveReport()
-    for path in _files_to_move(groups):
-        new = _free_name(target, os.path.basename(path))
-        try:
-            shutil.move(path, new)
-        except OSError as exc:
-            report.failed.append((path, exc.strerror or str(exc)))
-            continue
-        report.moved.append((path, new))
-    _follow_moves(lib, report.moved)
-    return report
-
-
-def _files_to_move(groups: Iterable[DuplicateGroup]) -> list[str]:
-    """The others of the exact and near groups; a file kept by any of the groups is never moved."""
-    groups = [g for g in groups if g.tier in ACTION_TIERS]
-    kept = {p for g in groups for p in g.kept()}
-    moving = dict.fromkeys(p for g in groups for p in g.others() if p not in kept)
-    return [p for p in moving if os.path.lexists(p)]
-
-
-def _free_name(folder: str, name: str) -> str:
-    stem, ext = os.path.splitext(name)
-    candidate, n = os.path.join(folder, name), 1
-    while os.path.lexists(candidate):
-        n += 1
-        candidate = os.path.join(folder, f"{stem} ({n}){ext}")
-    return candidate
-
-
-def _follow_moves(lib: Library, moved: list[tuple[str, str]]) -> None:
-    """Files moved inside a library folder keep their catalog entry; the others are forgotten."""
-    from clipphotos.catalog import folder_prefix
-    folders = [(fid, folder_prefix(encode_path(path))) for fid, path, _ in lib.folders()]
-    inside = []
-    for old, new in moved:
-        raw = encode_path(new)
-        folder = next((fid for fid, prefix in folders if raw.startswith(prefix)), None)
-        photo = lib.catalog.photo_by_path(old)
-        if folder is not None and photo is not None:
-            inside.append((encode_path(old), raw, folder, photo))
-    if inside:
-        with lib.catalog.transaction() as db:
-            for old, new, folder, photo in inside:
-                st = os.stat(new)
-                lib.catalog.put_photo(db, new, folder, photo.content_id, st.st_size, st.st_mtime_ns)
-                lib.catalog.forget_paths(db, [old])
-    moved_inside = {os.fsdecode(old) for old, *_ in inside}
-    lib.forget(old for old, _ in moved if old not in moved_inside)
+# Moving files away lives in clipphotos.cleanup (holding, undo, the system trash).
 
 
 def mark_not_duplicates(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]) -> int:

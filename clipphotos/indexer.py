@@ -321,13 +321,7 @@ class Indexer:
 
     def _contents_of(self, paths: list[bytes]) -> dict[int, int]:
         """content id → how many of the vanished paths held it (to tell moves from removals)."""
-        counts: dict[int, int] = {}
-        for start in range(0, len(paths), 900):
-            chunk = paths[start:start + 900]
-            for (cid,) in self.catalog.query(
-                    f"SELECT content_id FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk):
-                counts[cid] = counts.get(cid, 0) + 1
-        return counts
+        return self.catalog.content_counts_of_paths(paths)
 
     @staticmethod
     def _count_move(item: _Item, vanished_contents: dict[int, int], report: IndexReport) -> None:
@@ -391,11 +385,7 @@ class Indexer:
         """Drop the catalog rows of files that are gone; returns how many photos were dropped."""
         if not vanished:
             return 0
-        photos = set()
-        for start in range(0, len(vanished), 900):
-            chunk = vanished[start:start + 900]
-            photos.update(bytes(p) for (p,) in self.catalog.query(
-                f"SELECT path FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk))
+        photos = self.catalog.photo_paths_among(vanished)
         with self.catalog.transaction() as db:
             self.catalog.forget_paths(db, vanished)
         return len(photos)
@@ -405,8 +395,4 @@ class Indexer:
         self.index.remove(self.catalog.drop_orphan_contents())
 
     def _skips_in(self, folder_ids: list[int]) -> list[tuple[str, str]]:
-        if not folder_ids:
-            return []
-        rows = self.catalog.query(f"SELECT path, reason FROM skipped WHERE folder_id IN "
-                                  f"({','.join('?' * len(folder_ids))}) ORDER BY path", folder_ids)
-        return [(decode_path(p), r) for p, r in rows]
+        return self.catalog.skipped(folder_ids)

@@ -19,9 +19,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from clipphotos.catalog import Catalog, PhotoRecord, encode_path, folder_prefix
-from clipphotos.duplicates import (
-    DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates, move_others, trash_others,
-)
+from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_holding, hold_others, move_others, \
+    undo_cleanup
+from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
 from clipphotos.loader import load_image
@@ -30,6 +30,7 @@ from clipphotos.inference import Model, open_model, planned
 from clipphotos.models import ModelSpec, ModelUnavailable, gpu_possible, pick_device, plan_precision, requested_precision
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
+from clipphotos.watch_state import live_watcher, watch_status
 
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
@@ -179,7 +180,7 @@ class Library:
 
     def refresh_index(self) -> None:
         """Take in what other processes committed since we last looked (an `index` beside a watcher)."""
-        version = self.catalog.query("PRAGMA data_version")[0][0]
+        version = self.catalog.data_version()
         if self._index is not None and version != self._data_version:
             self._sync_index(self._index)
         self._data_version = version
@@ -217,12 +218,19 @@ class Library:
         hashes = {photo.content_id: photo.hash for photo in map(self.catalog.photo_by_path, raw) if photo}
         with self.catalog.transaction() as db:
             self.catalog.forget_paths(db, raw)
+        self.drop_orphans(hashes)
+        return len(raw)
+
+    def drop_orphans(self, hashes: dict[int, str] | None = None) -> list[int]:
+        """Contents no file holds any more leave the catalog, the index and the thumbnails."""
+        if hashes is None:
+            hashes = self.catalog.orphan_hashes()
         dropped = self.catalog.drop_orphan_contents()
         if self._index is not None and dropped:
             self._index.remove(dropped)
             self.save_index()
         self.thumbnails.discard(hashes[cid] for cid in dropped if cid in hashes)
-        return len(raw)
+        return dropped
 
     # -- folders -------------------------------------------------------------------------
 
@@ -297,7 +305,6 @@ class Library:
             return report
 
     def _busy_message(self) -> str:
-        from clipphotos.watcher import live_watcher
         watcher = live_watcher(self.catalog)
         if watcher is not None and watcher.get("indexing"):
             return (f"`clipphotos watch` (pid {watcher['pid']}) is indexing {self.root} right now and keeps "
@@ -352,9 +359,25 @@ class Library:
         fill_missing_signals(self.catalog, on_progress)
         return find_duplicates(self.catalog, tiers, on_stage)
 
-    def trash_duplicates(self, groups: Iterable[DuplicateGroup]) -> MoveReport:
-        """Send all but each exact/near group's keep to the system trash (similar shots are left alone)."""
-        return trash_others(self, groups)
+    def trash_duplicates(self, groups: Iterable[DuplicateGroup], source: str = "app") -> CleanupReport:
+        """Move all but each exact/near group's keep to the trash, undoably (similar shots are left alone).
+
+        The files wait in a holding folder (clipphotos.cleanup) until `empty_holding` sends them
+        on to the system trash; `undo_cleanup` puts them back with their vectors and tags.
+        """
+        return hold_others(self, groups, source)
+
+    def undo_cleanup(self, cleanup: int | None = None, source: str | None = None) -> RestoreReport:
+        """Put a clean-up's files back where they were and in the library (the latest, unless told)."""
+        return undo_cleanup(self, cleanup, source)
+
+    def cleanups(self, source: str | None = None) -> list[tuple[int, float, str, int, int]]:
+        """(id, made_at, source, files, bytes) of the clean-ups that can still be undone, newest first."""
+        return self.catalog.cleanups(source)
+
+    def empty_holding(self, older_than_days: float | None = None) -> EmptyReport:
+        """Send held clean-ups (all, or the older ones) on to the system trash: no undo after that."""
+        return empty_holding(self, older_than_days)
 
     def move_duplicates(self, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
         """Move all but each exact/near group's keep into a folder; the catalog follows them."""
@@ -452,7 +475,6 @@ class Library:
     # -- reporting -----------------------------------------------------------------------
 
     def status(self) -> dict:
-        from clipphotos.watcher import watch_status
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
         stored = self.catalog.get_setting("model")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import threading
 from collections.abc import Collection
 from pathlib import Path
@@ -46,6 +47,22 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _stored_dim(path: Path) -> int | None:
+    """The vector length an hnswlib file was saved with, from its header.
+
+    hnswlib takes the length from the caller, not the file, and would read a file of another
+    length as garbage: its header holds six size_t fields, the last two being where an element's
+    label and its vector start, so their difference is the vector's bytes.
+    """
+    with open(path, "rb") as f:
+        header = f.read(48)
+    if len(header) < 48:
+        return None
+    *_, label_offset, offset_data = struct.unpack("<6Q", header)
+    data_size = label_offset - offset_data
+    return data_size // 4 if data_size > 0 and data_size % 4 == 0 else None
 
 
 def file_checksum(*paths: Path) -> str:
@@ -168,11 +185,9 @@ class VectorIndex:
         if checksum is None or not path.is_file() or not deleted_path.is_file():
             return None
         try:
-            if file_checksum(path, deleted_path) != checksum:
+            if file_checksum(path, deleted_path) != checksum or _stored_dim(path) != dim:
                 return None
             index = cls(dim, saved=path)
-            if index._index.dim != dim:
-                return None
             index._deleted = set(np.frombuffer(deleted_path.read_bytes(), dtype=np.int64).tolist())
             return index
         except (OSError, RuntimeError, ValueError):

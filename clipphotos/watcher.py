@@ -18,12 +18,10 @@ engine's thread (a GUI marshals them to its UI thread itself).
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import queue
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,19 +36,14 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from clipphotos.catalog import Catalog, encode_path, folder_prefix
+from clipphotos.catalog import encode_path, folder_prefix
 from clipphotos.indexer import Indexer, IndexReport, Progress, scan_reaches
 from clipphotos.library import Library, LibraryBusy
+from clipphotos.watch_state import EVENTS, HEARTBEAT_SECONDS, POLLING, WatchedFolder, WatchState, clear_state, publish_state
 from clipphotos.loader import is_supported
 
 log = logging.getLogger(__name__)
 
-EVENTS, POLLING = "events", "polling"
-STATE_KEY = "watch.state"
-# The state is published when it changes, and at least this often as a heartbeat...
-HEARTBEAT_SECONDS = 5.0
-# ...so a published state older than this is a watcher that died without saying so.
-STALE_SECONDS = 15.0
 # File systems whose changes made elsewhere (another machine, the host of a VM) raise no events.
 NETWORK_FILESYSTEMS = frozenset({
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "smb", "fuse.sshfs", "sshfs", "9p", "afs", "ncpfs",
@@ -76,69 +69,6 @@ class WatchSettings:
     retry_seconds: float = 5.0          # wait after a failed run, or while another process indexes
     tick_seconds: float = 0.2           # how often the engine looks at its queue
     events: bool = True                 # False: no file system events at all, every folder polled
-
-
-@dataclass(frozen=True)
-class WatchedFolder:
-    folder: str
-    mode: str                           # EVENTS or POLLING
-    reason: str = ""                    # why it is polled
-
-    def to_json(self) -> dict:
-        return {"folder": self.folder, "mode": self.mode}
-
-
-@dataclass(frozen=True)
-class WatchState:
-    """A snapshot of the engine, as `status` shows it."""
-
-    queued: int
-    watching: list[WatchedFolder]
-    indexing: bool
-    paused: bool
-
-    def to_json(self) -> dict:
-        return {"queued": self.queued, "watching": [w.to_json() for w in self.watching],
-                "indexing": self.indexing, "paused": self.paused}
-
-
-# -- the published state, read by `status` ------------------------------------------------------
-
-
-def live_watcher(catalog: Catalog) -> dict | None:
-    """The state a running watcher published, or None if none runs (stale heartbeat, dead pid)."""
-    raw = catalog.get_setting(STATE_KEY)
-    if not raw:
-        return None
-    try:
-        state = json.loads(raw)
-        fresh = time.time() - float(state["heartbeat"]) < STALE_SECONDS
-        here = state.get("host") == socket.gethostname()
-        alive = fresh and (not here or _pid_alive(int(state["pid"])))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return state if alive else None
-
-
-def watch_status(catalog: Catalog) -> dict:
-    """`{"queued": n, "watching": [{"folder", "mode"}]}` of the running watcher (nothing if none)."""
-    state = live_watcher(catalog)
-    if state is None:
-        return {"queued": 0, "watching": []}
-    return {"queued": int(state.get("queued", 0)),
-            "watching": [{"folder": w["folder"], "mode": w["mode"]} for w in state.get("watching", [])]}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 # -- where events can be trusted ------------------------------------------------------------------
@@ -489,7 +419,7 @@ class WatchEngine:
         if publisher.is_alive():
             publisher.join(timeout=5)
         try:
-            self.library.catalog.set_setting(STATE_KEY, None)
+            clear_state(self.library.catalog)
         except Exception as exc:  # noqa: BLE001 - a stale state reads as "not watching" anyway
             log.warning("could not clear the watcher's state: %s", exc)
         self._idle.set()
@@ -712,8 +642,7 @@ class WatchEngine:
             state = self.state().to_json()
             if state != last or time.monotonic() - written >= HEARTBEAT_SECONDS:
                 try:
-                    self.library.catalog.set_setting(STATE_KEY, json.dumps(
-                        {**state, "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}))
+                    publish_state(self.library.catalog, state)
                     last, written = state, time.monotonic()
                 except Exception as exc:  # noqa: BLE001 - a busy catalog must not end the watcher
                     log.debug("could not publish the watcher's state: %s", exc)

@@ -15,7 +15,7 @@ def test_doctor_backup_repair(tmp_path, cli):
 
     doctor = cli("doctor", "--library", lib, "--json")
     checks = {c["check"]: c for c in doctor.json["checks"]}
-    assert set(checks) == {"device", "model", "catalog", "index", "watch limits", "disk"}
+    assert set(checks) == {"device", "precision", "model", "catalog", "index", "watch limits", "disk"}
     assert checks["catalog"]["ok"] and checks["index"]["ok"] and checks["model"]["ok"]
     assert all(c["fix"] for c in checks.values() if not c["ok"])
 

@@ -21,7 +21,8 @@ from clipphotos.indexer import Progress, content_hash
 from clipphotos.library import Library
 from clipphotos.loader import is_supported
 from clipphotos.shapes import write_library
-from clipphotos.watcher import POLLING, WatchEngine, WatchSettings, filesystem_type, live_watcher
+from clipphotos.watch_state import live_watcher
+from clipphotos.watcher import POLLING, WatchEngine, WatchSettings, filesystem_type
 from conftest import MODEL_ARGS, REPO, shapes_spec
 
 FAST = WatchSettings(stability_seconds=0.4, debounce_seconds=0.1, max_delay_seconds=2.0, poll_seconds=0.5,

@@ -27,7 +27,7 @@ from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
 from clipphotos.gui.tags_panel import TagsPanel
-from clipphotos.gui.widgets import hbox, vbox
+from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
@@ -398,11 +398,9 @@ class MainWindow(QMainWindow):
             self.load_model()
 
     def remove_folder(self, path: str) -> None:
-        answer = QMessageBox.question(
-            self, "Remove folder", f"Remove “{os.path.basename(path) or path}” from the library?\n\n"
-                                   f"The photos stay on disk; ClipPhotos just stops showing them.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        if answer != QMessageBox.StandardButton.Yes or self.library is None:
+        if not confirm(self, "Remove folder", f"Remove “{os.path.basename(path) or path}” from the library?",
+                       "The photos stay on disk; ClipPhotos just stops showing them.", "Remove Folder") \
+                or self.library is None:
             return
         lib, engine = self.library, self.engine
         if self.query.folder == path:
@@ -771,13 +769,7 @@ class MainWindow(QMainWindow):
 
     def confirm_trash(self, paths: list[str]) -> bool:
         what = f"“{os.path.basename(paths[0])}”" if len(paths) == 1 else f"{len(paths):,} photos"
-        box = QMessageBox(QMessageBox.Icon.Question, "Move to trash", f"Move {what} to the trash?", parent=self)
-        box.setInformativeText("You can restore them from the system trash.")
-        move = box.addButton("Move to Trash", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(move)
-        box.exec()
-        return box.clickedButton() is move
+        return confirm(self, "Move to trash", f"Move {what} to the trash?", "You can restore them from the system trash.")
 
     def trash_selected(self) -> None:
         paths = self.selected_paths()

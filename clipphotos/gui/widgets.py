@@ -27,3 +27,19 @@ def label(text: str = "", name: str = "", wrap: bool = True) -> QLabel:
         widget.setObjectName(name)
     widget.setWordWrap(wrap)
     return widget
+
+
+def confirm(parent: QWidget, title: str, question: str, detail: str, action: str = "Move to Trash") -> bool:
+    """The app's one confirmation: a question, what follows, and a button named for the action.
+
+    The action button is the default (Enter), Cancel or Escape says no.
+    """
+    from PySide6.QtWidgets import QMessageBox
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
+    box.setObjectName("confirmBox")
+    box.setInformativeText(detail)
+    yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(yes)
+    box.exec()
+    return box.clickedButton() is yes
