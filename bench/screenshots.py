@@ -8,7 +8,9 @@ indexes it with the project's shapes model (tests/fixtures/shapes-clip unless to
 then saves PNGs of the real windows: browsing, search results with the preview, a photo's
 details, the large viewer, the filter popup, indexing in progress, the first-run dialog's
 pages (the offline one included), the settings dialog, and the Duplicates view (groups listed,
-a near group compared, the bulk clean-up's confirmation and its message) at 1024×700 and 1920×1080.
+a near group compared, the bulk clean-up's confirmation and its message) at 1024×700 and 1920×1080;
+and tagging, each stage at 1024×700, 1280×800 and 1920×1080: a label just made (its suggestions in
+the grid), the review with answers, the label applied, a photo's tag chips, and the Tags section.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"          # the first-run dialog shows its off
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_LIBRARY = REPO.parent / "shared" / "bench" / "make_library.py"
+SIZES = ((1024, 700), (1280, 800), (1920, 1080))
 SHAPES = REPO / "tests" / "fixtures" / "shapes-clip"
 
 
@@ -36,7 +39,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=SHAPES / "config.json", help="OpenCLIP model config")
     parser.add_argument("--weights", type=Path, default=SHAPES / "shapes-clip.safetensors")
     parser.add_argument("--photos", type=int, default=48, help="camera-like photos to generate")
-    parser.add_argument("--only", choices=["all", "duplicates"], default="all", help="just the Duplicates view")
+    parser.add_argument("--only", choices=["all", "duplicates", "tags"], default="all",
+                        help="just the Duplicates view, or just tagging")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clipphotos-shots-") as tmp:
@@ -49,7 +53,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
 
     from clipphotos.gui import theme
     from clipphotos.gui.main_window import AppOptions, MainWindow
-    from clipphotos.gui.model_choices import ModelRequest
+    from clipphotos.model_choices import ModelRequest
     from clipphotos.gui.settings_dialog import SettingsDialog
     from clipphotos.gui.welcome import WelcomeDialog
     from clipphotos.library import Library
@@ -83,7 +87,8 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     if MAKE_LIBRARY.exists():
         subprocess.run([sys.executable, str(MAKE_LIBRARY), "--out", str(pictures), "--count", str(args.photos),
                         "--max-side", "1600", "--seed", "7", "--workers", "2"], check=True, capture_output=True)
-    write_library(drawings, 64, seed=3, long_side=(300, 1200))
+    drawn = write_library(drawings, 64, seed=3, long_side=(300, 1200))
+    red = {str((drawings / d["path"]).resolve()) for d in drawn if d["colour"] == "red"}
     folders = [p for p in (pictures, drawings) if p.is_dir()]
     print("indexing…", flush=True)
     with Library(tmp / "library", model=model.spec("cpu")) as lib:
@@ -96,7 +101,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
             app.processEvents()
             time.sleep(0.02)
         until(lambda: not p._queue and p._draining == 0 and not window.preview_runner.busy
-              and not window.search_runner.busy)
+              and not window.search_runner.busy and not window.tags.runner.busy)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             app.processEvents()
@@ -107,6 +112,10 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     window.show()
     until(lambda: window.model_state == "ready" and window.reports > 0, 120)
     settle(window)
+    if args.only == "tags":
+        shoot_tagging(window, red, until, settle, save)
+        window.close()
+        return 0
     save(window, "01-main-window.png")
 
     window.search.field.setText("a red star")
@@ -115,6 +124,17 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     window.grid.setCurrentIndex(window.model.index(0))
     settle(window)
     save(window, "02-search-results.png")
+
+    # Where the matches end (issue #20): a search with matches and one with none, small and large.
+    for width, height in ((1024, 700), (1920, 1080)):
+        window.resize(width, height)
+        for name, text in (("matches", "a blue square"), ("no-match", "a pink house")):
+            window.search.field.setText(text)
+            until(lambda text=text: window.header_title.text() == f"Best matches for “{text}”"
+                  and not window.search_runner.busy)
+            settle(window)
+            save(window, f"16-search-{name}-{width}x{height}.png")
+    window.resize(1280, 800)
 
     window.search.clear()
     until(lambda: window.header_title.text() == "All photos")
@@ -134,6 +154,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     settle(window)
     save(window.search.filters, "05-filters.png")
     window.search.filters.hide()
+    shoot_tagging(window, red, until, settle, save)
     window.close()
 
     # Indexing in progress: a fresh library, a folder added from the sidebar.
@@ -176,6 +197,52 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     runner.shutdown()
     shoot_duplicates(tmp, model, out, until, save)
     return 0
+
+
+def shoot_tagging(window, red: set[str], until: Callable, settle: Callable, save: Callable) -> None:
+    """The tagging stages, each at the three window sizes; the review answers what is true (red drawings)."""
+    def at_sizes(name: str) -> None:
+        for width, height in SIZES:
+            window.resize(width, height)
+            settle(window)
+            save(window, f"{name}-{width}x{height}.png")
+        window.resize(1280, 800)
+        settle(window)
+
+    window.search.filters.exclude.clear()
+    for width, height in SIZES[::2]:
+        window.resize(width, height)
+        window.search.clear()
+        until(lambda: window.header_title.text() == "All photos")
+        settle(window)
+        save(window, f"01-main-window-{width}x{height}.png")
+    window.resize(1280, 800)
+
+    tags = window.tags
+    window.sidebar.new_label.setText("red things: a red shape")
+    window.sidebar.new_label.returnPressed.emit()
+    until(lambda: tags.reviewing, 120)
+    at_sizes("20-tags-label-created")
+
+    for row in range(13):
+        tags.answer(window.model.photo(row).path in red)
+    tags.undo()                                # the last one taken back
+    window.grid.scrollToTop()
+    at_sizes("21-tags-review-answers")
+
+    tags.review_bar.apply_button.click()
+    until(lambda: not tags.busy and window.header_title.text().startswith("Tagged"), 120)
+    at_sizes("22-tags-applied")
+
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.model.index(0))
+    until(lambda: bool(window.preview.tag_chips.chips))
+    at_sizes("23-tags-chips")
+
+    tags.notice.hide()
+    window.grid.clearSelection()
+    window.sidebar.tree.scrollToItem(window.sidebar.tag_item("red things"))
+    at_sizes("24-tags-section")
 
 
 def shoot_duplicates(tmp: Path, model, out: Path, until: Callable, save: Callable) -> None:

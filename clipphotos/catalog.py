@@ -170,9 +170,54 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX held_content ON held_files(content_id);
     """,
+    # 6: words in photos (clipphotos.text_reader): the lines read in each content, with their
+    # boxes (JSON, 4 corners as fractions of the upright picture) and an accent- and case-folded
+    # copy that an FTS5 trigram index (substrings, case-insensitive) searches; the triggers keep
+    # the index in step, also when a content leaves (ON DELETE CASCADE). `text_read` says which
+    # contents the text pass is done with (lines = 0: no text), so it is incremental and a kill
+    # loses at most the photo in flight. Lines belong to a content: moves and copies keep them.
+    """
+    CREATE TABLE text_lines (
+        id INTEGER PRIMARY KEY,
+        content_id INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        score REAL NOT NULL,
+        box TEXT NOT NULL
+    );
+    CREATE INDEX text_lines_content ON text_lines(content_id, position);
+    CREATE VIRTUAL TABLE text_fts USING fts5(folded, content='text_lines', content_rowid='id',
+                                             tokenize='trigram');
+    CREATE TRIGGER text_lines_added AFTER INSERT ON text_lines BEGIN
+        INSERT INTO text_fts(rowid, folded) VALUES (new.id, new.folded);
+    END;
+    CREATE TRIGGER text_lines_dropped AFTER DELETE ON text_lines BEGIN
+        INSERT INTO text_fts(text_fts, rowid, folded) VALUES ('delete', old.id, old.folded);
+    END;
+    CREATE TABLE text_read (
+        content_id INTEGER PRIMARY KEY REFERENCES contents(id) ON DELETE CASCADE,
+        lines INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        read_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a script, one by one (a trigger's body keeps its own semicolons)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
 
 
 def encode_path(path: str | os.PathLike[str] | bytes) -> bytes:
@@ -276,9 +321,8 @@ class Catalog:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
+                    for statement in _statements(script):
+                        self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -394,7 +438,7 @@ class Catalog:
 
     def library_model_id(self) -> int | None:
         """The id of the model the whole library is indexed with, if any."""
-        return self.known_model_id(self.get_setting("model.key"))
+        return self.known_model_id(self.get_setting("model.key"))   # settings.MODEL_KEY
 
     def vector_ids(self, model_id: int) -> set[int]:
         return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
@@ -503,9 +547,10 @@ class Catalog:
         return [_photo(r) for r in self.query(
             f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id ORDER BY {sort}")]
 
-    def filtered_content_ids(self, folder: str | None = None, since: str | None = None,
-                             until: str | None = None) -> set[int]:
-        """Content ids of the photos inside a folder and/or taken within a date range."""
+    @staticmethod
+    def _filters(folder: str | None, since: str | None, until: str | None,
+                 tag: str | None = None) -> tuple[str, list]:
+        """The WHERE clause (or "") and its parameters for photos `p` joined to contents `c`."""
         where, params = [], []
         if folder is not None:
             prefix = folder_prefix(encode_path(folder))
@@ -517,15 +562,36 @@ class Catalog:
         if until is not None:
             where.append("c.taken_at < ?")
             params.append(until)
-        sql = "SELECT DISTINCT p.content_id FROM photos p JOIN contents c ON c.id=p.content_id"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return {r[0] for r in self.query(sql, params)}
+        if tag is not None:
+            where.append("p.content_id IN (SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
+                         "WHERE l.name=?)")
+            params.append(tag.strip())
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def filtered_content_ids(self, folder: str | None = None, since: str | None = None,
+                             until: str | None = None) -> set[int]:
+        """Content ids of the photos inside a folder and/or taken within a date range."""
+        where, params = self._filters(folder, since, until)
+        return {r[0] for r in self.query(
+            f"SELECT DISTINCT p.content_id FROM photos p JOIN contents c ON c.id=p.content_id{where}", params)}
+
+    def browse(self, folder: str | None = None, since: str | None = None, until: str | None = None,
+               tag: str | None = None) -> list[PhotoRecord]:
+        """The photos inside a folder, taken within dates, with a tag (each if given), newest first."""
+        where, params = self._filters(folder, since, until, tag)
+        return [_photo(r) for r in self.query(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id{where} "
+            "ORDER BY coalesce(c.taken_at, '') DESC, p.path", params)]
 
     def content_ids_with_tag(self, label: str) -> set[int]:
         """Content ids a label (by name, any case) applies to: the search filter by tag."""
         return {r[0] for r in self.query("SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
                                          "WHERE l.name=?", (label.strip(),))}
+
+    def tagged_photo_counts(self) -> dict[int, int]:
+        """label id → how many photos (files) it applies to: what browsing a tag shows."""
+        return dict(self.query("SELECT t.label_id, count(*) FROM tags t JOIN photos p ON p.content_id=t.content_id "
+                               "GROUP BY t.label_id"))
 
     # -- writes of the indexer -----------------------------------------------------------
 
@@ -682,6 +748,68 @@ class Catalog:
     def _close_cleanups(db: sqlite3.Connection, state: str) -> None:
         db.execute("UPDATE cleanups SET state=? WHERE state='held' AND NOT EXISTS "
                    "(SELECT 1 FROM held_files h WHERE h.cleanup_id=cleanups.id)", (state,))
+
+    # -- words in photos (clipphotos.text_reader) ----------------------------------------
+
+    def contents_without_text(self, limit: int, after: int = 0) -> list[tuple[int, str, str]]:
+        """(content id, hash, one of its paths) of up to `limit` contents the text pass has not read,
+        by id from `after` on (those with a vector only: the text pass comes after the model's)."""
+        return [(cid, h, decode_path(p)) for cid, h, p in self.query(
+            "SELECT c.id, c.hash, min(p.path) FROM contents c JOIN photos p ON p.content_id=c.id "
+            "WHERE c.id > ? AND NOT EXISTS (SELECT 1 FROM text_read t WHERE t.content_id=c.id) "
+            "AND EXISTS (SELECT 1 FROM vectors v WHERE v.content_id=c.id) "
+            "GROUP BY c.id ORDER BY c.id LIMIT ?", (after, limit))]
+
+    def text_counts(self) -> tuple[int, int, int]:
+        """(contents read, contents with text, contents still to read) for progress and status."""
+        read, with_text = self.query("SELECT count(*), coalesce(sum(lines > 0), 0) FROM text_read")[0]
+        left = self.query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM text_read t "
+                          "WHERE t.content_id=c.id) AND EXISTS (SELECT 1 FROM vectors v "
+                          "WHERE v.content_id=c.id)")[0][0]
+        return read, with_text, left
+
+    def put_text(self, content_id: int, lines: Iterable[tuple[str, str, float, str]], reader: str) -> None:
+        """Store what was read in a content, (text, folded text, confidence, box JSON) per line,
+        and mark it read; reading it again replaces its lines. A content gone meanwhile is ignored."""
+        lines = list(lines)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM contents WHERE id=?", (content_id,)).fetchone() is None:
+                return
+            db.execute("DELETE FROM text_lines WHERE content_id=?", (content_id,))
+            db.executemany("INSERT INTO text_lines(content_id, position, text, folded, score, box) "
+                           "VALUES (?,?,?,?,?,?)",
+                           [(content_id, n, *line) for n, line in enumerate(lines)])
+            db.execute("INSERT OR REPLACE INTO text_read(content_id, lines, reader, read_at) VALUES (?,?,?,?)",
+                       (content_id, len(lines), reader, time.time()))
+
+    def text_lines(self, content_ids: Iterable[int]) -> dict[int, list[tuple[str, str, float, str]]]:
+        """content id → its lines (text, folded text, confidence, box JSON), in reading order."""
+        ids = list(dict.fromkeys(content_ids))
+        out: dict[int, list[tuple[str, str, float, str]]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            for cid, *line in self.query(f"SELECT content_id, text, folded, score, box FROM text_lines "
+                                         f"WHERE content_id IN ({','.join('?' * len(chunk))}) "
+                                         f"ORDER BY content_id, position", chunk):
+                out.setdefault(cid, []).append(tuple(line))  # type: ignore[arg-type]
+        return out
+
+    def contents_with_text(self, folded_term: str) -> dict[int, list[str]]:
+        """content id → the lines (as read) whose folded text contains `folded_term` anywhere.
+
+        Terms of 3 characters or more go through the trigram index; shorter ones scan the lines.
+        """
+        if len(folded_term) >= 3:
+            rows = self.query("SELECT l.content_id, l.text FROM text_fts f JOIN text_lines l ON l.id=f.rowid "
+                              "WHERE text_fts MATCH ? ORDER BY l.content_id, l.position",
+                              ('"' + folded_term.replace('"', '""') + '"',))
+        else:
+            rows = self.query("SELECT content_id, text FROM text_lines WHERE instr(folded, ?) > 0 "
+                              "ORDER BY content_id, position", (folded_term,))
+        out: dict[int, list[str]] = {}
+        for cid, text in rows:
+            out.setdefault(cid, []).append(text)
+        return out
 
     # -- reporting -----------------------------------------------------------------------
 

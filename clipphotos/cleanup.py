@@ -36,13 +36,24 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
-from clipphotos.catalog import encode_path, folder_prefix
+from clipphotos.catalog import Catalog, encode_path, folder_prefix
 from clipphotos.duplicates import ACTION_TIERS, DuplicateGroup, MoveReport
 
-if TYPE_CHECKING:
-    from clipphotos.library import Library
+
+class Library(Protocol):
+    """What a clean-up needs of the library (the facade passes itself; this module never imports it)."""
+
+    root: Path
+    catalog: Catalog
+
+    def folders(self) -> list[tuple[int, str, bool]]: ...
+
+    def forget(self, paths: Iterable[str]) -> int: ...
+
+    def drop_orphans(self, hashes: dict[int, str] | None = None) -> list[int]: ...
 
 HOLDING = ".clipphotos-trash"       # hidden: the scanner never indexes what it holds
 HOLD_DAYS = 7                       # then the next clean-up sends a clean-up on to the system trash

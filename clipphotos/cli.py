@@ -14,13 +14,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipphotos import __version__
 
 if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to its window
-    from clipphotos.indexer import IndexReport, Progress
+    from clipphotos.library import IndexReport, Progress
 
 EXIT_USAGE = 2
 EXIT_BUSY = 3
@@ -64,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="folders to add (default: the library's folders)")
     p.add_argument("--follow-links", action="store_true", help="follow symbolic links that leave the folder")
     p.add_argument("--workers", type=int, help="decoding threads (default: by CPU count)")
+    p.add_argument("--no-text", dest="read_text", action="store_false", default=None,
+                   help="do not read the words in photos this time (Settings can switch it off for good)")
 
     p = command("search", "find photos by a description and/or a picture")
     p.add_argument("query", nargs="?", help='what to look for, e.g. "dog on a beach"')
@@ -73,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", metavar="DIR", help="only photos inside this folder")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
-    p.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    p.add_argument("--limit", type=int, help="how many results (default 20; with --matches-only: all matches)")
     p.add_argument("--tag", metavar="NAME", help="only photos this label applies to")
+    p.add_argument("--matches-only", action="store_true",
+                   help="only the photos that clearly match, not the less likely ones after them")
+    p.add_argument("--text", dest="text_query", metavar="WORDS",
+                   help='only photos whose text (read in them) holds these words, e.g. "sunflower42"')
 
     command("status", "what the library holds: photos, folders, model, skipped files")
 
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, metavar="SECONDS",
                    help="rescan folders that give no events (network shares) this often (default 60)")
     p.add_argument("--polling", action="store_true", help="use no file system events: rescan every --poll seconds")
+    p.add_argument("--no-text", dest="read_text", action="store_false", default=None,
+                   help="do not read the words in photos this time (Settings can switch it off for good)")
 
     p = command("demo", "draw a demo library of shapes, index it with the bundled toy model and show it")
     p.add_argument("folder", nargs="?", help="where to create the demo library (default: a demo folder "
@@ -188,6 +195,11 @@ def _duration(seconds: float | None) -> str:
         else f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
+def _count(n: int) -> str:
+    """1240 → "1 240" (thin spaces group the thousands)."""
+    return f"{n:,}".replace(",", "\u2009")
+
+
 class ProgressBar:
     """A one-line progress bar on stderr (img/s and ETA) when stderr is a terminal."""
 
@@ -211,6 +223,8 @@ class ProgressBar:
             name = os.path.basename(p.current)[-30:]
             line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
                     f"{p.images_per_second:5.1f} img/s  ETA {_duration(p.eta_seconds)}  {name}")
+        elif p.phase == "reading text" and p.total:
+            line = f"Reading text: {_count(p.done)} of {_count(p.total)}"
         else:
             line = "Finishing…" if p.phase == "finishing" else ""
         self.stream.write("\r\033[K" + line + ("\n" if p.phase == "done" else ""))
@@ -223,17 +237,9 @@ class ProgressBar:
 def open_library(args: argparse.Namespace, workers: int | None = None):
     """The library named by --library, with the model the options ask for (else its own)."""
     from clipphotos.library import Library
-    from clipphotos.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
-    model = None
-    if args.model or args.pretrained or args.weights:
-        name = args.model or DEFAULT_MODEL
-        if name.endswith(".json"):
-            name = str(Path(name).expanduser().resolve())
-        weights = str(Path(args.weights).expanduser().resolve()) if args.weights else None
-        pretrained = args.pretrained
-        if pretrained is None and weights is None and name == DEFAULT_MODEL:
-            pretrained = DEFAULT_PRETRAINED
-        model = ModelSpec(name, pretrained, weights)
+    from clipphotos.model_choices import ModelRequest
+    request = ModelRequest.from_options(args.model, args.pretrained, args.weights)
+    model = request.spec() if request is not None else None
     return Library(args.library, model=model, device=args.device, workers=workers, precision=args.precision)
 
 
@@ -258,7 +264,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if lib is None:
         return EXIT_USAGE
     try:
-        report = lib.index_folders(on_progress=ProgressBar())
+        report = lib.index_folders(on_progress=ProgressBar(), read_text=args.read_text)
     finally:
         lib.close()
     emit(args, report.to_json(), lambda: _print_index(report))
@@ -268,6 +274,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _print_index(r: IndexReport) -> None:
     print(f"Indexed {r.indexed} photos ({r.embedded} embedded), {r.unchanged} unchanged, {r.moved} moved, "
           f"{r.removed} removed, {len(r.skipped)} skipped in {r.seconds:.1f} s")
+    if r.text is not None:
+        print(f"Read the text in {r.text.read} photos ({r.text.with_text} with text)"
+              + (f", {r.text.left} left for the next run" if r.text.left else ""))
     for folder in r.offline_folders:
         print(f"  offline (kept as it was): {folder}")
     for path, reason in r.skipped[:20]:
@@ -286,7 +295,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         settings = settings_from(stability_seconds=args.stability, poll_seconds=args.poll,
                                  reconcile_seconds=args.rescan * 60 if args.rescan else None,
                                  events=False if args.polling else None)
-        engine = WatchEngine(lib, settings, on_progress=ProgressBar(), on_report=_print_watch_run)
+        engine = WatchEngine(lib, settings, on_progress=ProgressBar(), on_report=_print_watch_run,
+                             read_text=args.read_text)
         with _stopped_by_signals(engine.stop):
             engine.start()
             say("Watching the library's folders; Ctrl+C stops (nothing is lost).")
@@ -330,31 +340,53 @@ def _print_watch_run(r: IndexReport) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    if not args.query and not args.image:
-        say("Say what to look for: clipphotos search \"dog on a beach\" (or --image FILE)")
+    if not args.query and not args.image and not args.text_query:
+        say("Say what to look for: clipphotos search \"dog on a beach\" (or --image FILE, or --text WORDS)")
+        return EXIT_USAGE
+    if args.text_query is not None and (args.query or args.image):
+        say("--text searches the words in photos alone: give it without a description or --image")
         return EXIT_USAGE
     for bound in (args.since, args.until):
         if bound is not None and not _is_iso_date(bound):
             say(f"clipphotos: {bound!r} is not a date; use YYYY-MM-DD")
             return EXIT_USAGE
+    if args.limit is not None and args.limit < 1:
+        say("clipphotos: --limit must be at least 1")
+        return EXIT_USAGE
+    limit = args.limit if args.limit is not None or args.matches_only else 20
+    from clipphotos.library import SearchAnswer
     lib = open_library(args)
     try:
-        if lib.catalog.photo_count() == 0:
+        if lib.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
-            results = []
+            answer = SearchAnswer([], 0)
+        elif args.text_query is not None:
+            found = lib.search_text(args.text_query, folder=args.folder, since=args.since, until=args.until,
+                                    tag=args.tag, limit=limit)
+            answer = SearchAnswer(found, len(found))
         else:
-            results = lib.search(args.query, image=args.image, negative=args.negative, folder=args.folder,
-                                 since=args.since, until=args.until, tag=args.tag, limit=args.limit)
+            answer = lib.find(args.query, image=args.image, negative=args.negative, folder=args.folder,
+                              since=args.since, until=args.until, tag=args.tag, limit=limit,
+                              matches_only=args.matches_only)
     finally:
         lib.close()
 
     def human() -> None:
-        for r in results:
+        results = answer.results
+        what = f"'{args.query or args.text_query}'" if args.query or args.text_query else "this picture"
+        if not results:
+            say(f"No photo clearly matches {what}." if args.matches_only else "No photos matched.")
+            return
+        if not answer.matches:
+            print(f"No photo clearly matches {what}; the closest ones are below")
+        for i, r in enumerate(results):
+            if i and r.match != results[i - 1].match:
+                print(f"{'─' * 6}  less likely  {'─' * 6}")
             also = f"  (+ {', '.join(os.path.basename(c) for c in r.companions)})" if r.companions else ""
             print(f"{r.score:6.3f}  {r.path}{also}")
-        if not results:
-            say("No photos matched.")
-    emit(args, {"results": [r.to_json() for r in results]}, human)
+            for line in r.text:
+                print(f"        “{line}”")
+    emit(args, {"matches": answer.matches, "results": [r.to_json() for r in answer.results]}, human)
     return 0
 
 
@@ -379,6 +411,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"Model:   {status['model'] or 'none yet (indexing picks the default)'}")
         print(f"Precision: {status['precision']} ({status['precision_reason']})")
         print(f"Photos:  {status['photos']}   Skipped: {status['skipped']}")
+        text = status["text"]
+        print(f"Text:    read in {text['read']} photos ({text['with_text']} with text), {text['left']} to read"
+              + ("" if text["enabled"] else "; switched off"))
         for f in status["folder_details"]:
             print(f"  {f['photos']:7d}  {f['path']}{'' if f['online'] else '  (offline)'}")
         if status.get("watching"):
@@ -737,8 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         return run_app(args)
-    from clipphotos.library import LibraryBusy
-    from clipphotos.loader import UnreadableImage
+    from clipphotos.library import LibraryBusy, UnreadableImage
     from clipphotos.models import ModelUnavailable
     try:
         return COMMANDS[args.command](args)

@@ -73,8 +73,8 @@ def _fast_half_precision(name: str) -> bool:
 
 
 def check_model(lib: Library) -> Finding:
-    from clipphotos.models import (DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelUnavailable, hub_cache_dir,
-                                   resolve_pretrained)
+    from clipphotos.model_choices import DEFAULT_MODEL, DEFAULT_PRETRAINED, hub_cache_dir
+    from clipphotos.models import ModelUnavailable, resolve_pretrained
     spec = lib.model_spec
     if spec.weights:
         present = Path(spec.weights).is_file()
@@ -107,14 +107,14 @@ def check_catalog(lib: Library) -> Finding:
 
 def check_index(lib: Library) -> Finding:
     from clipphotos.vector_index import file_checksum
-    key = lib.catalog.get_setting("model.key")
+    key = lib.settings.model_key
     if key is None:
         return Finding("index", True, "no index yet (nothing indexed)")
     model_id = lib.catalog.known_model_id(key)
     if model_id is None:
         return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
     path = lib.root / "index" / f"model-{model_id}.hnsw"
-    recorded = lib.catalog.get_setting(f"index.{model_id}.checksum")
+    recorded = lib.settings.index_checksum(model_id)
     deleted = path.with_name(path.name + ".deleted")
     if not path.is_file() or not deleted.is_file():
         return Finding("index", False, f"{path} is missing", "It is rebuilt from the catalog on the next search, "

@@ -35,6 +35,9 @@ from clipphotos.fingerprint import (
 )
 
 TIERS = ("exact", "near", "similar")
+# Pictures whose read texts share less than this (Jaccard of their character trigrams) say
+# different things: not near-duplicates (one misread letter in 20 leaves about 0.75).
+SAME_WORDS = 0.6
 ACTION_TIERS = ("exact", "near")  # similar shots are different photos: never moved away
 
 # Near-duplicates. In the quality benchmark (bench/dupes_quality.py, every pair of 750 files)
@@ -294,7 +297,7 @@ class _LibraryView:
         """Each candidate pair's aligned-thumbnail score, or 0 where it is not a near-duplicate."""
         if len(pairs) == 0:
             return np.zeros(0, dtype=np.float32)
-        scores = self._align(pairs) * self._one_capture(pairs)
+        scores = self._align(pairs) * self._one_capture(pairs) * self._same_words(ids, pairs)
         accepted = scores >= NEAR_SCORE
         borderline = np.flatnonzero((scores >= NEAR_SCORE_WITH_CLIP) & ~accepted)
         if len(borderline):
@@ -312,6 +315,22 @@ class _LibraryView:
         apart = np.abs(sig.seconds[pairs[:, 0]] - sig.seconds[pairs[:, 1]]) > NEAR_SECONDS   # NaN: False
         a, b = sig.camera[pairs[:, 0]], sig.camera[pairs[:, 1]]
         return ~(apart | ((a >= 0) & (b >= 0) & (a != b)))
+
+    def _same_words(self, ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """Could the pairs show one picture, by their text? Not two screenshots, receipts or pages
+        that look alike but say different things: where both have text read, the words must agree.
+
+        (Reading a smaller copy may misread a letter, so the texts are compared by their runs of
+        three characters, most of which a misread letter leaves alone.)
+        """
+        grams = {cid: _trigrams(" ".join(folded for _text, folded, _score, _box in lines))
+                 for cid, lines in self.catalog.text_lines(set(ids[pairs].ravel().tolist())).items()}
+        same = np.ones(len(pairs), dtype=bool)
+        for n, (i, j) in enumerate(pairs):
+            a, b = grams.get(int(ids[i])), grams.get(int(ids[j]))
+            if a and b and len(a & b) < SAME_WORDS * len(a | b):
+                same[n] = False
+        return same
 
     def _cannot_link(self, hashes: list[str]) -> list[tuple[int, int]]:
         if not self.distinct_contents:
@@ -420,6 +439,10 @@ class _LibraryView:
                      if (keep, f.content) in found else f for f in g.files]
             out.append(DuplicateGroup(g.tier, tuple(files), g.reasons, tuple(differences(files))))
         return out
+
+
+def _trigrams(text: str) -> set[str]:
+    return {text[i:i + 3] for i in range(len(text) - 2)}
 
 
 def candidate_pairs(phash: np.ndarray, thumbs: np.ndarray, taken: Sequence[str | None]) -> np.ndarray:

@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -59,13 +60,14 @@ class IndexReport:
     seconds: float = 0.0
     stopped: bool = False
     deferred: list[bytes] = field(default_factory=list)  # still being written: left for a later run
+    text: Any = None                # the text pass's TextReport, when it ran (clipphotos.text_pass)
 
     def to_json(self) -> dict:
         return {"indexed": self.indexed, "embedded": self.embedded, "unchanged": self.unchanged,
                 "moved": self.moved, "removed": self.removed,
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "offline_folders": self.offline_folders, "seconds": round(self.seconds, 3),
-                "stopped": self.stopped}
+                "stopped": self.stopped, "text": self.text.to_json() if self.text is not None else None}
 
 
 @dataclass

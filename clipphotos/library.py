@@ -7,6 +7,8 @@ and then frees the old vectors.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,17 +26,32 @@ from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_
 from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
 from clipphotos.embedder import Embedder
 from clipphotos.indexer import Indexer, IndexReport, Progress
-from clipphotos.loader import load_image
-from clipphotos.tags import Labels
+from clipphotos.loader import UnreadableImage, load_image  # noqa: F401 - the GUI and CLI take them from here
+from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
+from clipphotos.tags import (
+    BACKGROUND_PROMPTS, Applied, Decision, ExportPlan, ExportReport, Label, LabelInfo, Labels, PhotoTag, useful_order,
+)
+from clipphotos.text_pass import TextPass, TextReport
+from clipphotos.text_reader import TextLine, TextReaderUnavailable
+from clipphotos.text_search import TextMatch, match_text
 from clipphotos.inference import Model, open_model, planned
 from clipphotos.models import ModelSpec, ModelUnavailable, gpu_possible, pick_device, plan_precision, requested_precision
+from clipphotos.settings import Settings
 from clipphotos.thumbnails import ThumbnailCache
 from clipphotos.vector_index import VectorIndex
 from clipphotos.watch_state import live_watcher, watch_status
 
+# The value types the CLI and the app use come from here too, so that they import this module only.
+__all__ = ["Library", "LibraryBusy", "SearchResult", "SearchAnswer", "TrashReport", "PhotoRecord", "IndexReport",
+           "Progress", "UnreadableImage", "load_image", "default_library_dir", "TextLine", "TextReport"]
+
+log = logging.getLogger(__name__)
+
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
 NEGATIVE_WEIGHT = 0.6
+# The catalog setting that switches the text pass off ("off"); on by default.
+TEXT_SETTING = "text.read"
 
 
 def default_library_dir() -> Path:
@@ -63,10 +80,24 @@ class SearchResult:
     photo: PhotoRecord
     companions: tuple[str, ...] = ()
     """Other files of the same shot (the RAW beside this JPEG), shown as this one photo."""
+    match: bool = False
+    """Whether the photo clearly matches the query (see clipphotos.search_cut), not merely ranks."""
+    text: tuple[str, ...] = ()
+    """The lines of the photo's text that hold the query's words (see clipphotos.text_search)."""
 
     def to_json(self) -> dict:
-        return {"path": self.path, "score": round(self.score, 4), "taken_at": self.photo.taken_at,
-                "width": self.photo.width, "height": self.photo.height, "companions": list(self.companions)}
+        return {"path": self.path, "score": round(self.score, 4), "match": self.match,
+                "taken_at": self.photo.taken_at, "width": self.photo.width, "height": self.photo.height,
+                "companions": list(self.companions), "text": list(self.text)}
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    """A search's results, matches first (best first), then the rest; how many match in all, and why."""
+
+    results: list[SearchResult]
+    matches: int
+    reason: str = ""
 
 
 class Library:
@@ -77,6 +108,7 @@ class Library:
         self.root = Path(root).expanduser().resolve() if root else default_library_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.root / "catalog.sqlite3")
+        self.settings = Settings(self.catalog)
         self.requested_model = model
         self.requested_device = device
         self.requested_precision = precision
@@ -88,6 +120,9 @@ class Library:
         self._model_id: int | None = None
         self._data_version: int | None = None
         self.thumbnails = ThumbnailCache(self.root / "thumbnails")
+        self._bank: Bank | None = None
+        self._sample: LibrarySample | None = None
+        self._stats: PhotoStats | None = None
 
     def close(self) -> None:
         self.catalog.close()
@@ -105,7 +140,7 @@ class Library:
         """The model asked for now, else the one the library was indexed with, else the default."""
         spec = self.requested_model
         if spec is None:
-            stored = self.catalog.get_setting("model")
+            stored = self.settings.model_json
             spec = ModelSpec.from_json(stored) if stored else ModelSpec()
         # Asked for now, else what the spec names, else $CLIPPHOTOS_PRECISION, else automatic.
         asked = self.requested_precision or (spec.precision if spec.precision != "auto" else None)
@@ -142,6 +177,16 @@ class Library:
             self._model_id = self.catalog.model_id(self._loaded.key, self._loaded.dim)
         return self._embedder
 
+    def photo_count(self) -> int:
+        return self.catalog.photo_count()
+
+    def warm_up(self) -> Model:
+        """Load the model and the vector index and run the text path once, so that the first
+        search pays for none of it; returns the loaded model (what runs where, and why)."""
+        _ = self.index
+        self.embedder.warm_up()
+        return self.embedder.loaded
+
     @property
     def model_id(self) -> int:
         _ = self.embedder
@@ -158,7 +203,7 @@ class Library:
         """The model's vector index: loaded if intact, rebuilt from the catalog if not, then synced."""
         if self._index is None:
             dim = self.embedder.dim
-            checksum = self.catalog.get_setting(f"index.{self.model_id}.checksum")
+            checksum = self.settings.index_checksum(self.model_id)
             index = VectorIndex.load(self._index_path(), dim, checksum)
             if index is None:
                 ids, vecs = self.catalog.vectors(self.model_id)
@@ -187,7 +232,7 @@ class Library:
 
     def save_index(self) -> None:
         checksum = self.index.save(self._index_path())
-        self.catalog.set_setting(f"index.{self.model_id}.checksum", checksum)
+        self.settings.set_index_checksum(self.model_id, checksum)
 
     # -- upkeep --------------------------------------------------------------------------
 
@@ -203,6 +248,7 @@ class Library:
         """Rebuild the vector index from the catalog and save it; returns how many vectors it holds."""
         ids, vecs = self.catalog.vectors(self.model_id)
         self._index = VectorIndex.build(self.embedder.dim, ids, vecs)
+        self._sample = None
         self.save_index()
         return len(self._index)
 
@@ -272,7 +318,8 @@ class Library:
                       on_progress: Callable[[Progress], None] = lambda p: None,
                       only: Iterable[bytes] | None = None,
                       indexer_hook: Callable[[Indexer], None] | None = None,
-                      settle_seconds: float | None = None, save: bool = True) -> IndexReport:
+                      settle_seconds: float | None = None, save: bool = True,
+                      read_text: bool | None = None) -> IndexReport:
         """Add the folders (if any) and bring the whole library up to date.
 
         `only` limits the run to some paths (the watcher's events), folders meaning everything
@@ -280,6 +327,8 @@ class Library:
         stop it. Files modified in the last `settle_seconds` may still be being copied: they are
         left for later (`report.deferred`). `save=False` leaves the index file for a later
         `save_index()` (the catalog has everything; a watcher saves now and then, not each run).
+        Then, unless `read_text` is False (None: the library's setting), the text pass reads the
+        words in the photos not read yet (`report.text`); stopping the indexer stops it too.
         """
         with self.writing():
             for folder in folders:
@@ -297,12 +346,77 @@ class Library:
                 self.save_index()
             if not report.stopped and self.catalog.contents_without_vector(model_id) == 0:
                 # Everything is embedded with this model now: make it the library's model.
-                self.catalog.set_setting("model", replace(self._loaded.spec, device="auto", precision="auto").to_json())
-                self.catalog.set_setting("model.key", self._loaded.key)
+                self.settings.set_model(replace(self._loaded.spec, device="auto", precision="auto").to_json(),
+                                        self._loaded.key)
                 self.catalog.drop_other_models(model_id)
             if not report.stopped:
                 self.labels.tag_new_contents()   # new photos get the user's labels right away
+            if not report.stopped and (self.text_enabled if read_text is None else read_text):
+                text = self._text_pass()
+                text.stop, text.pause = indexer.stop, indexer.pause
+                report.text = self._run_text_pass(text, on_progress)
             return report
+
+    # -- words in photos -----------------------------------------------------------------
+
+    @property
+    def text_enabled(self) -> bool:
+        """Whether indexing reads the words in photos (Settings; `--no-text` skips it for one run)."""
+        return self.catalog.get_setting(TEXT_SETTING) != "off"
+
+    def set_text_enabled(self, on: bool) -> None:
+        self.catalog.set_setting(TEXT_SETTING, None if on else "off")
+
+    def text_left(self) -> int:
+        """How many photos the text pass has still to read."""
+        return self.catalog.text_counts()[2]
+
+    def read_text(self, *, on_progress: Callable[[Progress], None] = lambda p: None,
+                  hook: Callable[[TextPass], None] | None = None,
+                  should_yield: Callable[[], bool] = lambda: False) -> TextReport | None:
+        """Run the text pass alone (the watcher's low-priority work): it returns early as soon as
+        `should_yield()` says other work waits. None if text cannot be read here."""
+        with self.writing():
+            text = self._text_pass()
+            text.should_yield = should_yield
+            if hook is not None:
+                hook(text)
+            return self._run_text_pass(text, on_progress)
+
+    def _text_pass(self) -> TextPass:
+        return TextPass(self.catalog, self.thumbnails)
+
+    @staticmethod
+    def _run_text_pass(text: TextPass, on_progress: Callable[[Progress], None]) -> TextReport | None:
+        try:
+            return text.run(on_progress)
+        except TextReaderUnavailable as exc:
+            log.warning("the words in photos are not read: %s", exc)
+            return None
+
+    def _text_status(self) -> dict:
+        read, with_text, left = self.catalog.text_counts()
+        return {"enabled": self.text_enabled, "read": read, "with_text": with_text, "left": left}
+
+    def photo_text(self, path: str | os.PathLike[str]) -> list[TextLine]:
+        """The lines read in a photo, with their boxes (empty if none, or not read yet)."""
+        photo = self.catalog.photo_by_path(path)
+        if photo is None:
+            return []
+        return [TextLine(text, score, tuple(map(tuple, json.loads(box))))
+                for text, _folded, score, box in self.catalog.text_lines([photo.content_id]).get(photo.content_id, [])]
+
+    def search_text(self, query: str, *, folder: str | os.PathLike[str] | None = None,
+                    since: str | date | None = None, until: str | date | None = None,
+                    tag: str | None = None, limit: int = 20) -> list[SearchResult]:
+        """Photos by their text alone: those holding most of the query's words first (no model needed).
+
+        The score is the share of the query's terms found in the photo's text."""
+        allowed = self._allowed(folder, since, until, tag)
+        matches = {cid: m for cid, m in match_text(self.catalog, query).items()
+                   if allowed is None or cid in allowed}
+        ranked = sorted(matches.items(), key=lambda item: (-item[1].weight, -len(item[1].lines), item[0]))
+        return self._results([(cid, m.share) for cid, m in ranked], folder, matches, set(matches))[:limit]
 
     def _busy_message(self) -> str:
         watcher = live_watcher(self.catalog)
@@ -314,13 +428,12 @@ class Library:
     def excluded_folders(self) -> frozenset[bytes]:
         """Folders indexing never enters: the user's exclusions and the library's own folder
         (its thumbnails are not photos, even when the library sits inside a photo folder)."""
-        raw = self.catalog.get_setting("excluded_folders")
-        user = {encode_path(p) for p in raw.split("\n") if p} if raw else set()
+        user = {encode_path(p) for p in self.settings.excluded_folders}
         return frozenset(user | {encode_path(self.root)})
 
     def set_excluded_folders(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         """Folders (inside library folders) that indexing skips; their photos leave on the next run."""
-        self.catalog.set_setting("excluded_folders", "\n".join(os.fspath(p) for p in paths) or None)
+        self.settings.excluded_folders = paths
 
     # -- deleting ------------------------------------------------------------------------
 
@@ -394,48 +507,259 @@ class Library:
         """The user's labels: define, decide, review and export tags (see clipphotos.tags)."""
         return Labels(self)
 
+    # The app's questions about tags, each one call (the CLI speaks to `labels` the same way).
+
+    def label_infos(self) -> list[LabelInfo]:
+        """Every label with the number of photos it applies to (what `tag list` and the sidebar show)."""
+        return self.labels.info()
+
+    def add_label(self, name: str, prompts: Sequence[str] = ()) -> Label:
+        return self.labels.add(name, prompts)
+
+    def remove_label(self, name: str) -> bool:
+        return self.labels.remove(name)
+
+    def tag_suggestions(self, name: str, limit: int = 60) -> list[tuple[PhotoRecord, Decision]]:
+        """A label's photos to review, most useful first (see tags.useful_order), answered ones included."""
+        found = useful_order(self.labels.suggestions(name, limit=None, include_reviewed=True))[:limit]
+        photos = {p.path: p for p in map(self.catalog.photo_by_path, [d.path for d in found]) if p is not None}
+        return [(photos[d.path], d) for d in found if d.path in photos]
+
+    def review_tag(self, name: str, paths: Iterable[str | os.PathLike[str]], accepted: bool | None) -> None:
+        """Store the user's answers (None forgets one); a label already applied is decided again."""
+        self.labels.review(name, paths, accepted, refit=False)
+
+    def refit_label(self, name: str) -> None:
+        """Decide a label again after answers, if it is applied (a new label waits for `apply_label`)."""
+        if self.labels.is_applied(name):
+            self.labels.run([name])
+
+    def apply_label(self, name: str) -> Applied:
+        return self.labels.apply(name)
+
+    def undo_apply(self, applied: Applied) -> None:
+        self.labels.undo_apply(applied)
+
+    def photos_tagged(self, name: str) -> list[PhotoRecord]:
+        """The photos a label applies to, newest first: what its row in the sidebar shows."""
+        return self.catalog.browse(tag=name)
+
+    def browse(self, *, folder: str | os.PathLike[str] | None = None, since: str | date | None = None,
+               until: str | date | None = None, tag: str | None = None) -> list[PhotoRecord]:
+        """The photos to look through, newest first: inside a folder, taken within dates (whole
+        days), with a tag, as far as each is given."""
+        return self.catalog.browse(os.fspath(folder) if folder is not None else None, _date_bound(since),
+                                   _date_bound(until, end=True), tag)
+
+    def photo_tags(self, path: str | os.PathLike[str]) -> list[PhotoTag]:
+        return self.labels.photo_tags(path)
+
+    def set_photo_tag(self, path: str | os.PathLike[str], name: str, on: bool) -> None:
+        """Give a photo a tag (a new label if need be) or take one off; both are answers the label learns from."""
+        if on:
+            self.labels.add(name)
+        self.labels.set_tag(name, path, on)
+
+    def xmp_plan(self) -> ExportPlan:
+        return self.labels.export_plan()
+
+    def export_xmp(self) -> ExportReport:
+        return self.labels.export_xmp()
+
     # -- search --------------------------------------------------------------------------
 
     def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None,
                negative: Sequence[str] = (), folder: str | os.PathLike[str] | None = None,
                since: str | date | None = None, until: str | date | None = None,
                tag: str | None = None, limit: int = 20) -> list[SearchResult]:
-        """Photos ranked by similarity to a description and/or a picture, best first.
+        """Photos ranked by similarity to a description and/or a picture: the matches, then the rest.
+
+        `find` with the same arguments, without the count of matches.
+        """
+        return self.find(text, image=image, negative=negative, folder=folder, since=since, until=until,
+                         tag=tag, limit=limit).results
+
+    def find(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None,
+             negative: Sequence[str] = (), folder: str | os.PathLike[str] | None = None,
+             since: str | date | None = None, until: str | date | None = None,
+             tag: str | None = None, limit: int | None = 20, matches_only: bool = False) -> SearchAnswer:
+        """A search split where its matches end: the photos that clearly match first, then the rest.
 
         Scores are cosine similarities to the (prompt-ensembled) query, so they compare across
-        queries. `negative` terms push their matches down; folder and date filters narrow the
-        candidates before ranking; `until` is inclusive. `tag` keeps the photos a label applies to.
+        queries; each result says whether it matches (clipphotos.search_cut decides, from the
+        library), and `matches` counts the matches among every photo the filters allow, not only
+        the ones returned. `negative` terms push their matches down; folder and date filters
+        narrow the candidates; `until` is inclusive. `tag` keeps the photos a label applies to.
+        `matches_only` returns only the matches, up to `limit` (None: all of them).
         """
         if self.catalog.photo_count() == 0 or (not text and image is None):
-            return []
+            return SearchAnswer([], 0)
         query, exclude = self._query_vector(text, image)
         for term in negative:
             query = query - NEGATIVE_WEIGHT * self.embedder.encode_query(term)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
+        allowed = self._allowed(folder, since, until, tag)
+        if allowed is not None and not allowed:
+            return SearchAnswer([], 0)
+        by_text = image is None
+        tail = self.index.search(query, TAIL, None)
+        positive = self._query_vector(text, image)[0] if negative else query
+        cut = QueryCut(self._cut(positive, text if by_text else None, exclude, by_text,
+                                 None if negative else tail), positive, by_text,
+                       tuple((self._cut(vec, term, set(), True), vec) for term in negative
+                             for vec in [self.embedder.encode_query(term)]))
+        want = (limit if limit is not None else 10 * TAIL) + len(exclude)
+        k = max(want * 2, want + 10)
+        while True:
+            hits = tail[:k] if allowed is None and k <= len(tail) else self.index.search(query, k, allowed)
+            hits = [(cid, s) for cid, s in hits if cid not in exclude]
+            flags = self._matching(cut, hits)
+            more = len(allowed) if allowed is not None else len(self.index)
+            # Matches may go on past the last hit: look further until one fails or all are seen.
+            if not hits or not flags[-1] or k >= more:
+                break
+            k *= 4
+        matching = {cid for (cid, _), match in zip(hits, flags) if match}
+        texts = {cid: m for cid, m in match_text(self.catalog, text).items()
+                 if cid not in exclude and (allowed is None or cid in allowed)} if text else {}
+        if texts:
+            # A photo holding most of the query's words matches by them, whatever it looks like.
+            hits = self._fuse(query, hits, texts)
+            matching |= {cid for cid, m in texts.items() if m.strong}
+        shots = self._results(hits, folder, texts, matching)
+        matched = [r for r in shots if r.match]
+        rest = [] if matches_only else [r for r in shots if not r.match]
+        return SearchAnswer((matched + rest)[:limit], len(matched), cut.reason)
+
+    def _fuse(self, query: np.ndarray, hits: list[tuple[int, float]],
+              matches: dict[int, TextMatch]) -> list[tuple[int, float]]:
+        """CLIP's ranking with the text's: a photo's score gains the share of the query's words its
+        text holds (whole words count half as much again), and photos holding most of them come
+        before those that only look right."""
+        scores = dict(hits)
+        unseen = [cid for cid in matches if cid not in scores]
+        if unseen:
+            present = self.index.ids()
+            unseen = [cid for cid in unseen if cid in present]
+            if unseen:
+                scores.update(zip(unseen, (self.index.vectors(unseen) @ query).tolist()))
+        fused = {cid: score + (matches[cid].weight if cid in matches else 0.0) for cid, score in scores.items()}
+        return sorted(fused.items(), key=lambda item: (not (item[0] in matches and matches[item[0]].strong),
+                                                       -item[1]))
+
+    def _allowed(self, folder: str | os.PathLike[str] | None, since: str | date | None,
+                 until: str | date | None, tag: str | None) -> set[int] | None:
+        """The content ids the folder, date and tag filters leave (None: no filter)."""
         allowed = None
-        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
         if folder is not None or since is not None or until is not None:
             allowed = self.catalog.filtered_content_ids(
                 str(Path(folder).expanduser().resolve()) if folder else None,
                 _date_bound(since), _date_bound(until, end=True))
-            if not allowed:
-                return []
         if tag is not None:
             tagged = self.catalog.content_ids_with_tag(tag)
             allowed = tagged if allowed is None else allowed & tagged
-            if not allowed:
-                return []
-        want = limit + len(exclude)
-        hits = self.index.search(query, max(want * 2, want + 10), allowed)
-        hits = [(cid, s) for cid, s in hits if cid not in exclude]
+        return allowed
+
+    def _cut(self, vector: np.ndarray, text: str | None, exclude: set[int], by_text: bool,
+             tail: list[tuple[int, float]] | None = None) -> Cut:
+        """One vector's cut, fitted on its best photos in the whole library (`tail`, if already
+        searched for) and on the library sample."""
+        if tail is None:
+            tail = self.index.search(vector, TAIL, None)
+        tail = [(cid, s) for cid, s in tail if cid not in exclude]
+        ids = np.array([cid for cid, _ in tail], dtype=np.int64)
+        stats, sample = self._cut_stats(ids), self._cut_sample()
+        scores = stats.scores(ids, np.array([s for _, s in tail], dtype=np.float32))
+        return cut_for(sample, sample.scores(vector), ids, scores, self._cut_bank(), text, by_text=by_text)
+
+    def _matching(self, cut: QueryCut, hits: list[tuple[int, float]]) -> np.ndarray:
+        if not hits or cut.matches_nothing:
+            return np.zeros(len(hits), dtype=bool)
+        ids = np.array([cid for cid, _ in hits], dtype=np.int64)
+        stats = self._cut_stats(ids)
+        if cut.exclude:   # each --not term scores the photos with its own vector
+            return cut.matches(ids, stats, vectors=self.index.vectors(ids.tolist()))
+        return cut.matches(ids, stats, np.array([s for _, s in hits], dtype=np.float32))
+
+    def _cut_stats(self, ids: np.ndarray = np.zeros(0, np.int64)) -> PhotoStats:
+        """Every photo's generic-caption and concept scores (search_cut.PhotoStats), with these ids in it.
+
+        Loaded from beside the index, else computed for the whole library and saved there; photos
+        indexed since are scored when first met.
+        """
+        path = self.root / "index" / f"model-{self.model_id}.cut.npz"
+        if self._stats is None:
+            self._stats = self._load_stats(path)
+            if self._stats is None:
+                every = np.array(sorted(self.index.ids()), dtype=np.int64)
+                self._stats = PhotoStats.of(every, self.index.vectors(every.tolist()) if len(every) else
+                                            np.zeros((0, self.embedder.dim)), self._cut_bank())
+                try:
+                    np.savez(path, ids=self._stats.ids, background=self._stats.background,
+                             concepts=self._stats.concepts,
+                             texts=np.array([*BACKGROUND_PROMPTS, *CONCEPTS]))
+                except OSError:
+                    pass   # a derived cache: it is only computed again next time
+        new = self._stats.missing(ids)
+        if len(new):
+            self._stats = self._stats.merged(PhotoStats.of(new, self.index.vectors(new.tolist()), self._cut_bank()))
+        return self._stats
+
+    def _load_stats(self, path: Path) -> PhotoStats | None:
+        try:
+            with np.load(path) as saved:
+                if saved["texts"].tolist() != [*BACKGROUND_PROMPTS, *CONCEPTS]:
+                    return None
+                return PhotoStats(saved["ids"], saved["background"], saved["concepts"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def _cut_bank(self) -> Bank:
+        """The generic captions and everyday concepts as this model's vectors: encoded once, kept beside the index."""
+        if self._bank is None:
+            path = self.root / "index" / f"model-{self.model_id}.bank.npz"
+            texts = [*BACKGROUND_PROMPTS, *CONCEPTS]
+            try:
+                with np.load(path) as saved:
+                    stored = saved["texts"].tolist() == texts and saved["vectors"].shape == (len(texts), self.embedder.dim)
+                    vectors = saved["vectors"] if stored else None
+            except (OSError, KeyError, ValueError):
+                vectors = None
+            if vectors is None:
+                vectors = np.stack([self.embedder.encode_query(t, ("{}",)) for t in BACKGROUND_PROMPTS]
+                                   + [self.embedder.encode_query(t) for t in CONCEPTS])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    np.savez(path, texts=np.array(texts), vectors=vectors)
+                except OSError:
+                    pass   # a derived cache: without it the bank is only encoded again next time
+            self._bank = Bank.of(vectors[:len(BACKGROUND_PROMPTS)], vectors[len(BACKGROUND_PROMPTS):])
+        return self._bank
+
+    def _cut_sample(self) -> LibrarySample:
+        """The library sample the cut estimates distributions on; drawn again once the library changed a lot."""
+        size = len(self.index)
+        if self._sample is None or self._sample.stale(size):
+            index = self.index
+            ids = np.fromiter(index.ids(), np.int64)
+            stats = self._cut_stats(ids)
+            self._sample = LibrarySample.draw(ids, index.vectors, size, stats)
+        return self._sample
+
+    def _results(self, hits: list[tuple[int, float]], folder: str | os.PathLike[str] | None,
+                 texts: dict[int, TextMatch], matching: set[int] = frozenset()) -> list[SearchResult]:
+        """Ranked (content id, score) as results: one per file within the folder, one per shot,
+        each saying whether it matches and which lines of its text hold the query's words."""
+        folder_raw = folder_prefix(encode_path(Path(folder).expanduser().resolve())) if folder else None
         photos = self.catalog.photos_by_content(cid for cid, _ in hits)
         results: list[SearchResult] = []
         for cid, score in hits:
+            lines = texts[cid].lines if cid in texts else ()
             for photo in photos.get(cid, []):
                 if folder_raw is not None and not encode_path(photo.path).startswith(folder_raw):
                     continue
-                results.append(SearchResult(photo.path, score, photo))
-        return self._one_per_shot(results)[:limit]
+                results.append(SearchResult(photo.path, score, photo, match=cid in matching, text=lines))
+        return self._one_per_shot(results)
 
     def _one_per_shot(self, results: list[SearchResult]) -> list[SearchResult]:
         """A RAW and its JPEG are one photo: one result, the primary file listing the others.
@@ -451,7 +775,8 @@ class Library:
                 out.append(result)
             elif files[0].id not in shown:
                 shown.add(files[0].id)
-                out.append(SearchResult(files[0].path, result.score, files[0], tuple(f.path for f in files[1:])))
+                out.append(SearchResult(files[0].path, result.score, files[0], tuple(f.path for f in files[1:]),
+                                        result.match, result.text))
         return out
 
     def _query_vector(self, text: str | None, image: str | os.PathLike[str] | None) -> tuple[np.ndarray, set[int]]:
@@ -477,7 +802,7 @@ class Library:
     def status(self) -> dict:
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
-        stored = self.catalog.get_setting("model")
+        stored = self.settings.model_json
         folders = self.folders()
         backend, precision, precision_reason, measured = self.inference()
         return {
@@ -488,10 +813,11 @@ class Library:
             "folder_details": [{"path": path, "photos": counts.get(fid, 0), "follow_links": follow,
                                 "online": os.path.isdir(path)} for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
-            "model_key": self.catalog.get_setting("model.key"),
+            "model_key": self.settings.model_key,
             "precision": precision, "precision_reason": precision_reason,
             "backend": backend, "precision_measured": measured,
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
+            "text": self._text_status(),
             **watch_status(self.catalog),
         }
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,15 +18,15 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 if TYPE_CHECKING:  # torch is imported where a model is built: a CPU search runs without it
     import torch
 
-DEFAULT_MODEL = "ViT-B-32-256"
-DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
+# Where a model comes from is named there (torch-free); here it is built. Re-exported for callers.
+from clipphotos.model_choices import ModelSpec, ModelUnavailable, resolve_pretrained  # noqa: E402
+
 BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 # The toy model that ships inside the package: enough for the demo and the tests.
 SHAPES_CONFIG = BUNDLED_DIR / "shapes-clip" / "config.json"
@@ -49,39 +48,6 @@ def __getattr__(name: str) -> Any:
         import torch
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     raise AttributeError(name)
-
-
-class ModelUnavailable(Exception):
-    """The model cannot be built: str(exc) says why and what the user can do, in plain words."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the user asked for. A library remembers it and reuses it on later runs."""
-
-    name: str = DEFAULT_MODEL            # an OpenCLIP model name or the path of a model-config JSON
-    pretrained: str | None = DEFAULT_PRETRAINED
-    weights: str | None = None           # a local checkpoint file, instead of the hub
-    device: str = "auto"
-    precision: str = "auto"              # auto, fp32, bf16 or fp16: see `plan_precision`
-
-    def to_json(self) -> str:
-        return json.dumps({"name": self.name, "pretrained": self.pretrained, "weights": self.weights,
-                           "device": self.device, "precision": self.precision})
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelSpec:
-        data = json.loads(text)
-        return cls(data["name"], data.get("pretrained"), data.get("weights"), data.get("device", "auto"),
-                   data.get("precision", "auto"))
-
-    @property
-    def is_config_file(self) -> bool:
-        return self.name.endswith(".json")
-
-    def describe(self) -> str:
-        source = f"weights {self.weights}" if self.weights else (self.pretrained or "random weights")
-        return f"{self.name} ({source})"
 
 
 @dataclass
@@ -125,19 +91,6 @@ class LoadedModel:
     def can_trim(self) -> bool:
         from clipphotos.torch_towers import can_trim
         return can_trim(self.model)
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloaded weights (respects HF_HUB_CACHE / HF_HOME).
-
-    Read from the environment on each call: huggingface_hub freezes its own copy at import.
-    """
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-    return Path(constants.HF_HUB_CACHE)
 
 
 def gpu_possible(requested: str = "auto") -> bool:
@@ -249,7 +202,6 @@ def file_fingerprint(path: Path) -> str:
 
 def _register_config(path: Path) -> str:
     """Make a model-config JSON known to OpenCLIP and return the name to create it by."""
-    import open_clip
     if not path.is_file():
         raise ModelUnavailable(f"model config {path} does not exist")
     try:
@@ -265,59 +217,6 @@ def _register_config(path: Path) -> str:
         from open_clip import factory
         factory._MODEL_CONFIGS[name] = cfg
     return name
-
-
-def _hub_reachable(timeout: float = 4.0) -> bool:
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
-    """The local file of an OpenCLIP pretrained tag: from the hub's cache, or downloaded once."""
-    import open_clip
-    from huggingface_hub import hf_hub_download
-    cfg = open_clip.get_pretrained_cfg(name, tag)
-    if not cfg:
-        known = ", ".join(t for m, t in open_clip.list_pretrained() if m == name) or "none"
-        raise ModelUnavailable(f"OpenCLIP has no pretrained weights {tag!r} for {name} (known tags: {known})")
-    hub = cfg.get("hf_hub", "")
-    if not hub:
-        raise ModelUnavailable(f"{name} {tag} is only published at {cfg.get('url')}; download it and pass "
-                               f"the file with --weights")
-    repo, filename = _split_hub(hub)
-    candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-    for candidate in candidates:
-        try:
-            return Path(hf_hub_download(repo, candidate, local_files_only=True, cache_dir=hub_cache_dir()))
-        except Exception:  # not cached: try the next name, then the network
-            pass
-    if not download or not _hub_reachable():
-        raise ModelUnavailable(
-            f"The weights of {name} ({tag}) are not on this computer and the model hub cannot be reached.\n"
-            f"  They would be downloaded once into {hub_cache_dir()}.\n"
-            f"  Connect to the internet and run again, or point at a local checkpoint with "
-            f"--weights FILE (.safetensors, .pt or .bin).")
-    last: Exception | None = None
-    for candidate in candidates:
-        try:
-            return Path(hf_hub_download(repo, candidate, cache_dir=hub_cache_dir()))  # prints its own progress bar on stderr
-        except Exception as exc:
-            last = exc
-    raise ModelUnavailable(f"Downloading {name} ({tag}) from {repo} failed: {last}")
-
-
-def _split_hub(hub: str) -> tuple[str, str]:
-    """OpenCLIP writes hub entries as 'org/repo/' or 'org/repo/file.bin'."""
-    parts = hub.split("/")
-    return "/".join(parts[:2]), "/".join(parts[2:])
 
 
 def model_key(spec: ModelSpec, weights: Path | None) -> str:

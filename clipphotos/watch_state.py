@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 
 from clipphotos.catalog import Catalog
+from clipphotos.settings import WATCH_STATE as STATE_KEY
 
 EVENTS, POLLING = "events", "polling"
-STATE_KEY = "watch.state"
 # The state is published when it changes, and at least this often as a heartbeat...
 HEARTBEAT_SECONDS = 5.0
 # ...so a published state older than this is a watcher that died without saying so.

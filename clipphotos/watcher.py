@@ -41,6 +41,7 @@ from clipphotos.indexer import Indexer, IndexReport, Progress, scan_reaches
 from clipphotos.library import Library, LibraryBusy
 from clipphotos.watch_state import EVENTS, HEARTBEAT_SECONDS, POLLING, WatchedFolder, WatchState, clear_state, publish_state
 from clipphotos.loader import is_supported
+from clipphotos.text_pass import TextPass, TextReport
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +258,12 @@ class WatchEngine:
     def __init__(self, library: Library, settings: WatchSettings | None = None, *,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_report: Callable[[IndexReport], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 read_text: bool | None = None) -> None:
         self.library = library
+        # The words in photos are read when nothing else waits (None: as the library's setting says).
+        self.read_text = library.text_enabled if read_text is None else read_text
+        self._text_wanted = self.read_text
         self.settings = settings or WatchSettings()
         self.on_progress = on_progress or (lambda p: None)
         self.on_report = on_report or (lambda r: None)
@@ -277,7 +282,7 @@ class WatchEngine:
         self._paused = threading.Event()
         self._idle = threading.Event()
         self._done = threading.Event()
-        self._indexer: Indexer | None = None
+        self._indexer: Indexer | TextPass | None = None   # the run in flight (stop/pause go to it)
         self._left_in_run = 0
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
@@ -326,6 +331,14 @@ class WatchEngine:
     @property
     def paused(self) -> bool:
         return self._paused.is_set()
+
+    def set_read_text(self, on: bool) -> None:
+        """Read the words in photos from now on (what is left is read when nothing else waits), or stop."""
+        self.read_text = self._text_wanted = on
+        indexer = self._indexer
+        if not on and isinstance(indexer, TextPass):
+            indexer.stop.set()
+        self._wake.set()
 
     def add_folder(self, path: str | os.PathLike[str], follow_links: bool = False) -> None:
         """Add a folder to the library and watch it; it is scanned as soon as the engine is free."""
@@ -379,7 +392,11 @@ class WatchEngine:
                 self._idle.clear()
                 self._index(job)
                 return
-            if self._quiet():
+            if self._text_wanted and self._quiet() and not self.paused and time.monotonic() >= self._not_before:
+                self._idle.clear()
+                self._read_text()
+                return
+            if self._quiet() and not self._text_wanted:
                 self._idle.set()
         except Exception as exc:  # noqa: BLE001 - a busy or failing catalog: try again shortly
             self._failed(exc)
@@ -570,7 +587,7 @@ class WatchEngine:
             self.library.refresh_index()
             report = self.library.index_folders(
                 only=job.only, on_progress=self._progress, indexer_hook=self._hook,
-                settle_seconds=self.settings.stability_seconds if rescan else None, save=save)
+                settle_seconds=self.settings.stability_seconds if rescan else None, save=save, read_text=False)
         except LibraryBusy:  # a `clipphotos index` elsewhere: it does the work; look again later
             self._retry_later(job)
             return
@@ -583,7 +600,29 @@ class WatchEngine:
             self._left_in_run = 0
         self._account(report, job, save)
 
-    def _hook(self, indexer: Indexer) -> None:
+    def _read_text(self) -> None:
+        """The low-priority work: read the words in photos until something else waits."""
+        try:
+            text = self.library.read_text(on_progress=self._progress, hook=self._hook,
+                                          should_yield=lambda: self.paused or not self._quiet())
+        except LibraryBusy:
+            self._not_before = time.monotonic() + self.settings.retry_seconds
+            return
+        except Exception as exc:  # noqa: BLE001 - tried again later; the engine lives on
+            self._failed(exc)
+            return
+        finally:
+            self._indexer = None
+        if text is None or not text.stopped:
+            self._text_wanted = False   # all read (or no reader here): until new photos come
+        if text is not None and text.read:
+            total = self.totals.text or TextReport()
+            total.read, total.with_text, total.left = (total.read + text.read, total.with_text + text.with_text,
+                                                       text.left)
+            self.totals.text = total
+            self.on_report(IndexReport(seconds=text.seconds, stopped=text.stopped, text=text))
+
+    def _hook(self, indexer: Indexer | TextPass) -> None:
         self._indexer = indexer
         if self._paused.is_set() or self._stopping.is_set():
             indexer.stop.set()
@@ -612,6 +651,8 @@ class WatchEngine:
                 interval = self.settings.reconcile_seconds if folder.mode == EVENTS else self.settings.poll_seconds
                 folder.next_scan = now + interval
         self.runs += 1
+        if self.read_text and (report.indexed or report.moved):
+            self._text_wanted = True
         for name in ("indexed", "embedded", "unchanged", "moved", "removed"):
             setattr(self.totals, name, getattr(self.totals, name) + getattr(report, name))
         self.totals.seconds += report.seconds

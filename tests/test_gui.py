@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from clipphotos.gui.library_jobs import SEARCH_LIMIT
 from clipphotos.gui.main_window import AppOptions, MainWindow
-from clipphotos.gui.model_choices import CHOICES, ModelRequest
+from clipphotos.model_choices import CHOICES, ModelRequest
 from clipphotos.gui.search_bar import split_negatives
 from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, shapes_spec
 
@@ -162,7 +162,8 @@ def test_added_folder_is_indexed_in_the_background_and_searchable(qtbot, open_wi
         qtbot.waitUntil(lambda: "indexing" in seen and window.progress.isVisible(), timeout=30_000)
     qtbot.waitUntil(lambda: window.model.rowCount() == len(truth))
     assert window.sidebar.all_item.text(1) == str(len(truth))
-    assert window.status_text.text().startswith(f"{len(truth)} photos")
+    # After indexing, the words in the photos are read ("Reading text: …"); then the quiet line.
+    qtbot.waitUntil(lambda: window.status_text.text().startswith(f"{len(truth)} photos"), timeout=60_000)
     red = {str((folder / t["path"]).resolve()) for t in truth if t["colour"] == "red"}
     results = search(qtbot, window, "a red star")
     assert len(results) == len(truth) and results[0] in red
@@ -344,3 +345,32 @@ def test_grid_of_100000_photos_fills_without_touching_the_disk(qtbot, monkeypatc
     assert first < 2.0, first
     assert grid.indexAt(grid.viewport().rect().center()).row() > 99_000
     assert 0 < len(provider._queue) <= provider.MAX_QUEUE  # visible cells asked for their thumbnails
+
+
+def test_search_shows_its_matches_then_a_less_likely_divider(qtbot, open_window, indexed):
+    """The header counts the matches, the grid puts a "Less likely" cell after them; none: "No clear match"."""
+    from clipphotos.gui.photo_grid import DividerRole
+    root, _folder, truth = indexed
+    window = open_window(root)
+    search(qtbot, window, "yellow")
+    answer = window.library.find("yellow", limit=SEARCH_LIMIT)
+    assert answer.matches > 0
+    assert window.header_count.text().startswith(f"{answer.matches} match")
+    row = window.model.divider_row()
+    assert row == sum(r.match for r in answer.results)
+    assert window.model.index(row).data(DividerRole) is True
+    assert window.model.photo(row) is None and not window.model.flags(window.model.index(row))
+    assert shown_paths(window) == [r.path for r in answer.results]          # the divider is no photo
+    assert all(truth[p][0] == "yellow" for p in shown_paths(window)[:row])
+    window.grid.setCurrentIndex(window.model.index(row - 1))
+    window.open_viewer()
+    window._viewer_step(1)                                                    # the viewer steps over it
+    assert window.current_photo() is not None and window.grid.currentIndex().row() == row + 1
+    window.close_viewer()
+    qtbot.keyClick(window.search.field, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.header_title.text() == "All photos")
+    assert window.model.divider_row() is None
+    search(qtbot, window, "a pink house")                                     # nothing of the kind here
+    qtbot.waitUntil(lambda: window.header_count.text().startswith("No clear match"))
+    assert window.library.find("a pink house").matches == 0
+    assert window.model.divider_row() is None and window.model.rowCount() > 0   # the closest ones still show

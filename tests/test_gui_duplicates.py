@@ -131,7 +131,7 @@ def test_clean_all_exact_copies_compare_a_near_group_then_undo_in_the_real_windo
     import hashlib
 
     from clipphotos.gui.main_window import AppOptions, MainWindow
-    from clipphotos.gui.model_choices import ModelRequest
+    from clipphotos.model_choices import ModelRequest
     from clipphotos.library import Library
     from conftest import SHAPES_CONFIG, SHAPES_WEIGHTS
     made = make_duplicate_library(tmp_path / "photos", originals=10, exact=3, near=2)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipphotos.catalog import decode_path
 from clipphotos.library import Library
 from clipphotos.shapes import COLOURS, SHAPES, write_library
 from clipphotos.tags import (NO_REVIEWS, Mixture, Reviewed, best_mixture, calibrate_margin, decide,
@@ -381,49 +380,51 @@ def test_mixture_survives_json():
     assert Calibration.from_json(cal.to_json()) == cal
 
 
-# -- the GUI panel ------------------------------------------------------------------------------
+# -- what the app asks of a library -------------------------------------------------------------
 
 
-def test_tags_panel_creates_reviews_applies_and_exports(copy_of, qtbot):
-    pytest.importorskip("PySide6")
-    from PySide6.QtCore import Qt
-
-    from clipphotos.gui.tags_panel import TagsPanel, parse_label
+def test_apply_is_undone_and_a_tag_by_hand_is_an_answer(copy_of, cli):
     lib, truth, folder = copy_of
-    assert parse_label("receipts: a shopping receipt; a scanned invoice") == (
-        "receipts", ["a shopping receipt", "a scanned invoice"])
-    panel = TagsPanel()
-    qtbot.addWidget(panel)
-    panel.show()
-    panel.set_library(lib)
-    qtbot.waitUntil(lambda: panel.labels.count() == len(LABELS), timeout=20000)
+    lib.add_label("round things", ["a circle"])
+    assert not lib.labels.is_applied("round things") and lib.photo_tags(next(iter(truth))) is not None
+    found = lib.tag_suggestions("round things", limit=30)
+    assert len(found) == 30 and all(photo.path == d.path for photo, d in found)
+    applies = [d.applies for _, d in found]
+    assert applies == sorted(applies, reverse=True)          # what it would tag first
+    before = {i.name: i.tagged for i in lib.label_infos() if i.name != "round things"}
+    circles = sorted(p for p, names in truth.items() if "circle" in names)[:3]
+    lib.review_tag("round things", circles, True)                             # answers, no tags yet
+    assert lib.photos_tagged("round things") == [] and not lib.labels.is_applied("round things")
 
-    panel.new_label.setText("reddish: a red shape; something red")
-    with qtbot.waitSignal(panel.suggestionsShown, timeout=60000, check_params_cb=lambda name: name == "reddish"):
-        panel.new_label.returnPressed.emit()
-    assert panel.current_label() == "reddish" and panel.suggestions.count() > 0
-    first = panel.suggestions.item(0)
-    assert "%" in first.text() and "threshold" in first.toolTip()
+    applied = lib.apply_label("round things")
+    infos = {i.name: i for i in lib.label_infos()}
+    assert applied.photos == infos["round things"].tagged == len(lib.photos_tagged("round things")) >= 3
+    assert set(circles) <= {p.path for p in lib.photos_tagged("round things")}
+    listed = {label["name"]: label["tagged"] for label in
+              cli("tag", "list", "--json", "--library", lib.root).json["labels"]}
+    assert listed == {name: info.tagged for name, info in infos.items()}       # `tag list` counts the same
+    assert {n: c for n, c in listed.items() if n != "round things"} == before  # other labels untouched
+    lib.undo_apply(applied)
+    assert lib.photos_tagged("round things") == [] and not lib.labels.is_applied("round things")
+    assert lib.label_infos()[[i.name for i in lib.label_infos()].index("round things")].accepted == 3
 
-    panel.suggestions.setFocus()
-    panel.suggestions.setCurrentRow(0)
-    path0 = panel.suggestions.item(0).data(Qt.ItemDataRole.UserRole)
-    path1 = panel.suggestions.item(1).data(Qt.ItemDataRole.UserRole)
-    with qtbot.waitSignal(panel.tagsChanged, timeout=30000):
-        qtbot.keyClick(panel.suggestions, Qt.Key.Key_A)
-        qtbot.keyClick(panel.suggestions, Qt.Key.Key_R)
-    answers = {decode_path(k): v for k, v in lib.catalog.query(
-        "SELECT p.path, r.accepted FROM tag_reviews r JOIN photos p ON p.content_id=r.content_id")}
-    assert answers == {path0: 1, path1: 0}
-    assert panel.suggestions.currentRow() >= 0
+    lib.apply_label("round things")
+    wrong = lib.photos_tagged("round things")[0].path
+    lib.set_photo_tag(wrong, "round things", False)
+    assert "round things" not in [t.label for t in lib.photo_tags(wrong)]
+    assert lib.labels.decisions("round things", paths=[wrong])[0].review == "rejected"
+    lib.labels.run(["round things"])                                           # the answer sticks
+    assert wrong not in {p.path for p in lib.photos_tagged("round things")}
+    lib.set_photo_tag(wrong, "mine", True)                                     # a new label, by hand
+    assert [(t.label, t.review) for t in lib.photo_tags(wrong) if t.label == "mine"] == [("mine", "accepted")]
 
-    with qtbot.waitSignal(panel.tagsChanged, timeout=30000):
-        panel.apply_button.click()
-    assert "Tagged" in panel.why.text()
-    assert "reddish" in lib.labels.tags_of([path0])[path0]
-
-    with qtbot.waitSignal(panel.message, timeout=30000, check_params_cb=lambda t: "written" in t):
-        panel.export_button.click()
-    assert sidecar_path(path0).exists()
-    for sidecar in folder.rglob("*.xmp"):
-        sidecar.unlink()
+    plan = lib.xmp_plan()
+    tagged = {p for p, tags in lib.labels.tags_of().items() if tags}
+    assert sorted(plan.sidecars) == sorted(str(sidecar_path(p)) for p in tagged) and plan.new == len(tagged)
+    assert sum(plan.folders().values()) == len(tagged)
+    try:
+        report = lib.export_xmp()
+        assert sorted(report.written) == sorted(plan.sidecars) and lib.xmp_plan().sidecars == []
+    finally:
+        for sidecar in folder.rglob("*.xmp"):
+            sidecar.unlink()

@@ -9,29 +9,18 @@ import os
 import sys
 import time
 from argparse import Namespace
-from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from clipphotos.gui import theme
 from clipphotos.gui.main_window import AppOptions, MainWindow
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 
 
 def options_from_args(args: Namespace) -> AppOptions:
     """The command line's --library/--model/--pretrained/--weights/--device/--precision as app options."""
-    model = None
-    name, pretrained, weights = (getattr(args, k, None) for k in ("model", "pretrained", "weights"))
-    if name or pretrained or weights:
-        from clipphotos.gui.model_choices import CHOICES
-        name = name or CHOICES[0].name
-        if name.endswith(".json"):
-            name = str(Path(name).expanduser().resolve())
-        weights = str(Path(weights).expanduser().resolve()) if weights else None
-        if pretrained is None and weights is None and name == CHOICES[0].name:
-            pretrained = CHOICES[0].pretrained
-        model = ModelRequest(name, pretrained, weights)
+    model = ModelRequest.from_options(*(getattr(args, k, None) for k in ("model", "pretrained", "weights")))
     return AppOptions(getattr(args, "library", None), model, getattr(args, "device", None),
                       getattr(args, "precision", None))
 

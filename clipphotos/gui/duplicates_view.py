@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QFrame, QGridLay
 
 from clipphotos.duplicates import ACTION_TIERS, DuplicateFile, DuplicateGroup, keep_reasons
 from clipphotos.gui import desktop
-from clipphotos.gui.widgets import confirm, hbox, label, vbox
+from clipphotos.gui.widgets import confirm, hbox, label, plural, vbox
 from clipphotos.gui.workers import Runner, load_preview
 
 TIER_TITLES = {"exact": "Exact copies", "near": "Near-duplicates", "similar": "Similar shots"}
@@ -44,10 +44,6 @@ def _load_thumb(library: Any, digest: str, path: str) -> QImage:
 
 def megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def file_details(f: DuplicateFile, keep: DuplicateFile) -> list[tuple[str, str, bool]]:

@@ -21,19 +21,17 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWi
 from clipphotos.gui import desktop, library_jobs
 from clipphotos.gui.duplicates_view import DuplicatesView
 from clipphotos.gui.library_jobs import AppSettings, Browse, Opened
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
-from clipphotos.gui.tags_panel import TagsPanel
+from clipphotos.gui.tags_panel import TagsController
 from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
-    from clipphotos.indexer import IndexReport, Progress
-    from clipphotos.library import Library, SearchResult, TrashReport
+    from clipphotos.library import IndexReport, Library, PhotoRecord, Progress, SearchAnswer, TrashReport
     from clipphotos.watcher import WatchEngine, WatchSettings
 
 REFRESH_WHILE_INDEXING_S = 3.0     # how often the browse grid picks up newly indexed photos
@@ -116,6 +114,7 @@ class MainWindow(QMainWindow):
         self.model_state = "waiting"        # waiting, loading, ready, failed
         self.model_error = ""
         self.query = Query()
+        self.matches = 0                    # how many photos clearly match the search on show
         self.status: dict = {}
         self.engine: WatchEngine | None = None
         self.indexing = False               # a run of the engine is going on
@@ -153,11 +152,7 @@ class MainWindow(QMainWindow):
         self.sidebar.folderSelected.connect(self._folder_selected)
         self.sidebar.addFolderRequested.connect(self.choose_folder)
         self.sidebar.removeFolderRequested.connect(self.remove_folder)
-        self.tags_panel = TagsPanel(self.runner)      # labels, review, apply, export (clipphotos.tags)
-        self.sidebar.layout().addWidget(self.tags_panel, 1)
-        self.tags_panel.photoActivated.connect(desktop.open_file)
-        self.modelReady.connect(lambda: self.tags_panel.set_library(self.library))
-        self.indexingFinished.connect(lambda _report: self.tags_panel.reload_labels())
+        self.sidebar.tagSelected.connect(self._tag_selected)
         self.duplicates = DuplicatesView(self.runner)   # exact, near, similar groups (clipphotos.duplicates)
         self.sidebar.duplicatesSelected.connect(self.show_duplicates)
         self.libraryOpened.connect(lambda: self.duplicates.set_library(self.library))
@@ -237,6 +232,13 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([220, 740, 320])
         self.setCentralWidget(self.splitter)
+        # Tags: the sidebar's section, review in the grid, the preview's chips (gui/tags_panel.py).
+        self.tags = TagsController(self)
+        for widget in (self.tags.notice, self.tags.bar, self.tags.review_bar):
+            col.insertWidget(col.indexOf(self.stack), widget)
+        self.libraryOpened.connect(lambda: self.tags.set_library(self.library, self.model_state == "ready"))
+        self.modelReady.connect(lambda: self.tags.set_library(self.library, ready=True))
+        self.indexingFinished.connect(lambda _report: self.tags.reload_labels())
         self._build_status_bar()
         self._build_shortcuts()
         self._show_message("Opening your library…")
@@ -417,11 +419,24 @@ class MainWindow(QMainWindow):
         self.runner.submit(remove, on_done=lambda _r: self.refresh())
 
     def _folder_selected(self, folder: str | None) -> None:
+        self._leave_duplicates()
+        self.search.set_tag(None)
+        self.search.set_folder(folder)
+
+    def _leave_duplicates(self) -> None:
         if self.pages.currentWidget() is self.duplicates:
             self.pages.setCurrentIndex(0)
             if self.stack.currentIndex() != self.PAGE_VIEWER:
                 self.preview.setVisible(bool(self.status.get("photos")))
-        self.search.set_folder(folder)
+
+    def _tag_selected(self, name: str) -> None:
+        """A tag's photos in the grid; the search and the filters still apply on top."""
+        self._leave_duplicates()
+        if self.query.tag == name:
+            self.tags.stop_review(reload=False)
+            self.reload_listing()
+        else:
+            self.search.set_tag(name)
 
     def show_duplicates(self) -> None:
         """The Duplicates view in the centre (it looks for groups each time it is shown)."""
@@ -487,6 +502,10 @@ class MainWindow(QMainWindow):
         elif p.phase == "finishing":
             self.progress.setRange(0, 0)
             self.status_text.setText("Finishing…")
+        elif p.phase == "reading text" and p.total:
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            self.status_text.setText(f"Reading text: {p.done:,} of {p.total:,}")
 
     def _engine_report(self, report: IndexReport) -> None:
         if self._closing:
@@ -495,10 +514,13 @@ class MainWindow(QMainWindow):
         changed = bool(report.indexed or report.moved or report.removed)
         if report.skipped:
             self.status_text.setToolTip("\n".join(f"{p}: {r}" for p, r in report.skipped[:30]))
+        found_text = report.text is not None and report.text.with_text > 0   # search may find more now
         if changed or self._first_report:
             self.refresh(quiet=not self._first_report)
             if self.query.is_search:
                 self._run_search(keep_position=True)
+        elif found_text and self.query.is_search:
+            self._run_search(keep_position=True)
         self._first_report = False
         self.reports += 1
         self._show_engine_state()
@@ -554,7 +576,7 @@ class MainWindow(QMainWindow):
         """Re-read the library (counts, folders; the grid too when browsing)."""
         if self.library is None:
             return
-        if self.query.is_search:
+        if self.query.is_search or self.tags.reviewing:
             self.runner.submit(self.library.status, on_done=self._apply_status)
             return
         # A quiet refresh (during indexing) leaves a grid the user is looking through alone.
@@ -585,6 +607,7 @@ class MainWindow(QMainWindow):
         self._show_photos(browse.photos, None, keep_position=True)
 
     def _query_changed(self, query: Query) -> None:
+        self.tags.stop_review(reload=False)     # a new question ends a review (its answers stay)
         folder_changed = query.folder != self.query.folder
         self.query = query
         if folder_changed:
@@ -607,19 +630,42 @@ class MainWindow(QMainWindow):
                                   on_done=lambda results: self._search_done(gen, query, results, keep_position),
                                   on_failed=lambda exc: self._search_failed(gen, exc))
 
-    def _search_done(self, gen: int, query: Query, results: list[SearchResult] | None, keep: bool) -> None:
-        if results is None or gen != self._generation:
+    def _search_done(self, gen: int, query: Query, answer: SearchAnswer | None, keep: bool) -> None:
+        if answer is None or gen != self._generation:
             return
-        self._show_photos([r.photo for r in results], [r.score for r in results], keep_position=keep)
+        results = answer.results
+        self.matches = answer.matches
+        shown = sum(r.match for r in results)   # matches come first: the rest start after them
+        self._show_photos([r.photo for r in results], [r.score for r in results], keep_position=keep,
+                          divider=shown)
 
     def _search_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._generation:
             self._show_message("The search failed", str(exc))
 
-    def _show_photos(self, photos: list[PhotoRecord], scores: list[float] | None, keep_position: bool) -> None:
+    def reload_listing(self, keep_position: bool = False) -> None:
+        """Show again what the query asks for (after a review, or when tags changed)."""
+        if self.query.is_search and self.model_state == "ready":
+            self._run_search(keep_position)
+        else:
+            self.refresh()      # browsing keeps the current photo and the scroll by itself
+
+    def show_listing(self, photos: list[PhotoRecord], title: str, subtitle: str) -> None:
+        """Photos that are not the query's answer (a label's suggestions to review) in the grid."""
+        self._generation += 1                    # answers to earlier questions are dropped
+        self.close_viewer()
+        self._leave_duplicates()
+        self._show_photos(photos, None, keep_position=False, listing=True)
+        self.header_title.setText(title)
+        self.header_count.setText(subtitle)
+
+    def _show_photos(self, photos: list[PhotoRecord], scores: list[float] | None, keep_position: bool,
+                     listing: bool = False, divider: int | None = None) -> None:
+        if self.tags.reviewing and not listing:
+            return      # a review keeps the grid until it ends
         current = self.current_path() if keep_position else None
         scroll = self.grid.verticalScrollBar().value() if keep_position else 0
-        self.model.set_photos(photos, scores)
+        self.model.set_photos(photos, scores, divider)
         self._update_header(len(photos))
         if photos:
             row = self.model.row_of(current) if current else None
@@ -647,6 +693,9 @@ class MainWindow(QMainWindow):
                                "Add folder…", self.choose_folder)
         elif self.indexing or self.model_state in ("waiting", "loading"):
             self._show_message("Indexing your photos…", "They appear here as they are indexed.")
+        elif self.query.tag:
+            self._show_message(f"No photos tagged “{self.query.tag}”",
+                               "Review its suggestions and apply it, or clear the filters.")
         elif self.query.folder or self.query.since or self.query.until:
             self._show_message("No photos here", "Nothing in this folder or date range.")
         else:
@@ -664,6 +713,8 @@ class MainWindow(QMainWindow):
             title = f"Photos like {os.path.basename(q.image)}"
         elif q.text:
             title = f"Best matches for “{q.text}”"
+        elif q.tag:
+            title = f"Tagged “{q.tag}”"
         elif q.folder:
             title = os.path.basename(q.folder.rstrip(os.sep)) or q.folder
         else:
@@ -674,10 +725,15 @@ class MainWindow(QMainWindow):
             extra.append("without " + ", ".join(q.negative))
         if q.since or q.until:
             extra.append(f"{q.since or '…'} – {q.until or '…'}")
-        if q.folder and q.is_search:
+        if q.folder and (q.is_search or q.tag):
             extra.append(f"in {os.path.basename(q.folder)}")
-        counted = f"{count:,} photo{'s' if count != 1 else ''}, best first" if q.is_search else \
-            f"{count:,} photo{'s' if count != 1 else ''}"
+        if q.tag and q.is_search:
+            extra.append(f"tagged “{q.tag}”")
+        if q.is_search:
+            counted = (f"{self.matches:,} match{'es' if self.matches != 1 else ''}" if self.matches
+                       else "No clear match")
+        else:
+            counted = f"{count:,} photo{'s' if count != 1 else ''}"
         self.header_count.setText(" · ".join([counted, *extra]) if count or extra else "")
 
     def more_like_this(self, path: str | None) -> None:
@@ -703,6 +759,7 @@ class MainWindow(QMainWindow):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         photo = self.model.photo(current.row()) if current.isValid() else None
         self.preview.show_photo(photo, self.provider.cached(photo.hash) if photo else None)
+        self.preview.text.show_for(self.library, photo, self.query.text if self.query.is_search else "")
 
     def _focus_grid(self) -> None:
         if self.model.rowCount():
@@ -725,6 +782,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(self.PAGE_VIEWER)
         self.preview.hide()          # the viewer shows the photo large: no need for it twice
         self.viewer.setFocus()
+        self.tags.viewer_showing(photo.path)     # while reviewing: its answer, and A/R work here too
 
     def close_viewer(self) -> None:
         if self.stack.currentIndex() == self.PAGE_VIEWER:
@@ -734,6 +792,8 @@ class MainWindow(QMainWindow):
 
     def _viewer_step(self, step: int) -> None:
         row = self.grid.currentIndex().row() + step
+        if self.model.is_divider(row):
+            row += step
         if 0 <= row < self.model.rowCount():
             index = self.model.index(row)
             self.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
@@ -788,7 +848,7 @@ class MainWindow(QMainWindow):
         else:
             self.preview.show_photo(None, None)
             self._show_browse_or_empty()
-        self._update_header(self.model.rowCount())
+        self._update_header(len(self.model.photos()))
         self.runner.submit(self.library.status, on_done=self._apply_status) if self.library else None
         moved = len(report.trashed)
         self.statusBar().showMessage(f"Moved {moved:,} photo{'s' if moved != 1 else ''} to the trash", 5000)
@@ -822,6 +882,8 @@ class MainWindow(QMainWindow):
                            on_done=lambda _r: self._settings_stored(model_changed, new.excluded != old.excluded))
 
     def _settings_stored(self, model_changed: bool, excluded_changed: bool) -> None:
+        if self.engine is not None:
+            self.engine.set_read_text(self.settings.read_text)
         if model_changed:
             self.stop_watching(then=self._reload_model)
         elif excluded_changed and self.engine is not None:
@@ -846,7 +908,7 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.stop(wait=False)
         self.provider.shutdown()
-        for runner in (self.search_runner, self.preview_runner, self.runner):
+        for runner in (self.search_runner, self.preview_runner, self.tags.runner, self.runner):
             runner.shutdown()
         if self.engine is not None:
             self.engine.stop(wait=True, timeout=120)

@@ -23,17 +23,22 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
+    from clipphotos.library import PhotoRecord
     from clipphotos.thumbnails import ThumbnailCache
 
 PhotoRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
+MarkRole = Qt.ItemDataRole.UserRole + 3     # a review's CellMark (gui/review.py), painted over the picture
+DividerRole = Qt.ItemDataRole.UserRole + 4   # True on the row that separates a search's matches from the rest
+DIVIDER_TEXT = "Less likely"
 BROKEN = object()              # DecorationRole value of a photo whose thumbnail cannot be made
 DEFAULT_CELL = 176
 PLACEHOLDER = QColor("#e8eaee")
 SELECTION = QColor("#2f6fde")
 SELECTION_FILL = QColor(47, 111, 222, 34)
 HOVER_FILL = QColor(0, 0, 0, 14)
+DIVIDER_LINE = QColor("#b8bdc6")
+DIVIDER_TEXT_COLOUR = QColor("#5f6672")
 
 
 class _ThumbSignals(QObject):
@@ -61,7 +66,7 @@ class _Drain(QRunnable):
 
 
 def _load_thumbnail(cache: ThumbnailCache, digest: str, path: str, box: int) -> QImage | None:
-    from clipphotos.loader import UnreadableImage
+    from clipphotos.library import UnreadableImage
     try:
         file = cache.ensure(digest, path)
     except (UnreadableImage, OSError):
@@ -169,27 +174,67 @@ class PhotoGridModel(QAbstractListModel):
         self.provider = provider
         self._photos: list[PhotoRecord] = []
         self._scores: Sequence[float] | None = None
+        self._divider: int | None = None     # the "Less likely" row sits before this photo
+        self._marks: dict[str, Any] = {}     # path → review.CellMark while a label is reviewed
 
     # -- contents ------------------------------------------------------------------------
 
-    def set_photos(self, photos: Sequence[PhotoRecord], scores: Sequence[float] | None = None) -> None:
+    def set_photos(self, photos: Sequence[PhotoRecord], scores: Sequence[float] | None = None,
+                   divider: int | None = None) -> None:
+        """Show these photos; `divider` puts a "Less likely" row before that photo (a search's first non-match)."""
         self.beginResetModel()
         self._photos = list(photos)
         self._scores = list(scores) if scores is not None else None
+        self._divider = divider if divider is not None and 0 < divider < len(self._photos) else None
         self.endResetModel()
+
+    def divider_row(self) -> int | None:
+        return self._divider
+
+    def _photo_index(self, row: int) -> int | None:
+        """The photo a row shows; None for the divider or past the end."""
+        if self._divider is not None and row >= self._divider:
+            row = row - 1 if row > self._divider else -1
+        return row if 0 <= row < len(self._photos) else None
+
+    def _row(self, i: int) -> int:
+        return i + 1 if self._divider is not None and i >= self._divider else i
+
+    def set_marks(self, marks: dict[str, Any]) -> None:
+        """Review marks by path (empty: none); cells repaint."""
+        self._marks = dict(marks)
+        if self._photos:
+            self.dataChanged.emit(self.index(0), self.index(self.rowCount() - 1), [MarkRole])
+
+    def set_mark(self, path: str, mark: Any) -> None:
+        self._marks[path] = mark
+        row = self.row_of(path)
+        if row is not None:
+            self.dataChanged.emit(self.index(row), self.index(row), [MarkRole])
+
+    def mark(self, row: int) -> Any:
+        photo = self.photo(row)
+        return self._marks.get(photo.path) if photo is not None else None
 
     def remove_paths(self, paths: Iterable[str]) -> None:
         """Drop rows (trashed files) without resetting the view: selection and scroll stay."""
         gone = set(paths)
-        for row in sorted((r for r, p in enumerate(self._photos) if p.path in gone), reverse=True):
+        for i in sorted((i for i, p in enumerate(self._photos) if p.path in gone), reverse=True):
+            row = self._row(i)
             self.beginRemoveRows(QModelIndex(), row, row)
-            del self._photos[row]
+            del self._photos[i]
             if self._scores is not None:
-                self._scores = [*self._scores[:row], *self._scores[row + 1:]]
+                self._scores = [*self._scores[:i], *self._scores[i + 1:]]
+            if self._divider is not None and i < self._divider:
+                self._divider -= 1
             self.endRemoveRows()
 
     def photo(self, row: int) -> PhotoRecord | None:
-        return self._photos[row] if 0 <= row < len(self._photos) else None
+        i = self._photo_index(row)
+        return self._photos[i] if i is not None else None
+
+    def is_divider(self, row: int) -> bool:
+        return self._divider is not None and row == self._divider
 
     def photos(self) -> list[PhotoRecord]:
         return list(self._photos)
@@ -200,35 +245,46 @@ class PhotoGridModel(QAbstractListModel):
         return self.provider.pixmap(photo.hash, photo.path) if photo is not None else None
 
     def row_of(self, path: str) -> int | None:
-        for row, photo in enumerate(self._photos):
+        for i, photo in enumerate(self._photos):
             if photo.path == path:
-                return row
+                return self._row(i)
         return None
 
     # -- Qt model ------------------------------------------------------------------------
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._photos)
+        return 0 if parent.isValid() else len(self._photos) + (self._divider is not None)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._photos):
+        if not index.isValid():
             return None
-        photo = self._photos[index.row()]
+        if self.is_divider(index.row()):
+            return {DividerRole: True, Qt.ItemDataRole.DisplayRole: DIVIDER_TEXT,
+                    Qt.ItemDataRole.AccessibleTextRole: DIVIDER_TEXT,
+                    Qt.ItemDataRole.ToolTipRole: "The photos after this match the search less clearly"}.get(role)
+        i = self._photo_index(index.row())
+        if i is None:
+            return None
+        photo = self._photos[i]
         if role == Qt.ItemDataRole.DecorationRole:
             return self.provider.pixmap(photo.hash, photo.path)
         if role == PhotoRole:
             return photo
+        if role == MarkRole:
+            return self._marks.get(photo.path)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if photo.path in self._marks:
+                return f"{os.path.basename(photo.path)}\n{self._marks[photo.path].tooltip}"
             when = photo.taken_at.replace("T", " ")[:16] if photo.taken_at else "date unknown"
             return f"{os.path.basename(photo.path)}\n{when}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return os.path.basename(photo.path)
         if role == ScoreRole and self._scores is not None:
-            return self._scores[index.row()]
+            return self._scores[i]
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
+        if not index.isValid() or self.is_divider(index.row()):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
@@ -260,6 +316,10 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         cell = option.rect.adjusted(2, 2, -2, -2)
+        if index.model().is_divider(index.row()):
+            self._paint_divider(painter, cell)
+            painter.restore()
+            return
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         if selected or option.state & QStyle.StateFlag.State_MouseOver:
             painter.setPen(Qt.PenStyle.NoPen)
@@ -292,7 +352,24 @@ class PhotoDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(SELECTION, 3))
             painter.drawRoundedRect(target.adjusted(-1, -1, 1, 1), 5, 5)
+        mark = model.mark(index.row()) if hasattr(model, "mark") else None
+        if mark is not None:
+            from clipphotos.gui.review import paint_mark
+            paint_mark(painter, target, mark)     # last: on top of the picture and the selection
         painter.restore()
+
+
+    def _paint_divider(self, painter: QPainter, cell: QRect) -> None:
+        """The "Less likely" cell: a rule down its left edge and the words, so the matches end visibly."""
+        painter.setPen(QPen(DIVIDER_LINE, 2))
+        painter.drawLine(cell.left() + 3, cell.top() + 10, cell.left() + 3, cell.bottom() - 10)
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(DIVIDER_TEXT_COLOUR)
+        painter.drawText(cell.adjusted(12, 0, -6, 0), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                         f"{DIVIDER_TEXT} →")
 
 
 class PhotoGrid(QListView):

@@ -9,16 +9,21 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from clipphotos.gui.photo_grid import fit_rect
+from clipphotos.gui.photo_text import PhotoTextSection, Polygon
+from clipphotos.gui.tag_chips import TagChips
 from clipphotos.gui.widgets import vbox
 from clipphotos.gui.workers import Runner, load_preview
 
 if TYPE_CHECKING:
-    from clipphotos.catalog import PhotoRecord
+    from clipphotos.library import PhotoRecord
+
+
+ZWSP = "\u200b"      # a zero-width space: where a long path may wrap
 
 
 def format_date(taken_at: str | None) -> str:
@@ -49,10 +54,15 @@ class ImageView(QWidget):
         self._message = ""
         self._background = QColor(background)
         self._radius = radius
+        self.marks: list[Polygon] = []      # places on the photo to highlight (fractions of it)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_pixmap(self, pixmap: QPixmap | None, message: str = "") -> None:
         self._pixmap, self._message = pixmap, message
+        self.update()
+
+    def set_marks(self, marks: list[Polygon]) -> None:
+        self.marks = marks
         self.update()
 
     def has_pixmap(self) -> bool:
@@ -70,8 +80,14 @@ class ImageView(QWidget):
         painter.drawRoundedRect(self.rect(), self._radius, self._radius)
         if self._pixmap is not None and not self._pixmap.isNull():
             size = self._pixmap.deviceIndependentSize()
-            painter.drawPixmap(fit_rect(self.rect().adjusted(8, 8, -8, -8), round(size.width()),
-                                        round(size.height())), self._pixmap)
+            shown = fit_rect(self.rect().adjusted(8, 8, -8, -8), round(size.width()), round(size.height()))
+            painter.drawPixmap(shown, self._pixmap)
+            if self.marks:
+                painter.setPen(QPen(QColor(255, 196, 0), 2))
+                painter.setBrush(QColor(255, 214, 10, 70))
+                for mark in self.marks:
+                    painter.drawPolygon(QPolygonF([QPointF(shown.x() + x * shown.width(), shown.y() + y * shown.height())
+                                                   for x, y in mark]))
         elif self._message:
             painter.setPen(QColor("#8a8f98") if self._background.lightness() > 128 else QColor("#b8bcc4"))
             painter.drawText(self.rect().adjusted(16, 16, -16, -16),
@@ -140,7 +156,7 @@ class PreviewPane(QFrame):
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(6)
         self.fields: dict[str, QLabel] = {}
-        for row, name in enumerate(("Camera", "Size", "Folder", "Tags")):
+        for row, name in enumerate(("Camera", "Size", "Folder")):
             key = QLabel(name)
             key.setObjectName("fieldName")
             value = QLabel()
@@ -151,8 +167,16 @@ class PreviewPane(QFrame):
             grid.addWidget(key, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(value, row, 1)
             self.fields[name] = value
+        tags_key = QLabel("Tags")
+        tags_key.setObjectName("fieldName")
+        self.tag_chips = TagChips()      # the photo's tags, each removable, and "Add tag"
+        grid.addWidget(tags_key, 3, 0, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.tag_chips, 3, 1)
         grid.setColumnStretch(1, 1)
         layout.addWidget(self.details)
+        self.text = PhotoTextSection(runner)
+        self.text.on_marks = self.image.set_marks
+        layout.addWidget(self.text)
 
         actions = QHBoxLayout()
         actions.setSpacing(8)
@@ -179,8 +203,10 @@ class PreviewPane(QFrame):
         self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())))
         self.details.setVisible(photo is not None)
         self.when.setVisible(photo is not None)
+        self.tag_chips.set_photo(photo.path if photo is not None else None)
         if photo is None:
             self.title.setText("No photo selected")
+            self.text.show_for(None, None)
             return
         self.title.setText(os.path.basename(photo.path))
         self.when.setText(format_date(photo.taken_at))
@@ -189,9 +215,9 @@ class PreviewPane(QFrame):
         self.fields["Size"].setText(f"{dims}{format_bytes(photo.size)}{' · ' + photo.format if photo.format else ''}")
         folder = os.path.dirname(photo.path)
         home = os.path.expanduser("~")
-        self.fields["Folder"].setText(folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder)
+        shown = folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder
+        self.fields["Folder"].setText(shown.replace(os.sep, os.sep + ZWSP))   # a long path wraps, never clips
         self.fields["Folder"].setToolTip(photo.path)
-        self.fields["Tags"].setText("No tags yet")
 
 
 class PhotoViewer(QWidget):

@@ -32,6 +32,7 @@ class Query:
     folder: str | None = None
     since: date | None = None
     until: date | None = None
+    tag: str | None = None          # only photos this label applies to (the sidebar's Tags section)
 
     @property
     def is_search(self) -> bool:
@@ -154,6 +155,7 @@ class SearchBar(QWidget):
         super().__init__(parent)
         self.setObjectName("searchBar")
         self._image: str | None = None
+        self._tag: str | None = None
         self._query = Query()
         layout = hbox(self, spacing=8)
 
@@ -201,7 +203,7 @@ class SearchBar(QWidget):
         text, negatives = split_negatives(self.field.text())
         since, until = self.filters.dates()
         return Query(text, negatives + excluded_words(self.filters.exclude.text()), self._image,
-                     self.filters.current_folder(), since, until)
+                     self.filters.current_folder(), since, until, self._tag)
 
     def set_image(self, path: str | None) -> None:
         """Match photos like this one ('more like this'); None goes back to the description alone."""
@@ -217,6 +219,11 @@ class SearchBar(QWidget):
 
     def set_folder(self, path: str | None) -> None:
         self.filters.set_folder(path)   # emits through `changed` when it differs
+
+    def set_tag(self, name: str | None) -> None:
+        """Show only the photos a label applies to (None: all), under the same search and filters."""
+        self._tag = name
+        self._emit()
 
     def set_folders(self, folders: list[str]) -> None:
         self.filters.set_folders(folders)

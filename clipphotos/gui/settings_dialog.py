@@ -1,4 +1,4 @@
-"""Settings: model, device, precision, thumbnail size, excluded folders.
+"""Settings: model, device, precision, thumbnail size, reading the words in photos, excluded folders.
 
 The dialog only edits an `AppSettings` value; the main window stores it in the catalog's
 settings table (through `Library`) and reloads what changed.
@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QListWidget, QPushButton,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QListWidget,
+                               QPushButton, QWidget)
 
 from clipphotos.gui.library_jobs import AppSettings
-from clipphotos.gui.model_choices import ModelRequest
+from clipphotos.model_choices import ModelRequest
 from clipphotos.gui.welcome import ModelPicker
 from clipphotos.gui.widgets import label, vbox
 from clipphotos.gui.workers import Runner
@@ -66,6 +66,10 @@ class SettingsDialog(QDialog):
                                         key=lambda i: abs(THUMBNAIL_SIZES[i][1] - current.thumbnail_size)))
         form.addRow("Thumbnails", self.thumbs)
         outer.addLayout(form)
+        self.read_text = QCheckBox("Read the words in photos (receipts, signs, notes, screenshots) so search "
+                                   "finds them")
+        self.read_text.setChecked(current.read_text)
+        outer.addWidget(self.read_text)
 
         outer.addWidget(label("Excluded folders", "sectionTitle"))
         outer.addWidget(label("Photos inside these folders are left out of the library (e.g. app caches, "
@@ -109,7 +113,7 @@ class SettingsDialog(QDialog):
         return AppSettings(self.picker.request(), DEVICES[self.device.currentIndex()][1],
                            THUMBNAIL_SIZES[self.thumbs.currentIndex()][1],
                            tuple(self.excluded.item(i).text() for i in range(self.excluded.count())),
-                           PRECISIONS[self.precision.currentIndex()][1])
+                           PRECISIONS[self.precision.currentIndex()][1], self.read_text.isChecked())
 
     def _save(self) -> None:
         self.picker.prepare(self._ready)

@@ -1,7 +1,10 @@
-"""The sidebar: the library's folders with their photo counts, and room for more sections.
+"""The sidebar: the library's folders, Tidy up (duplicates) and the user's tags, each with its count.
 
-Sections are top-level rows ("Library" now; "Tags" and "Duplicates" later add theirs with
-`add_section`). Selecting "All photos" or a folder narrows what the grid shows.
+Sections are top-level rows of one tree ("Library", "Tidy up", "Tags"), which scrolls when the
+window is short, so every entry stays reachable at any size; nothing in it is elided. Selecting
+"All photos" or a folder narrows what the grid shows; a tag shows the photos it applies to
+(the search and filters still apply on top). Below the tree: a field to make a new label, and
+the folder buttons.
 """
 from __future__ import annotations
 
@@ -9,13 +12,15 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QToolButton, QTreeWidget, QTreeWidgetItem,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QToolButton, QTreeWidget,
+                               QTreeWidgetItem, QWidget)
 
 from clipphotos.gui.widgets import hbox, vbox
 
 ALL_PHOTOS = ""          # the key of the "All photos" row (a folder row's key is its path)
 DUPLICATES = "\0duplicates"   # the key of the "Duplicates" row (never a path)
+TAG = "\0tag:"                # a tag row's key: TAG + the label's name
+NO_TAGS = "\0no-tags"         # the hint row of an empty Tags section
 KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -29,6 +34,8 @@ class Sidebar(QWidget):
     duplicatesSelected = Signal()           # the "Duplicates" row was chosen
     addFolderRequested = Signal()
     removeFolderRequested = Signal(str)
+    tagSelected = Signal(str)               # a label's name
+    labelRequested = Signal(str)            # "name: prompt; prompt" typed in the new-label field
 
     def __init__(self, icons: dict[str, QIcon], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +61,21 @@ class Sidebar(QWidget):
         self.all_item = self._row(self.library, "All photos", ALL_PHOTOS, icons.get("photos"))
         self.tidy = self.add_section("Tidy up")
         self.duplicates_item = self._row(self.tidy, "Duplicates", DUPLICATES, icons.get("duplicates"))
+        self.tags = self.add_section("Tags")
+        self.tags.setToolTip(0, "Your own labels: ClipPhotos suggests the photos each fits, you confirm")
+        self._show_no_tags()
+
+        self.new_label = QLineEdit()
+        self.new_label.setObjectName("newLabel")
+        self.new_label.setPlaceholderText("New label…")
+        self.new_label.setToolTip("A name, e.g. “receipts”, optionally with describing phrases after “:”, "
+                                  "separated by “;”:\nreceipts: a shopping receipt; a scanned invoice\n"
+                                  "Enter shows its suggestions to review")
+        self.new_label.setClearButtonEnabled(True)
+        self.new_label.returnPressed.connect(self._new_label)
+        field = hbox(margins=(10, 6, 10, 0), spacing=0)
+        field.addWidget(self.new_label)
+        layout.addLayout(field)
 
         buttons = hbox(margins=(10, 6, 10, 0), spacing=4)
         self.add_button = QToolButton()
@@ -98,6 +120,72 @@ class Sidebar(QWidget):
         item.setData(0, KEY_ROLE, key)
         return item
 
+    def _show_no_tags(self) -> None:
+        hint = self._row(self.tags, "No labels yet", NO_TAGS, None)
+        hint.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        hint.setForeground(0, QColor("#8a8f98"))
+        hint.setToolTip(0, "Type a label in the field below and press Enter")
+
+    def set_tags(self, infos: list) -> None:
+        """Rows from `Library.label_infos()`: each label and the photos it applies to ("new" before
+        it is applied); keeps the selection."""
+        selected = self.selected_tag()
+        self.tree.blockSignals(True)
+        for i in reversed(range(self.tags.childCount())):
+            self.tags.removeChild(self.tags.child(i))
+        for info in infos:
+            item = self._row(self.tags, info.name, TAG + info.name, self.icons.get("tag"))
+            applied = info.tagged or info.threshold is not None
+            item.setText(1, f"{info.tagged:,}" if applied else "new")
+            lines = [f"{info.name}: on {info.tagged:,} photo{'s' if info.tagged != 1 else ''}" if applied else
+                     f"{info.name}: not applied yet (review its suggestions, then Apply)",
+                     *(f"“{p}”" for p in info.prompts)]
+            if info.accepted or info.rejected:
+                lines.append(f"Your answers: {info.accepted} yes, {info.rejected} no")
+            item.setToolTip(0, "\n".join(lines))
+            item.setToolTip(1, item.toolTip(0))
+            if info.name == selected:
+                item.setSelected(True)
+                self.tree.setCurrentItem(item)
+        if not infos:
+            self._show_no_tags()
+        self.tree.blockSignals(False)
+        if selected is not None and self.selected_tag() is None:
+            self.select_folder(None, notify=True)      # the label is gone: back to all photos
+
+    def tag_names(self) -> list[str]:
+        return [k[len(TAG):] for k in (_key(self.tags.child(i)) for i in range(self.tags.childCount()))
+                if k and k.startswith(TAG)]
+
+    def tag_item(self, name: str) -> QTreeWidgetItem | None:
+        for i in range(self.tags.childCount()):
+            if _key(self.tags.child(i)) == TAG + name:
+                return self.tags.child(i)
+        return None
+
+    def selected_tag(self) -> str | None:
+        items = self.tree.selectedItems()
+        key = _key(items[0]) if items else None
+        return key[len(TAG):] if key and key.startswith(TAG) else None
+
+    def select_tag(self, name: str, notify: bool = True) -> None:
+        item = self.tag_item(name)
+        if item is None:
+            return
+        self.tree.blockSignals(True)
+        self.tree.clearSelection()            # one row selected, and no passing through "All photos"
+        self.tree.blockSignals(not notify)
+        item.setSelected(True)
+        self.tree.setCurrentItem(item)
+        self.tree.scrollToItem(item)
+        self.tree.blockSignals(False)
+
+    def _new_label(self) -> None:
+        text = self.new_label.text().strip()
+        if text:
+            self.new_label.clear()
+            self.labelRequested.emit(text)
+
     def set_folders(self, details: list[dict], total: int) -> None:
         """Rows from `Library.status()['folder_details']`; keeps the selection when it can."""
         selected = self.selected_folder()
@@ -120,7 +208,7 @@ class Sidebar(QWidget):
                 font.setItalic(True)
                 item.setFont(0, font)
         self.tree.blockSignals(False)
-        if self.duplicates_item.isSelected():
+        if self.duplicates_item.isSelected() or self.selected_tag() is not None:
             return
         self.select_folder(selected, notify=selected is not None and selected not in
                            [d["path"] for d in details])
@@ -130,7 +218,7 @@ class Sidebar(QWidget):
     def selected_folder(self) -> str | None:
         items = self.tree.selectedItems()
         key = _key(items[0]) if items else None
-        return None if key == DUPLICATES else (key or None)
+        return None if key is None or key.startswith("\0") else (key or None)
 
     def select_folder(self, path: str | None, notify: bool = False) -> None:
         target = self.all_item
@@ -138,6 +226,8 @@ class Sidebar(QWidget):
             child = self.library.child(i)
             if path and _key(child) == path:
                 target = child
+        self.tree.blockSignals(True)
+        self.tree.clearSelection()            # a tag's row may have been selected
         self.tree.blockSignals(not notify)
         target.setSelected(True)
         self.tree.setCurrentItem(target)
@@ -152,6 +242,11 @@ class Sidebar(QWidget):
         if self.duplicates_item.isSelected():
             self.remove_button.setEnabled(False)
             self.duplicatesSelected.emit()
+            return
+        tag = self.selected_tag()
+        if tag is not None:
+            self.remove_button.setEnabled(False)
+            self.tagSelected.emit(tag)
             return
         self.remove_button.setEnabled(folder is not None)
         self.folderSelected.emit(folder)

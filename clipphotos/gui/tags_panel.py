@@ -1,36 +1,42 @@
-"""The Tags panel of the sidebar: the user's labels, their suggestions, review by keyboard, apply, export.
+"""Tagging in the window: labels in the sidebar, review in the main grid, chips in the preview.
 
-It only calls `Library.labels` (clipphotos.tags), always on a worker thread through a
-`workers.Runner`; the UI thread just shows answers. Reviewing is fast on purpose: A accepts,
-R rejects, U forgets the answer, and the cursor moves on at once. Answers are stored as they
-are given and the label is refitted once the keys have been quiet for a moment, so a burst of
-reviews costs one refit, after which the suggestions reload.
+`TagsController` conducts it; the widgets only show and ask:
+- the sidebar's Tags section lists the labels with the photos each applies to, and its
+  new-label field makes one (gui/sidebar.py);
+- a label's suggestions are reviewed in the main grid, large, most useful first, each answer
+  a badge on its thumbnail (gui/review.py): A yes, R no, U or Ctrl+Z takes back the last
+  answer whichever photo it was, Space the built-in viewer, arrows move;
+- `TagBar` sits over the grid while a tag is shown: review it, export XMP, remove it;
+- the preview's chips show a photo's tags; × takes one off (a "no" the label learns from),
+  "Add tag" puts one on (gui/tag_chips.py);
+- what changed many photos stays in a `NoticeBar` until dismissed, with Undo (gui/notice.py).
 
-Signals: `tagsChanged` when stored tags changed (a run, a refit), `photoActivated(path)` to
-show a suggested photo (Space or double click), `message(text)` for the status bar, and
-`suggestionsShown(label)` once a label's suggestions are on screen.
+Everything goes through `Library` on one worker thread (`Runner(1)`), so answers, refits,
+applies and exports happen in the order they were asked for; the UI thread never waits.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QItemSelectionModel, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QFrame, QMessageBox, QPushButton, QWidget
 
-from clipphotos.gui.workers import Runner, pil_to_qimage
+from clipphotos.gui.notice import NoticeBar
+from clipphotos.gui.review import REVIEW_CELL, ReviewBar, ReviewSession
+from clipphotos.gui.widgets import confirm, hbox, plural
+from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
+    from clipphotos.library import PhotoRecord
+    from clipphotos.gui.main_window import MainWindow
     from clipphotos.library import Library
-    from clipphotos.tags import Decision, LabelInfo
+    from clipphotos.tags import Applied, Decision, ExportPlan, ExportReport, LabelInfo, PhotoTag
 
-REFIT_MS = 1200          # quiet time after the last review before the label is refitted
-SUGGESTIONS = 60         # suggestions shown per label
-THUMB_PX = 72
-PATH_ROLE = Qt.ItemDataRole.UserRole
-NAME_ROLE = Qt.ItemDataRole.UserRole + 1
-ANSWER_MARKS = {True: "✓ ", False: "✗ ", None: ""}
+REFIT_MS = 1200          # quiet time after the last answer before an applied label is decided again
+SUGGESTIONS = 60         # suggestions reviewed per round
+FOLDERS_LISTED = 6       # folders named in the export question
 
 
 def parse_label(text: str) -> tuple[str, list[str]]:
@@ -39,322 +45,399 @@ def parse_label(text: str) -> tuple[str, list[str]]:
     return name.strip(), [p.strip() for p in rest.split(";") if p.strip()]
 
 
-# -- work done on pool threads (no Qt widgets touched) ----------------------------------------
-
-
-def load_labels(library: Library) -> list[LabelInfo]:
-    return library.labels.info()
-
-
-def load_suggestions(library: Library, name: str, uncertain: bool,
-                     thumb_px: int = THUMB_PX) -> list[tuple[Decision, QImage | None]]:
-    """The label's suggestions with a small picture each (from the thumbnail cache when it has one)."""
-    found = library.labels.suggestions(name, limit=SUGGESTIONS, uncertain_first=uncertain, include_reviewed=True)
-    return [(d, _thumbnail(library, d.path, thumb_px)) for d in found]
-
-
-def _thumbnail(library: Library, path: str, px: int) -> QImage | None:
-    from clipphotos.loader import UnreadableImage, load_image
-    photo = library.catalog.photo_by_path(path)
-    cached = library.thumbnails.lookup(photo.hash) if photo is not None else None
-    try:
-        image = load_image(cached or path, target=px).image
-    except (UnreadableImage, OSError):
-        return None
-    image.thumbnail((px, px))
-    return pil_to_qimage(image)
-
-
-# -- widgets --------------------------------------------------------------------------------
-
-
-class SuggestionList(QListWidget):
-    """Suggested photos as thumbnails; A / R / U review the current one, Space shows it."""
-
-    answered = Signal(str, object)      # path, True (accept) / False (reject) / None (forget)
-    showRequested = Signal(str)
-
-    KEYS = {Qt.Key.Key_A: True, Qt.Key.Key_R: False, Qt.Key.Key_U: None}
+class TagBar(QFrame):
+    """Over the grid while a tag's photos are shown: review its suggestions, export XMP, remove it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("tagSuggestions")
-        self.setViewMode(QListWidget.ViewMode.IconMode)
-        self.setIconSize(QSize(THUMB_PX, THUMB_PX))
-        self.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.setMovement(QListWidget.Movement.Static)
-        self.setUniformItemSizes(True)
-        self.setWordWrap(True)
-        self.setSpacing(4)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.itemDoubleClicked.connect(lambda item: self.showRequested.emit(item.data(PATH_ROLE)))
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        item = self.currentItem()
-        key = Qt.Key(event.key())
-        if item is not None and key in self.KEYS and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
-            self.answered.emit(item.data(PATH_ROLE), self.KEYS[key])
-            self.setCurrentRow(min(self.currentRow() + 1, self.count() - 1))
-            return
-        if item is not None and key == Qt.Key.Key_Space:
-            self.showRequested.emit(item.data(PATH_ROLE))
-            return
-        super().keyPressEvent(event)
+        self.setObjectName("tagBar")
+        row = hbox(self, (0, 0, 0, 0), 8)
+        self.review_button = QPushButton("Review suggestions")
+        self.review_button.setObjectName("primaryButton")
+        self.review_button.setToolTip("Answer yes or no to the photos this label might fit; then apply it")
+        self.export_button = QPushButton("Export XMP…")
+        self.export_button.setToolTip("Write every tag into .xmp sidecars beside the photos "
+                                      "(you see what will be written first; photos are never modified)")
+        self.remove_button = QPushButton("Remove label…")
+        self.remove_button.setToolTip("Forget this label with its tags and your answers")
+        for button in (self.review_button, self.export_button, self.remove_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        self.hide()
 
 
-class TagsPanel(QWidget):
-    """Create labels, review their suggestions, apply them to the library and export XMP."""
+class TagsController(QObject):
+    """Labels, review, apply/undo, chips and export for one window, through `Library` only."""
 
-    tagsChanged = Signal()
-    photoActivated = Signal(str)
-    message = Signal(str)
-    suggestionsShown = Signal(str)
+    labelsShown = Signal()            # the sidebar's Tags section was (re)filled
+    reviewShown = Signal(str)         # a label's suggestions are in the grid, ready for keys
+    answered = Signal(str)            # an answer (or its undo) is stored (path)
+    applied = Signal(object)          # Applied
+    undone = Signal(str)              # an apply was undone (label)
+    exported = Signal(object)         # ExportReport
+    chipsShown = Signal(str)          # the preview shows a photo's tags (path)
+    tagChanged = Signal(str, str)     # a tag was put on or taken off by hand (path, label)
+    busyChanged = Signal(bool)
 
-    def __init__(self, runner: Runner | None = None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("tagsPanel")
-        self.runner = runner or Runner(1, self)
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.runner = Runner(1, self)
         self.library: Library | None = None
-        self._generation = 0
-        self._pending: set[str] = set()          # labels with reviews not refitted yet
-        self._want: str | None = None            # the label to select once the list reloads
-        self._shown: str | None = None           # the label whose suggestions are on screen
+        self.ready = False                      # the model is loaded: suggestions can be made
+        self.busy = False
+        self.session: ReviewSession | None = None
+        self.infos: list[LabelInfo] = []
+        self._pending: set[str] = set()         # labels with answers not decided again yet
         self._refit = QTimer(self)
         self._refit.setSingleShot(True)
         self._refit.setInterval(REFIT_MS)
         self._refit.timeout.connect(self.refit_now)
-        self._build()
-        self._set_enabled(False)
+        self.bar = TagBar()
+        self.review_bar = ReviewBar()
+        self.review_bar.hide()
+        self.notice = NoticeBar()
+        self._connect()
 
-    def _build(self) -> None:
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(6)
-        title = QLabel("TAGS")
-        title.setObjectName("tagsTitle")
-        font = title.font()                  # like the sidebar's section headers
-        font.setPointSizeF(font.pointSizeF() * 0.8)
-        font.setBold(True)
-        title.setFont(font)
-        title.setStyleSheet("color: #8a8f98")
-        title.setToolTip("Your own labels: ClipPhotos suggests the photos they fit, you confirm")
-        layout.addWidget(title)
-        self.new_label = QLineEdit()
-        self.new_label.setObjectName("newLabel")
-        self.new_label.setPlaceholderText("New label, e.g. receipts: a scanned invoice")
-        self.new_label.setToolTip("A name, optionally followed by ':' and describing phrases separated by ';'")
-        self.new_label.returnPressed.connect(self.create_label)
-        layout.addWidget(self.new_label)
-
-        self.labels = QListWidget()
-        self.labels.setObjectName("tagLabels")
-        self.labels.setMaximumHeight(150)
-        self.labels.currentItemChanged.connect(lambda *_: self.load_suggestions())
-        layout.addWidget(self.labels)
-
-        row = QHBoxLayout()
-        self.order = QComboBox()
-        self.order.addItems(["Most confident", "Least sure"])
-        self.order.setToolTip("Least sure first: the answers that teach the label most")
-        self.order.currentIndexChanged.connect(lambda *_: self.load_suggestions())
-        row.addWidget(self.order, 1)
-        self.remove_button = QToolButton()
-        self.remove_button.setText("Remove")
-        self.remove_button.setToolTip("Forget the selected label, its tags and reviews")
-        self.remove_button.clicked.connect(self.remove_label)
-        row.addWidget(self.remove_button)
-        layout.addLayout(row)
-
-        self.suggestions = SuggestionList()
-        self.suggestions.answered.connect(self.answer)
-        self.suggestions.showRequested.connect(self.photoActivated)
-        self.suggestions.currentItemChanged.connect(self._explain_current)
-        layout.addWidget(self.suggestions, 1)
-        self.why = QLabel("A accept · R reject · U undo · Space show")
-        self.why.setObjectName("tagWhy")
-        self.why.setWordWrap(True)
-        layout.addWidget(self.why)
-
-        buttons = QHBoxLayout()
-        self.apply_button = QPushButton("Apply to library")
-        self.apply_button.setToolTip("Calibrate every label on the library and tag all photos")
-        self.apply_button.clicked.connect(self.apply)
-        self.export_button = QPushButton("Export XMP")
-        self.export_button.setToolTip("Write the tags into .xmp sidecars beside the photos (photos are not modified)")
-        self.export_button.clicked.connect(self.export)
-        buttons.addWidget(self.apply_button)
-        buttons.addWidget(self.export_button)
-        layout.addLayout(buttons)
-
-    def _set_enabled(self, enabled: bool) -> None:
-        for w in (self.new_label, self.labels, self.order, self.remove_button, self.suggestions,
-                  self.apply_button, self.export_button):
-            w.setEnabled(enabled)
+    def _connect(self) -> None:
+        w = self.window
+        w.sidebar.labelRequested.connect(self.create_label)
+        w.sidebar.new_label.setEnabled(False)
+        self.bar.review_button.clicked.connect(lambda: self.review(self.shown_tag()))
+        self.bar.export_button.clicked.connect(self.export)
+        self.bar.remove_button.clicked.connect(lambda: self.remove_label(self.shown_tag()))
+        self.review_bar.applyRequested.connect(self.apply)
+        self.review_bar.doneRequested.connect(self.stop_review)
+        chips = w.preview.tag_chips
+        chips.wanted.connect(self.load_chips)
+        chips.tagRemoved.connect(lambda path, name: self.set_tag(path, name, False))
+        chips.tagAdded.connect(lambda path, name: self.set_tag(path, name, True))
+        w.resultsShown.connect(self._results_shown)
+        for widget in (w.grid, w.viewer):       # the keys answer in the grid and in the large view
+            for keys, slot in (("A", lambda: self.answer(True)), ("R", lambda: self.answer(False)),
+                               ("U", self.undo), (QKeySequence.StandardKey.Undo, self.undo)):
+                shortcut = QShortcut(QKeySequence(keys), widget)
+                shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+                shortcut.activated.connect(slot)
 
     # -- state ---------------------------------------------------------------------------
 
-    def set_library(self, library: Library | None) -> None:
-        """Show this library's labels (None: an empty, disabled panel)."""
+    def set_library(self, library: Library | None, ready: bool = False) -> None:
         self.library = library
-        self._pending.clear()
-        self._shown = None
-        self.labels.clear()
-        self.suggestions.clear()
-        self._set_enabled(library is not None)
-        if library is not None:
-            self.reload_labels()
+        self.ready = ready and library is not None
+        self.window.sidebar.new_label.setEnabled(self.ready and not self.busy)
+        self.reload_labels()
 
-    def current_label(self) -> str | None:
-        item = self.labels.currentItem()
-        return item.data(NAME_ROLE) if item is not None else None
+    @property
+    def reviewing(self) -> bool:
+        return self.session is not None
 
-    def _submit(self, fn: Any, *args: Any, on_done: Any) -> None:
-        self.runner.submit(fn, *args, on_done=on_done, on_failed=lambda exc: self._say(f"Tags: {exc}"))
+    def shown_tag(self) -> str | None:
+        return self.window.query.tag
 
-    def _say(self, text: str) -> None:
-        self.why.setText(text)
-        self.message.emit(text)
+    def _submit(self, fn: Any, *args: Any, on_done: Any = None, what: str = "Tags") -> None:
+        self.runner.submit(fn, *args, on_done=on_done, on_failed=lambda exc: self._failed(what, exc))
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.set_busy(False)
+        self.notice.say(f"{what}: {exc}")
+
+    def set_busy(self, busy: bool) -> None:
+        """While a library-wide action runs, what must wait is disabled."""
+        self.busy = busy
+        for widget in (self.review_bar.apply_button, self.review_bar.done_button, self.bar.review_button,
+                       self.bar.export_button, self.bar.remove_button):
+            widget.setEnabled(not busy)
+        self.window.sidebar.new_label.setEnabled(self.ready and not busy)
+        self.busyChanged.emit(busy)
 
     # -- labels --------------------------------------------------------------------------
 
     def reload_labels(self) -> None:
-        if self.library is not None:
-            self._submit(load_labels, self.library, on_done=self._show_labels)
-
-    def _show_labels(self, infos: list[LabelInfo]) -> None:
-        keep, self._want = self._want or self.current_label(), None
-        self.labels.blockSignals(True)
-        self.labels.clear()
-        for info in infos:
-            item = QListWidgetItem(f"{info.name}  ·  {info.tagged:,}")
-            item.setData(NAME_ROLE, info.name)
-            cut = f"threshold {info.threshold:+.3f} ({info.method})" if info.threshold is not None else "not applied yet"
-            item.setToolTip("\n".join([cut, *(f"“{p}”" for p in info.prompts),
-                                       f"{info.accepted} accepted, {info.rejected} rejected by you"]))
-            self.labels.addItem(item)
-            if info.name == keep:
-                self.labels.setCurrentItem(item)
-        if self.labels.currentItem() is None and self.labels.count():
-            self.labels.setCurrentRow(0)
-        self.labels.blockSignals(False)
-        self.load_suggestions()
-
-    def create_label(self) -> None:
-        name, prompts = parse_label(self.new_label.text())
-        if not name or self.library is None:
+        if self.library is None:
+            self._labels_loaded([])
             return
-        self.new_label.clear()
-        library = self.library
+        self._submit(self.library.label_infos, on_done=self._labels_loaded)
 
-        def create() -> str:
-            return library.labels.add(name, prompts).name
-        self._submit(create, on_done=self._label_created)
+    def _labels_loaded(self, infos: list[LabelInfo]) -> None:
+        self.infos = infos
+        self.window.sidebar.set_tags(infos)
+        self.window.preview.tag_chips.set_labels([i.name for i in infos])
+        self.labelsShown.emit()
 
-    def _label_created(self, name: str) -> None:
-        self._say(f"Label “{name}” created: suggestions below; Apply tags the library.")
-        self._want = name
+    def info(self, name: str) -> LabelInfo | None:
+        return next((i for i in self.infos if i.name.casefold() == name.casefold()), None)
+
+    def create_label(self, text: str) -> None:
+        name, prompts = parse_label(text)
+        if not name or self.library is None or not self.ready:
+            return
+        self.notice.busy(f"Looking for photos that fit “{name}”…")
+        self._submit(self.library.add_label, name, prompts, on_done=self._label_made, what="The label was not made")
+
+    def _label_made(self, label: Any) -> None:
+        self.reload_labels()          # answered before the suggestions: one worker, in order
+        self.review(label.name)
+
+    def remove_label(self, name: str | None) -> None:
+        info = self.info(name) if name else None
+        if info is None or self.library is None:
+            return
+        answers = info.accepted + info.rejected
+        detail = (f"It is on {plural(info.tagged, 'photo')}; those tags and your {plural(answers, 'answer')} "
+                  f"({info.accepted} yes, {info.rejected} no) go with it. XMP sidecars already written "
+                  f"keep it until the next export.")
+        if not confirm(self.window, "Remove label", f"Remove the label “{info.name}”?", detail, "Remove Label"):
+            return
+        if self.session is not None and self.session.label == info.name:
+            self.stop_review(reload=False)
+        self._submit(self.library.remove_label, info.name, on_done=lambda _r: self._removed(info.name))
+
+    def _removed(self, name: str) -> None:
+        self.notice.say(f"Label “{name}” removed.")
+        if self.window.query.tag == name:
+            self.window.search.set_tag(None)
         self.reload_labels()
 
-    def remove_label(self) -> None:
-        name = self.current_label()
-        if name is None or self.library is None:
+    # -- review in the grid --------------------------------------------------------------
+
+    def review(self, name: str | None) -> None:
+        if not name or self.library is None or not self.ready:
             return
-        library = self.library
-        self._submit(lambda: library.labels.remove(name), on_done=lambda _: self._changed())
+        self.notice.busy(f"Looking for photos that fit “{name}”…")
+        self._submit(self.library.tag_suggestions, name, SUGGESTIONS,
+                     on_done=lambda found: self._show_review(name, found), what="No suggestions")
 
-    # -- suggestions and review ----------------------------------------------------------
+    def _show_review(self, name: str, found: list[tuple[PhotoRecord, Decision]]) -> None:
+        self.notice.hide()
+        session = ReviewSession(name, [d for _, d in found])
+        self.session = session
+        w = self.window
+        w.grid.set_cell_size(max(REVIEW_CELL, w.settings.thumbnail_size))
+        w.show_listing([p for p, _ in found], f"Review “{name}”",
+                       f"{plural(len(found), 'suggestion')}, most useful first" if found else "")
+        w.model.set_marks(session.marks())
+        self.bar.hide()
+        w.sidebar.select_tag(name, notify=False)
+        self.review_bar.set_progress(session.progress())
+        self.review_bar.show()
+        if found:
+            w.grid.selectionModel().setCurrentIndex(w.model.index(0), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            w.grid.setFocus()
+        self.reviewShown.emit(name)
 
-    def load_suggestions(self) -> None:
-        name = self.current_label()
-        self._generation += 1
-        if name != self._shown:
-            self.suggestions.clear()     # another label's photos must not linger under this one
-        if name is None or self.library is None:
+    def stop_review(self, reload: bool = True) -> None:
+        """Leave review (answers are kept): the grid shows what the query asks for again."""
+        if self.session is None:
             return
-        gen = self._generation
-        self._submit(load_suggestions, self.library, name, self.order.currentIndex() == 1,
-                     on_done=lambda found: self._show_suggestions(gen, name, found))
+        self.session = None
+        w = self.window
+        w.model.set_marks({})
+        w.grid.set_cell_size(w.settings.thumbnail_size)
+        w.grid.scrollToTop()                  # what comes next is another list: from its top
+        self.review_bar.hide()
+        self.refit_now()
+        if reload:
+            if w.query.tag is not None:          # the sidebar shows what the grid shows again
+                w.sidebar.select_tag(w.query.tag, notify=False)
+            else:
+                w.sidebar.select_folder(w.query.folder)
+            w.reload_listing()
 
-    def _show_suggestions(self, gen: int, name: str, found: list[tuple[Decision, QImage | None]]) -> None:
-        if gen != self._generation:
-            return  # the user moved on to another label or order
-        keep = self.suggestions.currentRow() if name == self._shown else 0
-        self._shown = name
-        self.suggestions.clear()
-        for decision, image in found:
-            item = QListWidgetItem(self._caption(decision))
-            item.setData(PATH_ROLE, decision.path)
-            item.setToolTip(f"{decision.path}\n{decision.explain()}")
-            if image is not None:
-                item.setIcon(QPixmap.fromImage(image))
-            if not decision.applies:
-                item.setForeground(QColor("#8a8f98"))
-            self.suggestions.addItem(item)
-        if self.suggestions.count():
-            self.suggestions.setCurrentRow(max(0, min(keep, self.suggestions.count() - 1)))
-        self.suggestionsShown.emit(name)
-
-    @staticmethod
-    def _caption(d: Decision, answer: bool | None = None) -> str:
-        if answer is None and d.review is not None:
-            answer = d.review == "accepted"
-        return f"{ANSWER_MARKS[answer]}{d.confidence:.0%}"
-
-    def _explain_current(self, item: QListWidgetItem | None, *_: Any) -> None:
-        if item is not None:
-            self.why.setText(item.toolTip().split("\n", 1)[-1])
-
-    def answer(self, path: str, accepted: bool | None) -> None:
-        """Store the user's answer now; refit the label once the keys go quiet."""
-        name = self.current_label()
-        if name is None or self.library is None:
+    def answer(self, accepted: bool) -> None:
+        """A or R on the current photo: its badge at once, the answer stored, the cursor on to the next."""
+        session, w = self.session, self.window
+        path = w.current_path()
+        if session is None or self.busy or path is None or path not in session.decisions or self.library is None:
             return
-        for i in range(self.suggestions.count()):
-            item = self.suggestions.item(i)
-            if item.data(PATH_ROLE) == path:
-                item.setText(ANSWER_MARKS[accepted] + item.text().lstrip("✓✗ "))
-        library = self.library
+        session.answer(path, accepted)
+        self._answer_shown(path)
+        row = w.grid.currentIndex().row()
+        if row + 1 < w.model.rowCount():
+            self._go_to(row + 1)
+        self._store(session.label, path, accepted)
 
-        def store() -> None:
-            library.labels.review(name, [path], accepted, refit=False)
+    def _go_to(self, row: int) -> None:
+        """Move the cursor (and the large view, when open) to another suggestion."""
+        w = self.window
+        w.grid.selectionModel().setCurrentIndex(w.model.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        w.grid.scrollTo(w.model.index(row))
+        if w.stack.currentIndex() == w.PAGE_VIEWER:
+            w.open_viewer()
+
+    def viewer_showing(self, path: str) -> None:
+        """The large view's caption says the photo's answer (or the label's guess) and the keys."""
+        session = self.session
+        if session is None or path not in session.decisions:
+            return
+        mark = session.mark(path)
+        state = {True: "✓ yes", False: "✗ no", None: mark.words}[mark.answer]
+        caption = self.window.viewer.caption
+        caption.setText(f"{caption.text()}\n“{session.label}”: {state}   ·   A yes  ·  R no  ·  U undo")
+
+    def undo(self) -> None:
+        """U or Ctrl+Z: take back the last answer, whichever photo it was, and go back to that photo."""
+        session, w = self.session, self.window
+        if session is None or self.busy:
+            return
+        undone = session.undo()
+        if undone is None:
+            self.review_bar.set_progress(f"{session.progress()} · nothing to undo")
+            return
+        path, answer = undone
+        self._answer_shown(path)
+        row = w.model.row_of(path)
+        if row is not None:
+            self._go_to(row)
+        self._store(session.label, path, answer)
+
+    def _answer_shown(self, path: str) -> None:
+        assert self.session is not None
+        self.window.model.set_mark(path, self.session.mark(path))
+        self.review_bar.set_progress(self.session.progress())
+
+    def _store(self, name: str, path: str, answer: bool | None) -> None:
+        assert self.library is not None
         self._pending.add(name)
-        self._submit(store, on_done=lambda _: self._refit.start())
+        self._submit(self.library.review_tag, name, [path], answer,
+                     on_done=lambda _r: (self.answered.emit(path), self._refit.start()), what="Answer not stored")
 
     def refit_now(self) -> None:
-        """Decide the reviewed labels again on the whole library (the answers are already stored)."""
+        """Decide the answered labels again (only those already applied: a new label waits for Apply)."""
         self._refit.stop()
         if not self._pending or self.library is None:
             return
         names, self._pending = sorted(self._pending), set()
         library = self.library
-        self._submit(lambda: library.labels.run(names), on_done=lambda _: self._changed())
 
-    # -- library-wide actions ------------------------------------------------------------
+        def refit() -> None:
+            for name in names:
+                library.refit_label(name)
+        self._submit(refit, on_done=lambda _r: self._tags_changed(), what="Tags")
+
+    # -- apply and undo ------------------------------------------------------------------
 
     def apply(self) -> None:
+        session = self.session
+        if session is None or self.library is None or self.busy:
+            return
+        name = session.label
+        self._refit.stop()
+        self._pending.discard(name)
+        self.set_busy(True)
+        self.notice.busy(f"Applying “{name}” to the whole library…")
+        self._submit(self.library.apply_label, name, on_done=self._applied, what=f"“{name}” was not applied")
+
+    def _applied(self, applied: Applied) -> None:
+        self.set_busy(False)
+        self.stop_review(reload=False)
+        self.notice.say(f"Tagged {plural(applied.photos, 'photo')} “{applied.label}”", "Undo",
+                        lambda: self.undo_apply(applied))
+        self._show_tag(applied.label)
+        self.applied.emit(applied)
+
+    def undo_apply(self, applied: Applied) -> None:
         if self.library is None:
             return
-        library = self.library
-        self._say("Tagging the library…")
-        self._pending.clear()
-        self._submit(lambda: library.labels.run(), on_done=self._applied)
+        self.set_busy(True)
+        self.notice.busy(f"Undoing “{applied.label}”…")
+        self._submit(self.library.undo_apply, applied, on_done=lambda _r: self._apply_undone(applied),
+                     what="Not undone")
 
-    def _applied(self, result: Any) -> None:
-        tagged = sum(bool(t) for t in result.tags.values())
-        self._say(f"Tagged {tagged:,} of {len(result.tags):,} photos.")
-        self._changed()
+    def _apply_undone(self, applied: Applied) -> None:
+        self.set_busy(False)
+        before = len(applied.before_tags)
+        self.notice.say(f"Undone: “{applied.label}” is back as it was "
+                        f"({'not applied' if not before and applied.before_calibration is None else plural(before, 'tag')}).")
+        self._tags_changed()
+        self.undone.emit(applied.label)
+
+    def _show_tag(self, name: str) -> None:
+        """The tag's photos in the grid, its row selected (labels reload first: it may be new)."""
+        self.reload_labels()
+
+        def select() -> None:
+            self.labelsShown.disconnect(select)
+            self.window.sidebar.select_tag(name)
+        self.labelsShown.connect(select)
+
+    def _tags_changed(self) -> None:
+        """Counts, the grid (when it lists a tag) and the chips follow a change of stored tags."""
+        self.reload_labels()
+        w = self.window
+        if w.query.tag is not None and self.session is None:
+            w.reload_listing(keep_position=True)
+        if w.preview.tag_chips.path is not None:
+            self.load_chips(w.preview.tag_chips.path)
+
+    def _results_shown(self) -> None:
+        self.bar.setVisible(self.window.query.tag is not None and self.session is None)
+
+    # -- chips ---------------------------------------------------------------------------
+
+    def load_chips(self, path: str) -> None:
+        if self.library is None:
+            return
+        self._submit(self.library.photo_tags, path, on_done=lambda tags: self._chips_loaded(path, tags))
+
+    def _chips_loaded(self, path: str, tags: list[PhotoTag]) -> None:
+        self.window.preview.tag_chips.set_tags(path, tags)
+        self.chipsShown.emit(path)
+
+    def set_tag(self, path: str, name: str, on: bool, undo: bool = False) -> None:
+        """A chip's × (on=False) or "Add tag" (on=True): stored as an answer, shown at once."""
+        if self.library is None:
+            return
+        self._submit(self.library.set_photo_tag, path, name, on,
+                     on_done=lambda _r: self._tag_set(path, name, on, undo), what="Tag not changed")
+
+    def _tag_set(self, path: str, name: str, on: bool, undo: bool) -> None:
+        self._tags_changed()
+        if not undo:
+            what = (f"Tagged {os.path.basename(path)} “{name}”" if on else
+                    f"Took “{name}” off {os.path.basename(path)}: the label learns from it at its next Apply")
+            self.notice.say(what, "Undo", lambda: self.set_tag(path, name, not on, undo=True))
+        self.tagChanged.emit(path, name)
+
+    # -- export --------------------------------------------------------------------------
 
     def export(self) -> None:
-        if self.library is None:
+        if self.library is None or self.busy:
             return
-        library = self.library
-        self._say("Writing XMP sidecars…")
-        self._submit(lambda: library.labels.export_xmp(), on_done=self._exported)
+        self.set_busy(True)
+        self.notice.busy("Checking which XMP sidecars need writing…")
+        self._submit(self.library.xmp_plan, on_done=self._plan_ready, what="XMP not exported")
 
-    def _exported(self, report: Any) -> None:
-        failed = f", {len(report.failed)} failed" if report.failed else ""
-        self._say(f"{len(report.written):,} sidecars written, {report.unchanged:,} up to date{failed}.")
+    def _plan_ready(self, plan: ExportPlan) -> None:
+        self.set_busy(False)
+        self.notice.hide()
+        n = len(plan.sidecars)
+        if not n:
+            QMessageBox.information(self.window, "Export XMP", "Every XMP sidecar is already up to date: "
+                                                               "there is nothing to write.")
+            return
+        folders = plan.folders()
+        home = os.path.expanduser("~")
+        lines = [f"  {f.replace(home, '~', 1) if f.startswith(home + os.sep) else f}  ({c})"
+                 for f, c in list(folders.items())[:FOLDERS_LISTED]]
+        if len(folders) > FOLDERS_LISTED:
+            lines.append(f"  … and {len(folders) - FOLDERS_LISTED} more folders")
+        detail = (f"{plan.new:,} new, {n - plan.new:,} updated, in {plural(len(folders), 'folder')}:\n"
+                  + "\n".join(lines) + "\n\nEach .xmp file sits beside its photo and lists its tags as keywords; "
+                  "the photos themselves are not changed.")
+        if not confirm(self.window, "Export XMP", f"Write {plural(n, 'XMP sidecar')}?", detail,
+                       f"Write {plural(n, 'Sidecar')}"):
+            return
+        assert self.library is not None
+        self.set_busy(True)
+        self.notice.busy(f"Writing {plural(n, 'XMP sidecar')}…")
+        self._submit(self.library.export_xmp, on_done=self._exported, what="XMP not exported")
 
-    def _changed(self) -> None:
-        self.tagsChanged.emit()
-        self.reload_labels()
+    def _exported(self, report: ExportReport) -> None:
+        self.set_busy(False)
+        folders = {os.path.dirname(p) for p in report.written}
+        failed = f"; {len(report.failed)} could not be written (hover for why)" if report.failed else ""
+        self.notice.say(f"Wrote {plural(len(report.written), 'XMP sidecar')} in "
+                        f"{plural(len(folders), 'folder')}{failed}.")
+        self.notice.setToolTip("\n".join(f"{p}: {r}" for p, r in report.failed[:20]))
+        self.exported.emit(report)

@@ -15,7 +15,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
                                QProgressBar, QPushButton, QRadioButton, QStackedWidget, QWidget)
 
-from clipphotos.gui.model_choices import CHOICES, DownloadCancelled, ModelChoice, ModelRequest, download_weights
+from clipphotos.model_choices import CHOICES, DownloadCancelled, ModelChoice, ModelRequest, download_weights
 from clipphotos.gui.widgets import hbox, label, vbox
 from clipphotos.gui.workers import Job, Runner
 
@@ -242,7 +242,7 @@ def _html(text: str) -> str:
 
 
 def _cached_choices() -> set[str]:
-    from clipphotos.gui.model_choices import cached_weights
+    from clipphotos.model_choices import cached_weights
     return {c.key for c in CHOICES if cached_weights(c) is not None}
 
 

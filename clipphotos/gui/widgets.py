@@ -43,3 +43,8 @@ def confirm(parent: QWidget, title: str, question: str, detail: str, action: str
     box.setDefaultButton(yes)
     box.exec()
     return box.clickedButton() is yes
+
+
+def plural(n: int, word: str) -> str:
+    """'1 photo', '25 photos': counts in messages read as sentences."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"

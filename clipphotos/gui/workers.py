@@ -117,7 +117,7 @@ def load_preview(path: str, long_side: int) -> QImage:
     """A photo decoded upright for the preview, no bigger than `long_side` (raises UnreadableImage)."""
     from PIL import Image
 
-    from clipphotos.loader import load_image
+    from clipphotos.library import load_image
     loaded = load_image(path, target=long_side)
     img = loaded.image
     w, h = img.size

@@ -1,7 +1,9 @@
-"""The models the app offers, and fetching their weights with progress and a real cancel.
+"""The models on offer, the one default, and fetching weights with progress and a real cancel.
 
-Qt-free. Names and tags are OpenCLIP's (`open_clip.list_pretrained()`); sizes are the fp32
-checkpoints (parameter count × 4 bytes). Downloads go into the model hub's own cache, where
+The one place that names models: the CLI and the app take their default from here, and the
+app's picker its choices. It imports neither torch nor Qt, so the app's window appears before
+any of them loads. Names and tags are OpenCLIP's (`open_clip.list_pretrained()`); sizes are the
+fp32 checkpoints (parameter count × 4 bytes). Downloads go into the model hub's own cache, where
 `clipphotos.models.resolve_pretrained` (and every other OpenCLIP program) finds them later.
 """
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 CHUNK_BYTES = 1 << 20
@@ -50,9 +54,113 @@ CHOICES: tuple[ModelChoice, ...] = (
 )
 
 
+DEFAULT = CHOICES[0]
+DEFAULT_MODEL, DEFAULT_PRETRAINED = DEFAULT.name, DEFAULT.pretrained
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be built: str(exc) says why and what the user can do, in plain words."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for. A library remembers it and reuses it on later runs."""
+
+    name: str = DEFAULT_MODEL            # an OpenCLIP model name or the path of a model-config JSON
+    pretrained: str | None = DEFAULT_PRETRAINED
+    weights: str | None = None           # a local checkpoint file, instead of the hub
+    device: str = "auto"
+    precision: str = "auto"              # auto, fp32, bf16 or fp16: see `plan_precision`
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "pretrained": self.pretrained, "weights": self.weights,
+                           "device": self.device, "precision": self.precision})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        data = json.loads(text)
+        return cls(data["name"], data.get("pretrained"), data.get("weights"), data.get("device", "auto"),
+                   data.get("precision", "auto"))
+
+    @property
+    def is_config_file(self) -> bool:
+        return self.name.endswith(".json")
+
+    def describe(self) -> str:
+        source = f"weights {self.weights}" if self.weights else (self.pretrained or "random weights")
+        return f"{self.name} ({source})"
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloaded weights (respects HF_HUB_CACHE / HF_HOME).
+
+    Read from the environment on each call: huggingface_hub freezes its own copy at import.
+    """
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_reachable(timeout: float = 4.0) -> bool:
+    """Whether the model hub answers at all: offline, huggingface_hub retries for most of a minute."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_pretrained(name: str, tag: str, download: bool = True) -> Path:
+    """The local file of an OpenCLIP pretrained tag: from the hub's cache, or downloaded once."""
+    import open_clip
+    from huggingface_hub import hf_hub_download
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        known = ", ".join(t for m, t in open_clip.list_pretrained() if m == name) or "none"
+        raise ModelUnavailable(f"OpenCLIP has no pretrained weights {tag!r} for {name} (known tags: {known})")
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        raise ModelUnavailable(f"{name} {tag} is only published at {cfg.get('url')}; download it and pass "
+                               f"the file with --weights")
+    repo, filename = _split_hub(hub)
+    candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    for candidate in candidates:
+        try:
+            return Path(hf_hub_download(repo, candidate, local_files_only=True, cache_dir=hub_cache_dir()))
+        except Exception:  # not cached: try the next name, then the network
+            pass
+    if not download or not hub_reachable():
+        raise ModelUnavailable(
+            f"The weights of {name} ({tag}) are not on this computer and the model hub cannot be reached.\n"
+            f"  They would be downloaded once into {hub_cache_dir()}.\n"
+            f"  Connect to the internet and run again, or point at a local checkpoint with "
+            f"--weights FILE (.safetensors, .pt or .bin).")
+    last: Exception | None = None
+    for candidate in candidates:
+        try:
+            return Path(hf_hub_download(repo, candidate, cache_dir=hub_cache_dir()))  # prints its own progress bar on stderr
+        except Exception as exc:
+            last = exc
+    raise ModelUnavailable(f"Downloading {name} ({tag}) from {repo} failed: {last}")
+
+
+def _split_hub(hub: str) -> tuple[str, str]:
+    """OpenCLIP writes hub entries as 'org/repo/' or 'org/repo/file.bin'."""
+    parts = hub.split("/")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
 @dataclass(frozen=True)
 class ModelRequest:
-    """A model as the GUI names it; becomes a core ModelSpec in a worker (models.py imports torch)."""
+    """A model as the app's picker names it (no device or precision yet); `spec()` is the core's."""
 
     name: str
     pretrained: str | None
@@ -62,8 +170,21 @@ class ModelRequest:
     def of(cls, choice: ModelChoice, weights: str | None = None) -> ModelRequest:
         return cls(choice.name, None if weights else choice.pretrained, weights)
 
-    def spec(self, device: str | None = None):  # -> ModelSpec
-        from clipphotos.models import ModelSpec
+    @classmethod
+    def from_options(cls, name: str | None, pretrained: str | None, weights: str | None) -> ModelRequest | None:
+        """What --model/--pretrained/--weights ask for, the default model filling the gaps; None if
+        none was given (the library's own model then)."""
+        if not (name or pretrained or weights):
+            return None
+        name = name or DEFAULT_MODEL
+        if name.endswith(".json"):
+            name = str(Path(name).expanduser().resolve())
+        weights = str(Path(weights).expanduser().resolve()) if weights else None
+        if pretrained is None and weights is None and name == DEFAULT_MODEL:
+            pretrained = DEFAULT_PRETRAINED
+        return cls(name, pretrained, weights)
+
+    def spec(self, device: str | None = None) -> ModelSpec:
         return ModelSpec(self.name, self.pretrained, self.weights, device or "auto")
 
     @property
@@ -108,7 +229,6 @@ def cached_weights(choice: ModelChoice) -> Path | None:
     """The weights' file if the hub cache already holds it (no network)."""
     from huggingface_hub import try_to_load_from_cache
 
-    from clipphotos.models import hub_cache_dir
     for filename in HUB_FILES:
         found = try_to_load_from_cache(choice.hub_repo, filename, cache_dir=hub_cache_dir())
         if isinstance(found, str):
@@ -126,11 +246,10 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
     """
     from huggingface_hub import constants, hf_hub_download
 
-    from clipphotos.models import ModelUnavailable, _hub_reachable, hub_cache_dir, resolve_pretrained
     found = cached_weights(choice)
     if found is not None:
         return found
-    if not _hub_reachable():
+    if not hub_reachable():
         return resolve_pretrained(choice.name, choice.pretrained, download=False)  # raises the message
 
     class _Bar:
@@ -169,7 +288,7 @@ def download_weights(choice: ModelChoice, progress: Callable[[tuple[int, int | N
             if cancel.is_set():
                 raise DownloadCancelled()
             try:
-                # The endpoint `_hub_reachable` probed (HF_ENDPOINT, a mirror), else the hub's own.
+                # The endpoint `hub_reachable` probed (HF_ENDPOINT, a mirror), else the hub's own.
                 return Path(hf_hub_download(choice.hub_repo, filename, tqdm_class=_Bar,  # type: ignore[arg-type]
                                             endpoint=os.environ.get("HF_ENDPOINT") or None,
                                             cache_dir=hub_cache_dir()))
