@@ -8,15 +8,12 @@ The same trimmed tower, with the length left open, is what clipphotos.onnx_expor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
 
 from clipphotos.tokenizer import read_length
-
-if TYPE_CHECKING:
-    from clipphotos.models import LoadedModel
 
 
 def unit(x: torch.Tensor) -> np.ndarray:
@@ -24,14 +21,15 @@ def unit(x: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
 
 
-def image_vectors(loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
-    """Unit image vectors of a stacked batch of prepared pictures (N×3×S×S float32)."""
+def image_vectors(loaded: Any, batch: np.ndarray) -> np.ndarray:
+    """Unit image vectors of a stacked batch of prepared pictures (N×3×S×S float32), for a
+    models.LoadedModel (not imported: models imports this module when it runs)."""
     with torch.inference_mode():
         x = torch.from_numpy(batch).to(loaded.device, dtype=loaded.dtype)
         return unit(loaded.model.encode_image(x))
 
 
-def text_vectors(loaded: LoadedModel, texts: Sequence[str], trimmed: bool) -> np.ndarray:
+def text_vectors(loaded: Any, texts: Sequence[str], trimmed: bool) -> np.ndarray:
     """Unit vectors of the texts; `trimmed`: with the padding after the last token read cut off."""
     with torch.inference_mode():
         tokens = loaded.tokenizer(list(texts)).to(loaded.device)
