@@ -26,8 +26,13 @@ sys.path.insert(0, str(REPO))
 
 from clipphotos.embedder import Embedder  # noqa: E402
 from clipphotos.models import SHAPES_CONFIG, SHAPES_WEIGHTS, ModelSpec, load_model  # noqa: E402
-from clipphotos.preprocess import to_tensor  # noqa: E402
+from clipphotos.preprocess import to_array  # noqa: E402
 from clipphotos.shapes import CLASSES, draw_shape  # noqa: E402
+
+
+def to_tensor(*args) -> torch.Tensor:
+    """The app's preprocessing (clipphotos.preprocess.to_array) as a torch tensor."""
+    return torch.from_numpy(to_array(*args))
 
 
 def centre_crop_tensor(img: Image.Image, size: int, mean, std) -> torch.Tensor:
@@ -58,7 +63,7 @@ def accuracy(embedder: Embedder, pictures, labels, texts, view) -> tuple[float, 
     started = time.perf_counter()
     batch = torch.stack([view(p, loaded.image_size, loaded.mean, loaded.std) for p in pictures])
     prep_ms = (time.perf_counter() - started) * 1000 / len(pictures)
-    vecs = embedder.encode_batch(batch)
+    vecs = embedder.encode_batch(batch.numpy())
     predicted = np.argmax(vecs @ text.T, axis=1)
     return float(np.mean(predicted == np.asarray(labels))), prep_ms
 

@@ -598,14 +598,10 @@ class Catalog:
         vecs = np.stack([np.frombuffer(r[1], dtype=np.float16) for r in rows]).astype(np.float32)
         return keys, vecs
 
-    def known_model_id(self, key: str | None) -> int | None:
-        """The id of a model already registered by its key, else None (nothing is registered)."""
-        rows = self.query("SELECT id FROM models WHERE key=?", (key,)) if key else []
-        return rows[0][0] if rows else None
-
     def library_model_id(self) -> int | None:
         """The id of the model the whole library is indexed with, if any."""
-        return self.known_model_id(self.get_setting("model.key"))   # settings.MODEL_KEY
+        key = self.get_setting("model.key")   # settings.MODEL_KEY
+        return self.find_model_id(key) if key else None
 
     def vector_ids(self, model_id: int) -> set[int]:
         return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}

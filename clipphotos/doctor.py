@@ -4,7 +4,6 @@ Every check is cheap and read-only: nothing is downloaded, nothing in the librar
 """
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import sqlite3
@@ -38,20 +37,26 @@ def check_device() -> Finding:
         return Finding("device", True, f"CUDA GPU: {torch.cuda.get_device_name(0)} (fp16); {torch_build}")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return Finding("device", True, f"Apple GPU through Metal (MPS, fp16); {torch_build}")
+    from clipphotos.models import cpu_identity
+    from clipphotos.onnx_runtime import runtime_version
     bf16 = cpu_has_native_bf16()
-    return Finding("device", True, f"CPU, {os.cpu_count()} cores, "
-                                   f"{'native bf16' if bf16 else 'no native bf16 (fp32)'}; {torch_build}",
+    return Finding("device", True, f"CPU: {cpu_identity()}, "
+                                   f"{'native bf16' if bf16 else 'no native bf16'}; {torch_build}; "
+                                   f"{runtime_version() or 'no ONNX Runtime (the CPU path stays on torch)'}",
                    "" if bf16 else "Indexing runs on the CPU; a CUDA or Apple GPU would be several times faster.")
 
 
 def check_precision(lib: Library) -> Finding:
     from clipphotos.models import ModelUnavailable
     try:
-        name, reason = lib.precision()
+        backend, name, reason, measured = lib.inference()
     except ModelUnavailable as exc:
-        return Finding("precision", False, str(exc), "Use --precision auto, fp32, bf16 or fp16.")
-    slow = name != "fp32" and reason.startswith("asked for") and not _fast_half_precision(name)
-    return Finding("precision", True, f"{name}: {reason}",
+        return Finding("precision", False, str(exc), "Use --precision auto, fp32, bf16, fp16 or int8.")
+    slow = name in ("bf16", "fp16") and reason.startswith("asked for") and not _fast_half_precision(name)
+    detail = f"{name}: {reason}"
+    if measured.get("images_per_second"):
+        detail += f"; {backend}, {measured['images_per_second']:.1f} images/s measured here"
+    return Finding("precision", True, detail,
                    f"{name} has no native support on this device and runs slower than fp32; "
                    f"--precision auto picks the fastest that keeps the vectors right." if slow else "")
 
@@ -117,7 +122,7 @@ def check_index(lib: Library) -> Finding:
     key = lib.settings.model_key
     if key is None:
         return Finding("index", True, "no index yet (nothing indexed)")
-    model_id = lib.catalog.known_model_id(key)
+    model_id = lib.catalog.find_model_id(key)
     if model_id is None:
         return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
     path = lib.root / "index" / f"model-{model_id}.hnsw"

@@ -1,12 +1,12 @@
-"""Turn pictures and words into unit vectors with a loaded model.
+"""Turn pictures and words into unit vectors with a loaded model (torch or ONNX Runtime).
 
 Text queries are prompt-ensembled (the mean of a few phrasings, as CLIP's authors do for
 zero-shot classification), and the vectors of recent queries are cached: search-as-you-type
 asks for the same words again and again.
 
-A CLIP text tower reads 77 token slots, but a query fills a dozen. Its attention is causal and
-its output is read at the end-of-text token, so the slots after that token cannot change the
-result: texts are encoded with the padding cut off, several times faster for the same vector.
+Texts are encoded with the padding after the end-of-text token cut off where the model's text
+tower allows it (see clipphotos.torch_towers); the first texts check that it gives the same
+vectors. This module imports no torch: on the CPU path a search never loads it.
 """
 from __future__ import annotations
 
@@ -14,37 +14,45 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
-import torch
 from PIL import Image
 
-from clipphotos.models import LoadedModel
-from clipphotos.preprocess import to_tensor
+from clipphotos.preprocess import to_array
 
 log = logging.getLogger(__name__)
 
 SEARCH_TEMPLATES = ("{}", "a photo of {}.", "a picture of {}.")
 TEXT_CACHE_SIZE = 512
 # How close (cosine) a trimmed text vector must come to the full one: only rounding may differ,
-# and half precision rounds more (0.999 is also the bar bf16 weights must pass as a whole).
-TRIM_AGREEMENT = {torch.float32: 0.99999, torch.float16: 0.999, torch.bfloat16: 0.999}
+# and lower precisions round more (0.999 is also the bar they must pass as a whole).
+TRIM_AGREEMENT = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.999, "int8": 0.999}
 
 
-def _unit(x: torch.Tensor) -> np.ndarray:
-    x = x.float()
-    return torch.nn.functional.normalize(x, dim=-1).cpu().numpy()
+class Runnable(Protocol):
+    """What Embedder needs of a loaded model (models.LoadedModel, onnx_runtime.OnnxModel)."""
+
+    dim: int
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    precision: str
+
+    def image_vectors(self, batch: np.ndarray) -> np.ndarray: ...
+    def text_vectors(self, texts: Sequence[str], trimmed: bool) -> np.ndarray: ...
+    def can_trim(self) -> bool: ...
 
 
 class Embedder:
     """The one place that runs the model."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: Runnable) -> None:
         self.loaded = loaded
         self.dim = loaded.dim
         self._text_cache: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self._trim: bool | None = None   # known after the first text: see _can_trim
+        self._trim: bool | None = None   # known after the first text
 
     @property
     def decode_size(self) -> int:
@@ -53,37 +61,32 @@ class Embedder:
         full decode), while a 12 MP JPEG still decodes at 1/4 or 1/8 scale."""
         return 2 * self.loaded.image_size
 
-    def prepare(self, img: Image.Image) -> torch.Tensor:
+    def prepare(self, img: Image.Image) -> np.ndarray:
         """The model's input for an upright RGB picture (letterboxed: the whole photo counts)."""
-        return to_tensor(img, self.loaded.image_size, self.loaded.mean, self.loaded.std)
+        return to_array(img, self.loaded.image_size, self.loaded.mean, self.loaded.std)
 
-    def encode_batch(self, batch: torch.Tensor) -> np.ndarray:
+    def encode_batch(self, batch: np.ndarray) -> np.ndarray:
         """Unit image vectors for a stacked batch of prepared pictures."""
-        with self._lock, torch.inference_mode():
-            x = batch.to(self.loaded.device, dtype=self.loaded.dtype)
-            return _unit(self.loaded.model.encode_image(x))
+        with self._lock:
+            return self.loaded.image_vectors(batch)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.encode_batch(torch.stack([self.prepare(i) for i in images]))
+        return self.encode_batch(np.stack([self.prepare(i) for i in images]))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of the texts exactly as written."""
-        with self._lock, torch.inference_mode():
-            tokens = self.loaded.tokenizer(list(texts)).to(self.loaded.device)
-            model = self.loaded.model
-            if self._trim is None:  # first text: trim only if this model gives the same vectors trimmed
-                self._trim = _can_trim(model)
+        with self._lock:
+            if self._trim is None:  # first texts: trim only if this model gives the same vectors trimmed
+                full = self.loaded.text_vectors(texts, trimmed=False)
+                self._trim = self.loaded.can_trim()
                 if self._trim:
-                    full = _unit(model.encode_text(tokens))
-                    trimmed = _unit(_encode_text_trimmed(model, tokens))
+                    trimmed = self.loaded.text_vectors(texts, trimmed=True)
                     agreement = float((full * trimmed).sum(axis=1).min())
-                    self._trim = agreement >= TRIM_AGREEMENT.get(self.loaded.dtype, 0.99999)
+                    self._trim = agreement >= TRIM_AGREEMENT.get(self.loaded.precision, 0.99999)
                     if not self._trim:
                         log.info("this model's text tower differs when trimmed; texts are encoded in full")
-                    return full
-            if self._trim:
-                return _unit(_encode_text_trimmed(model, tokens))
-            return _unit(model.encode_text(tokens))
+                return full
+            return self.loaded.text_vectors(texts, trimmed=self._trim)
 
     def warm_up(self) -> None:
         """Encode a word once, so the first real query neither waits for first-call set-up nor
@@ -104,41 +107,3 @@ class Embedder:
         if len(self._text_cache) > TEXT_CACHE_SIZE:
             self._text_cache.popitem(last=False)
         return vec
-
-
-def _can_trim(model: torch.nn.Module) -> bool:
-    """Whether the model has OpenCLIP's own text tower with a causal mask, read at one token."""
-    import open_clip
-    try:
-        from open_clip.transformer import text_global_pool  # noqa: F401 - older releases lack it
-    except ImportError:
-        return False
-    mask = getattr(model, "attn_mask", None)
-    return (isinstance(model, open_clip.CLIP) and isinstance(mask, torch.Tensor) and mask.dim() == 2
-            and getattr(model, "text_pool_type", None) in ("argmax", "eos")
-            and bool((mask.triu(1) == mask).all()) and bool(torch.isneginf(mask.triu(1)).sum() > 0))
-
-
-def _encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """OpenCLIP's `encode_text` over only the token slots up to the last one read.
-
-    Under a causal mask a slot sees only those before it, so the pooled (end-of-text) slot's
-    output is the same with everything after it cut away.
-    """
-    from open_clip.transformer import text_global_pool
-    eos_id = getattr(model, "text_eos_id", None)
-    if model.text_pool_type == "eos":
-        read_at = (tokens == eos_id).int().argmax(dim=-1)
-    else:
-        read_at = tokens.argmax(dim=-1)
-    length = int(read_at.max()) + 1
-    tokens = tokens[:, :length]
-    cast_dtype = model.transformer.get_cast_dtype()
-    x = model.token_embedding(tokens).to(cast_dtype)
-    x = x + model.positional_embedding[:length].to(cast_dtype)
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=eos_id)
-    if model.text_projection is not None:
-        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
-    return x

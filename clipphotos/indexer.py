@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from clipphotos.catalog import Catalog, ContentInfo, content_hash, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
@@ -82,7 +81,7 @@ class _Item:
     hash: str | None = None
     reuse: int | None = None                 # content id whose vector this file can reuse
     info: ContentInfo | None = None
-    tensor: torch.Tensor | None = None
+    tensor: np.ndarray | None = None         # the model's input, prepared by a decoding thread
     error: str | None = None
 
 
@@ -247,7 +246,7 @@ class Indexer:
 
         def commit() -> None:
             nonlocal batch, settled, waiting
-            vectors = self.embedder.encode_batch(torch.stack([i.tensor for i in batch])) if batch else None
+            vectors = self.embedder.encode_batch(np.stack([i.tensor for i in batch])) if batch else None
             new_ids, new_vecs = [], []
             with self.catalog.transaction() as db:
                 for n, item in enumerate(batch):

@@ -36,9 +36,8 @@ from clipphotos.tags import BACKGROUND_PROMPTS, Applied, ExportPlan, ExportRepor
 from clipphotos.text_pass import TextPass, TextReport
 from clipphotos.text_reader import TextLine, TextReaderUnavailable
 from clipphotos.text_search import TextMatch, match_text
-from clipphotos.models import (
-    LoadedModel, ModelSpec, ModelUnavailable, load_model, pick_device, plan_precision, requested_precision,
-)
+from clipphotos.inference import Model, open_model, planned
+from clipphotos.models import ModelSpec, ModelUnavailable, gpu_possible, pick_device, plan_precision, requested_precision
 from clipphotos.private import private_dir, tighten
 from clipphotos.scanner import offline_reason
 from clipphotos.settings import Settings
@@ -169,9 +168,9 @@ class Library:
         self.requested_model = model
         self.requested_device = device
         self.requested_precision = precision
-        """auto, fp32, bf16 or fp16; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
+        """auto, fp32, bf16, fp16 or int8; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
         self.workers = workers
-        self._loaded: LoadedModel | None = None
+        self._loaded: Model | None = None
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None
         self._model_id: int | None = None
@@ -223,19 +222,30 @@ class Library:
 
     def precision(self) -> tuple[str, str]:
         """The precision the model runs in (or will, before it loads) and why, in words."""
+        return self.inference()[1:3]  # type: ignore[return-value]
+
+    def inference(self) -> tuple[str, str, str, dict]:
+        """(backend, precision, reason, measured cosines and speed): as the model runs, or as it
+        will run from what was measured before (without loading it), else as planned."""
         if self._loaded is not None:
-            return self._loaded.precision, self._loaded.precision_reason
+            return self._loaded.backend, self._loaded.precision, self._loaded.precision_reason, self._loaded.measured
         spec = self.model_spec
+        kept = planned(spec, self.root)
+        if kept is not None:
+            return kept
         try:
-            device = pick_device(spec.device).type
+            device = pick_device(spec.device).type if gpu_possible(spec.device) else "cpu"
         except ModelUnavailable:
             device = "cpu"
-        return plan_precision(device, spec.precision)
+        name, reason = plan_precision(device, spec.precision)
+        if device == "cpu" and spec.precision not in ("bf16", "fp16"):
+            reason += "; measured against ONNX Runtime (fp32, int8) at the first load"
+        return "torch" if device != "cpu" else "not measured yet", name, reason, {}
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._loaded = load_model(self.model_spec)
+            self._loaded = open_model(self.model_spec, self.root)
             self._embedder = Embedder(self._loaded)
             key = self._loaded.key
             # Reading never registers a model; a read-only library without it just has no vectors (id 0).
@@ -246,7 +256,7 @@ class Library:
     def photo_count(self) -> int:
         return self.catalog.photo_count()
 
-    def warm_up(self) -> LoadedModel:
+    def warm_up(self) -> Model:
         """Load the model and the vector index and run the text path once, so that the first
         search pays for none of it; returns the loaded model (what runs where, and why)."""
         _ = self.index
@@ -892,7 +902,7 @@ class Library:
         skipped = self.catalog.skipped()
         stored = self.settings.model_json
         folders = self.folders()
-        precision, precision_reason = self.precision()
+        backend, precision, precision_reason, measured = self.inference()
         return {
             "library": str(self.root),
             "photos": self.catalog.photo_count(),
@@ -904,6 +914,7 @@ class Library:
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.settings.model_key,
             "precision": precision, "precision_reason": precision_reason,
+            "backend": backend, "precision_measured": measured,
             "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
             "text": self._text_status(),
             **watch_status(self.catalog),

@@ -13,30 +13,41 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a model is built: a CPU search runs without it
+    import torch
 
 # Where a model comes from is named there (torch-free); here it is built. Re-exported for callers.
-from clipphotos.model_choices import ModelSpec, ModelUnavailable, resolve_pretrained
-from clipphotos.weights import load_weights
+from clipphotos.model_choices import ModelSpec, ModelUnavailable, resolve_pretrained  # noqa: E402
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 # The toy model that ships inside the package: enough for the demo and the tests.
 SHAPES_CONFIG = BUNDLED_DIR / "shapes-clip" / "config.json"
 SHAPES_WEIGHTS = BUNDLED_DIR / "shapes-clip" / "shapes-clip.safetensors"
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+TORCH_PRECISIONS = ("fp32", "bf16", "fp16")   # int8 runs only through ONNX Runtime (onnx_runtime.py)
 PRECISION_ENV = "CLIPPHOTOS_PRECISION"
 # Below this cosine to fp32, half-precision weights are judged to change what the model sees.
 HALF_PRECISION_AGREEMENT = 0.999
 
 _registry_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """DTYPES (precision name -> torch dtype), made on first use so that importing this module
+    does not import torch."""
+    if name == "DTYPES":
+        import torch
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    raise AttributeError(name)
 
 
 @dataclass
@@ -55,15 +66,48 @@ class LoadedModel:
     key: str                             # identity of model + weights: vectors of different keys never mix
     notes: list[str] = field(default_factory=list)
     precision_reason: str = ""           # why it runs in `dtype`, in words
+    backend: str = "torch"
+    weights: Path | None = None          # the weights file (None: random weights)
+    measured: dict = field(default_factory=dict)   # cosines and speeds, where measured (onnx_export)
 
     @property
     def precision(self) -> str:
         """fp32, bf16 or fp16: the weights' precision (vectors are the same within 0.999 cosine)."""
-        return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
+        import torch
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    @property
+    def device_type(self) -> str:
+        return self.device.type
+
+    def image_vectors(self, batch: np.ndarray) -> np.ndarray:
+        from clipphotos.torch_towers import image_vectors
+        return image_vectors(self, batch)
+
+    def text_vectors(self, texts: Sequence[str], trimmed: bool) -> np.ndarray:
+        from clipphotos.torch_towers import text_vectors
+        return text_vectors(self, texts, trimmed)
+
+    def can_trim(self) -> bool:
+        from clipphotos.torch_towers import can_trim
+        return can_trim(self.model)
+
+
+def gpu_possible(requested: str = "auto") -> bool:
+    """Whether `requested` may mean a GPU, answered without importing torch: False means the
+    model surely runs on the CPU (asked for, or no GPU driver on this machine)."""
+    if requested != "auto":
+        return requested != "cpu"
+    if sys.platform == "darwin":
+        import platform
+        return platform.machine() == "arm64"           # Apple silicon: MPS
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")) or (
+        sys.platform == "win32")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
     """CUDA, then Apple's MPS, then the CPU, unless the user chose one."""
+    import torch
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -98,6 +142,9 @@ def plan_precision(device: str, requested: str = "auto", native_bf16: bool | Non
     (checked when the model loads); fp32 on other CPUs, where bf16 runs several times slower.
     """
     if requested != "auto":
+        if requested == "int8" and device != "cpu":
+            raise ModelUnavailable(f"int8 weights run on the CPU only (through ONNX Runtime); on a {device} GPU "
+                                   f"use --precision auto or fp16")
         return requested, f"asked for (--precision or {PRECISION_ENV})"
     if device in ("cuda", "mps"):
         return "fp16", f"automatic: {device} GPU"
@@ -115,12 +162,32 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         pass
     try:
+        import torch
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and sys.platform != "darwin"
     except (AttributeError, RuntimeError):
         return False
 
 
-def _file_fingerprint(path: Path) -> str:
+def cpu_identity() -> str:
+    """This CPU's model name and the instruction sets that decide speed: measured verdicts
+    (which precision, which runtime) hold for this identity only."""
+    import platform
+    name, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name in ("", platform.machine()):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = line
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni", "fma")
+    found = [f for f in wanted if f" {f}" in flags]
+    return f"{name} [{' '.join(found)}] {os.cpu_count()} cores"
+
+
+def file_fingerprint(path: Path) -> str:
     """A cheap identity for a weights file: size plus the head and tail bytes."""
     digest = hashlib.blake2b(digest_size=12)
     size = path.stat().st_size
@@ -135,7 +202,6 @@ def _file_fingerprint(path: Path) -> str:
 
 def _register_config(path: Path) -> str:
     """Make a model-config JSON known to OpenCLIP and return the name to create it by."""
-    import open_clip
     if not path.is_file():
         raise ModelUnavailable(f"model config {path} does not exist")
     try:
@@ -145,7 +211,7 @@ def _register_config(path: Path) -> str:
     cfg = cfg.get("model_cfg", cfg)  # the hub's open_clip_config.json wraps the model config
     if not all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
         raise ModelUnavailable(f"{path} is not an OpenCLIP model config (needs embed_dim, vision_cfg, text_cfg)")
-    name = f"clipphotos-{hashlib.blake2b(json.dumps(cfg, sort_keys=True).encode(), digest_size=6).hexdigest()}"
+    name = config_name(path)
     with _registry_lock:
         # OpenCLIP registers configs by file stem; a private name keeps two "config.json" apart.
         from open_clip import factory
@@ -153,9 +219,32 @@ def _register_config(path: Path) -> str:
     return name
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
-    """Build the model, load its weights and choose device and precision."""
+def model_key(spec: ModelSpec, weights: Path | None) -> str:
+    """Identity of model + weights: vectors of different keys never mix."""
+    key_source = f"file:{file_fingerprint(weights)}" if weights else "random"
+    name = spec.name if not spec.is_config_file else config_name(Path(spec.name))
+    return f"{name}|{key_source}"
+
+
+def config_name(path: Path) -> str:
+    """The private name a model-config JSON is known by (also without registering it)."""
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"model config {path} is not readable JSON: {exc}") from None
+    cfg = cfg.get("model_cfg", cfg)  # the hub's open_clip_config.json wraps the model config
+    return f"clipphotos-{hashlib.blake2b(json.dumps(cfg, sort_keys=True).encode(), digest_size=6).hexdigest()}"
+
+
+def load_model(spec: ModelSpec, verdicts: VerdictStore | None = None) -> LoadedModel:
+    """Build the model, load its weights and choose device and precision.
+
+    `verdicts` keeps the bf16 probe's answer between runs (see `_set_precision`).
+    """
     import open_clip
+    import torch
+
+    from clipphotos.weights import load_weights
     device = pick_device(spec.device)
     if spec.is_config_file:
         name = _register_config(Path(spec.name))
@@ -173,8 +262,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     else:
         weights = None
     try:
-        # Built empty, then filled (weights.py): no hub tower weights under the file's.
-        with _quiet_random_init_warning() if weights else nullcontext():
+        # Built without random initialisation, then filled (weights.py) strictly, every tensor:
+        # no hub tower weights under the file's either.
+        with _skipped_init() if weights else nullcontext():
             model = open_clip.create_model(name, pretrained=None, pretrained_text=False, device="cpu")
         if weights:
             load_weights(model, weights)
@@ -189,43 +279,100 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     std = tuple(pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
     dim = int(model.text_projection.shape[1] if getattr(model, "text_projection", None) is not None
               else model.visual.output_dim)
-    key_source = f"file:{_file_fingerprint(weights)}" if weights else "random"
-    key = f"{spec.name if not spec.is_config_file else name}|{key_source}"
-    loaded = LoadedModel(spec, model, tokenizer, device, torch.float32, size, mean, std, dim, key)  # type: ignore[arg-type]
-    _set_precision(loaded)
+    loaded = LoadedModel(spec, model, tokenizer, device, torch.float32, size, mean, std, dim,  # type: ignore[arg-type]
+                         model_key(spec, weights), weights=weights)
+    if spec.precision == "int8":
+        raise ModelUnavailable("int8 weights run through ONNX Runtime only, on the CPU: see clipphotos.onnx_runtime")
+    set_precision(loaded, verdicts)
     return loaded
 
 
 @contextmanager
-def _quiet_random_init_warning() -> Iterator[None]:
-    """OpenCLIP warns "initialized randomly" when built without weights; ours come right after."""
+def _skipped_init() -> Iterator[None]:
+    """Build a model whose every tensor is about to be overwritten without initialising it.
+
+    Filling 150 M parameters with random numbers takes seconds, all thrown away when the
+    weights arrive: torch.nn.init's fillers do nothing meanwhile. (Buffers a model computes,
+    like a causal mask, are not made by them.) OpenCLIP's "initialized randomly" warning is
+    silenced too: ours come right after.
+    """
+    import torch
+    names = ("normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+             "xavier_normal_", "constant_", "zeros_", "ones_", "orthogonal_")
+    saved = {n: getattr(torch.nn.init, n) for n in names if hasattr(torch.nn.init, n)}
+
     def keep(record: logging.LogRecord) -> bool:
         return "initialized randomly" not in record.getMessage()
     root = logging.getLogger()
     root.addFilter(keep)
+    for n in saved:
+        setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
     try:
         yield
     finally:
+        for n, fn in saved.items():
+            setattr(torch.nn.init, n, fn)
         root.removeFilter(keep)
 
 
-def _set_precision(loaded: LoadedModel) -> None:
-    """Cast the weights to the planned precision; an automatic bf16 must first pass the probe."""
+class VerdictStore:
+    """Answers measured once per model, CPU and library version, kept in a JSON file (the
+    library's folder), so no later run pays for the measurement again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self, key: str) -> Any:
+        try:
+            return json.loads(self.path.read_text()).get(key)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: Any) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.path)
+
+
+def set_precision(loaded: LoadedModel, verdicts: VerdictStore | None = None) -> None:
+    """Cast the weights to the planned precision; an automatic bf16 must first pass the probe
+    (whose answer `verdicts` keeps for the next run)."""
+    import torch
     name, reason = plan_precision(loaded.device.type, requested_precision(loaded.spec.precision))
     if name == "bf16" and loaded.spec.precision == "auto":
-        worst = _half_precision_agreement(loaded, torch.bfloat16)
+        probe_key = f"bf16 probe|{loaded.key}|{cpu_identity()}|torch {torch.__version__}"
+        worst = verdicts.get(probe_key) if verdicts is not None else None
+        if worst is None:
+            worst = _half_precision_agreement(loaded, torch.bfloat16)
+            if verdicts is not None:
+                verdicts.put(probe_key, worst)
+        loaded.measured = {"image_cosine": round(worst, 6)}
         if worst < HALF_PRECISION_AGREEMENT:
             name, reason = "fp32", f"automatic: bf16 drifted to cosine {worst:.4f} of fp32"
         else:
             reason = f"automatic: native bf16 on this CPU, cosine to fp32 {worst:.5f}"
-    loaded.model.to(device=loaded.device, dtype=DTYPES[name])
-    loaded.dtype = DTYPES[name]
+    cast(loaded, name, reason)
+
+
+def cast(loaded: LoadedModel, name: str, reason: str) -> None:
+    """Put the weights in precision `name` (fp32, bf16, fp16) on the model's device, saying why."""
+    import torch
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    loaded.model.to(device=loaded.device, dtype=dtype)
+    loaded.dtype = dtype
     loaded.precision_reason = reason
-    loaded.notes.append(f"{loaded.device.type}, {name} ({reason})")
+    loaded.notes[:] = [f"{loaded.device.type}, {name} through torch ({reason})"]
 
 
 def _half_precision_agreement(loaded: LoadedModel, dtype: torch.dtype) -> float:
     """The worst cosine between fp32 and `dtype` image vectors of a fixed probe batch."""
+    import torch
     probe = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, loaded.image_size, loaded.image_size))
                              .astype(np.float32))
     with torch.inference_mode():

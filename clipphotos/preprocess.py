@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -36,9 +35,11 @@ def letterbox(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_MEAN) 
     return canvas
 
 
-def to_tensor(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_MEAN,
-              std: Sequence[float] = OPENAI_STD) -> torch.Tensor:
-    """A normalised CHW float32 tensor of the letterboxed photo, ready to batch."""
-    arr = np.asarray(letterbox(img, size, mean), dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+def to_array(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_MEAN,
+             std: Sequence[float] = OPENAI_STD) -> np.ndarray:
+    """A normalised CHW float32 array of the letterboxed photo, ready to batch (numpy, so that
+    neither ONNX Runtime nor the decoding threads need torch)."""
+    arr = np.asarray(letterbox(img, size, mean), dtype=np.float32)
+    scale = np.float32(1 / 255) / np.asarray(std, dtype=np.float32)
+    arr = arr * scale - np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))

@@ -5,12 +5,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach for the network
+# Libraries made by tests share one folder of model exports (clipphotos.inference): the shapes
+# model is exported and measured once per session, not once per library. Tests of the export
+# itself point it elsewhere.
+os.environ.setdefault("CLIPPHOTOS_MODEL_CACHE", tempfile.mkdtemp(prefix="clipphotos-models-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

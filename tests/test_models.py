@@ -211,3 +211,34 @@ def test_precision_option_environment_and_status(tmp_path, cli, monkeypatch):
     doctor = cli("--precision", "fp32", "doctor", "--library", lib, "--json").json
     check = next(c for c in doctor["checks"] if c["check"] == "precision")
     assert check["detail"].startswith("fp32: asked for")
+
+
+def test_the_bf16_probe_runs_once_per_model_and_cpu(tmp_path, monkeypatch):
+    """Its answer is kept (in the library's folder): the next load of the same weights on the
+    same CPU does not probe again."""
+    import clipphotos.models as models
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    store = models.VerdictStore(tmp_path / "verdicts.json")
+    first = load_model(shapes_spec("auto"), store)
+    assert first.precision == "bf16" and first.measured["image_cosine"] >= 0.999
+
+    def no_probe(*args):
+        raise AssertionError("probed again")
+    monkeypatch.setattr(models, "_half_precision_agreement", no_probe)
+    again = load_model(shapes_spec("auto"), store)
+    assert again.precision == "bf16" and again.measured == first.measured
+    with pytest.raises(AssertionError, match="probed again"):
+        load_model(shapes_spec("auto"), models.VerdictStore(tmp_path / "elsewhere.json"))
+
+
+def test_weights_load_without_random_initialisation(monkeypatch):
+    """Nothing is filled with random numbers before the weights arrive (that took seconds)."""
+    import torch
+    calls = []
+    normal = torch.nn.init.normal_
+    monkeypatch.setattr(torch.nn.init, "normal_", lambda t, *a, **k: (calls.append(1), normal(t, *a, **k))[1])
+    loaded = load_model(shapes_spec())
+    assert calls == [] and torch.nn.init.normal_ is not normal   # ours again after loading
+    load_model(ModelSpec(MODEL_ARGS[1], None, None, "cpu"))       # random weights: initialised as ever
+    assert calls
+    assert loaded.key == load_model(shapes_spec()).key

@@ -78,7 +78,7 @@ def browse(lib: Library, query: Query) -> Browse:
 def load_model(lib: Library) -> tuple[str, str]:
     """Load the model and its vector index; returns its short name and details (device, precision)."""
     loaded = lib.warm_up()
-    return f"{short_name(loaded.spec.name)} · {loaded.device.type.upper()}", "; ".join(
+    return f"{short_name(loaded.spec.name)} · {loaded.device_type.upper()}", "; ".join(
         [loaded.spec.describe(), *loaded.notes])
 
 

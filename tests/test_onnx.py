@@ -1,0 +1,153 @@
+"""The CPU path without torch: export, checking against torch fp32, the measured choice, the
+kept verdict and its invalidation, int8, and a search that never imports torch."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MODEL_ARGS, REPO, shapes_spec
+
+TEXTS = ["a red circle", "a photo of a purple star on a grey background.", "Hello, World!!  naïve café 123",
+         "it's   A \"Quoted\" (word) -- x_y #1 @2 100%", "tab\tand\nnew line",
+         "ÆØÅ 東京 🎉 it's we'll", "a " * 40, "", "&amp; <start_of_text> html"]
+
+
+def test_torch_free_tokenizer_gives_open_clips_ids():
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from clipphotos.tokenizer import ClipTokenizer
+    for length in (20, 77):
+        assert np.array_equal(ClipTokenizer(length)(TEXTS), SimpleTokenizer(context_length=length)(TEXTS).numpy())
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A model cache of this test's own: the export is made here, not taken from the session's."""
+    folder = tmp_path / "models"
+    monkeypatch.setenv("CLIPPHOTOS_MODEL_CACHE", str(folder))
+    return folder
+
+
+def _torch_vectors(spec, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from clipphotos.models import load_model
+    loaded = load_model(spec)
+    return loaded.image_vectors(pictures), loaded.text_vectors(TEXTS, trimmed=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("native", [False, True])
+def test_export_matches_torch_and_the_choice_is_the_fastest_that_agrees(cache, tmp_path, monkeypatch, native):
+    """Both kinds of CPU: torch bf16 is measured only where it is native; the automatic choice
+    is the fastest measured option within 0.999 cosine; ONNX vectors match torch fp32."""
+    import clipphotos.models as models
+    from clipphotos.inference import TORCH_MARGIN, choose, open_model
+    from clipphotos.onnx_export import probe_pictures
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    model = open_model(shapes_spec("auto"), tmp_path)
+    manifest = json.loads(next(cache.glob("*/manifest.json")).read_text())
+    assert ("bf16" in manifest["torch_speed"]) == native
+    speeds = {("onnxruntime", p): e["images_per_second"] for p, e in manifest["exports"].items()
+              if e["image_cosine"] >= 0.999 and e["text_cosine"] >= 0.999}
+    speeds.update({("torch", p): e["images_per_second"] / TORCH_MARGIN for p, e in manifest["torch_speed"].items()
+                   if e.get("image_cosine", 1) >= 0.999})
+    assert (model.backend, model.precision) == max(speeds, key=speeds.get)
+    assert model.precision_reason.startswith("automatic") and "images/s" in model.precision_reason
+    assert choose(manifest, "fp32")[:2] == ("onnxruntime", "fp32")       # the export agrees: it is used
+    assert manifest["exports"]["fp32"]["image_cosine"] >= 0.99999 and manifest["exports"]["fp32"]["text_cosine"] >= 0.99999
+
+    onnx = open_model(shapes_spec("fp32"), tmp_path)
+    assert onnx.backend == "onnxruntime" and onnx.precision == "fp32" and "asked for" in onnx.precision_reason
+    loaded = models.load_model(shapes_spec("fp32"))
+    pictures = probe_pictures(loaded)
+    images, texts = _torch_vectors(shapes_spec("fp32"), pictures)
+    assert float((onnx.image_vectors(pictures) * images).sum(1).min()) > 0.99999
+    assert float((onnx.text_vectors(TEXTS, trimmed=False) * texts).sum(1).min()) > 0.99999
+    assert float((onnx.text_vectors(TEXTS, trimmed=True) * texts).sum(1).min()) > 0.99999   # open length
+
+    int8 = open_model(shapes_spec("int8"), tmp_path)
+    assert int8.backend == "onnxruntime" and int8.precision == "int8"
+    assert int8.measured["image_cosine"] == manifest["exports"]["int8"]["image_cosine"]
+    assert float((int8.image_vectors(pictures) * images).sum(1).min()) == pytest.approx(
+        manifest["exports"]["int8"]["image_cosine"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_an_export_that_drifts_is_not_used(cache, tmp_path, monkeypatch):
+    """An export that loses the text tower's causal mask gives other text vectors: the check
+    against torch fp32 catches it, and the model stays on torch."""
+    from clipphotos import onnx_export
+    from clipphotos.inference import open_model
+    forward = onnx_export.ExportAttention.forward
+    monkeypatch.setattr(onnx_export.ExportAttention, "forward",
+                        lambda self, q, k, v, need_weights=False, attn_mask=None: forward(self, q, k, v))
+    model = open_model(shapes_spec("auto"), tmp_path)
+    assert model.backend == "torch" and model.precision == "fp32"
+    assert "too far from fp32" in model.precision_reason
+    asked = open_model(shapes_spec("fp32"), tmp_path)
+    assert asked.backend == "torch" and "drifted" in asked.precision_reason
+    manifest = json.loads(next(cache.glob("*/manifest.json")).read_text())
+    assert manifest["exports"]["fp32"]["text_cosine"] < 0.999
+
+
+@pytest.mark.slow
+def test_new_weights_make_a_new_export(cache, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from clipphotos.inference import export_folder, open_model
+    from clipphotos.models import ModelSpec
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(MODEL_ARGS[3], weights)
+    spec = ModelSpec(MODEL_ARGS[1], None, str(weights), "cpu", "fp32")
+    first = open_model(spec, tmp_path)
+    manifest = export_folder(cache, spec) / "manifest.json"
+    made = manifest.stat().st_mtime_ns
+    assert open_model(spec, tmp_path).key == first.key and manifest.stat().st_mtime_ns == made   # kept
+    state = load_file(str(weights))
+    name = next(k for k in state if k.startswith("text_projection"))
+    state[name] = state[name][:, ::-1].copy()     # other weights, same shapes
+    save_file(state, str(weights))
+    second = open_model(spec, tmp_path)
+    assert second.key != first.key and json.loads(manifest.read_text())["key"] == second.key
+    pictures = np.zeros((1, 3, first.image_size, first.image_size), np.float32)
+    _, texts = _torch_vectors(spec, pictures)
+    assert float((second.text_vectors(TEXTS, trimmed=True) * texts).sum(1).min()) > 0.99999
+
+
+@pytest.mark.slow
+def test_cli_on_the_cpu_path_imports_no_torch(tmp_path):
+    """After the first load, search, status and index run in processes that never import torch;
+    status and doctor say how the model runs, with the measured cosine and speed."""
+    from clipphotos.shapes import write_library
+    write_library(tmp_path / "photos", 6, seed=3)
+    lib = str(tmp_path / "lib")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CLIPPHOTOS_MODEL_CACHE": str(tmp_path / "models")}
+
+    def run(*args: str) -> dict:
+        code = ("import sys, json; from clipphotos.cli import main; code = main(sys.argv[1:]); "
+                "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}), file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", code, *args, "--library", lib, "--json"],
+                              capture_output=True, text=True, env=env, timeout=600)
+        report = json.loads(done.stderr.strip().splitlines()[-1])
+        assert report["code"] == 0, done.stderr
+        return {"torch": report["torch"], **json.loads(done.stdout)}
+
+    first = run("--precision", "fp32", "index", str(tmp_path / "photos"), *MODEL_ARGS)
+    assert first["torch"]                         # the first load exports, with torch
+    status = run("--precision", "fp32", "status")
+    assert not status["torch"] and status["backend"] == "onnxruntime" and status["precision"] == "fp32"
+    assert status["precision_measured"]["image_cosine"] >= 0.999 and status["precision_measured"]["images_per_second"] > 0
+    search = run("--precision", "fp32", "search", "a red star")
+    assert not search["torch"] and len(search["results"]) == 6
+    write_library(tmp_path / "photos" / "more", 2, seed=4)
+    again = run("--precision", "fp32", "index")
+    assert not again["torch"]
+    doctor = run("--precision", "int8", "doctor")
+    check = next(c for c in doctor["checks"] if c["check"] == "precision")
+    assert check["detail"].startswith("int8: asked for") and "cosine" in check["detail"]
