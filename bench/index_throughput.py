@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 MAKE_LIBRARY = REPO.parent / "shared" / "bench" / "make_library.py"
 sys.path.insert(0, str(REPO))
 
-from clipphotos.catalog import Catalog, encode_path  # noqa: E402
 from clipphotos.loader import is_supported  # noqa: E402
 from clipphotos.preprocess import to_array  # noqa: E402
 
@@ -89,9 +90,8 @@ def app(photos: Path, model_name: str, weights: Path, lib: Path) -> tuple[float,
             raise subprocess.CalledProcessError(proc.returncode, cmd, out.read(), err.read())
         report = json.loads(out.read())
     peak_kb = usage.ru_maxrss
-    catalog = Catalog(lib / "catalog.sqlite3")
-    rows = catalog.query("SELECT p.path, v.vec FROM photos p JOIN vectors v ON v.content_id=p.content_id")
-    catalog.close()
+    with closing(sqlite3.connect(lib / "catalog.sqlite3")) as db:   # the bench reads the rows themselves
+        rows = db.execute("SELECT p.path, v.vec FROM photos p JOIN vectors v ON v.content_id=p.content_id").fetchall()
     vecs = {bytes(p).decode(): np.frombuffer(v, dtype=np.float16).astype(np.float32) for p, v in rows}
     files = report["indexed"] + report["unchanged"] + report["moved"]
     return files / report["seconds"], vecs, peak_kb * 1024

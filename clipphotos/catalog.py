@@ -446,7 +446,7 @@ class Catalog:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def query(self, sql: str, params: Iterable = ()) -> list[tuple]:
+    def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
@@ -495,7 +495,7 @@ class Catalog:
 
     def _check(self, pragma: str) -> str:
         try:
-            lines = list(dict.fromkeys(r[0] for r in self.query(f"PRAGMA {pragma}")))
+            lines = list(dict.fromkeys(r[0] for r in self._query(f"PRAGMA {pragma}")))
         except sqlite3.DatabaseError as exc:   # damaged beyond what the check can walk
             return str(exc)
         return "; ".join(lines[:5]) + ("; …" if len(lines) > 5 else "")
@@ -527,7 +527,7 @@ class Catalog:
     # -- settings ------------------------------------------------------------------------
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
-        rows = self.query("SELECT value FROM settings WHERE key=?", (key,))
+        rows = self._query("SELECT value FROM settings WHERE key=?", (key,))
         return rows[0][0] if rows else default
 
     def set_setting(self, key: str, value: str | None) -> None:
@@ -560,16 +560,16 @@ class Catalog:
     def folders(self) -> list[tuple[int, str, bool]]:
         """(id, path, follow_links) of every library folder."""
         return [(fid, decode_path(p), bool(fl))
-                for fid, p, fl in self.query("SELECT id, path, follow_links FROM folders ORDER BY path")]
+                for fid, p, fl in self._query("SELECT id, path, follow_links FROM folders ORDER BY path")]
 
     def folder_counts(self) -> dict[int, int]:
-        return dict(self.query("SELECT folder_id, count(*) FROM photos GROUP BY folder_id"))
+        return dict(self._query("SELECT folder_id, count(*) FROM photos GROUP BY folder_id"))
 
     # -- models and vectors --------------------------------------------------------------
 
     def find_model_id(self, key: str) -> int | None:
         """The id of a model the catalog knows (by its identity key), else None; never writes."""
-        rows = self.query("SELECT id FROM models WHERE key=?", (key,))
+        rows = self._query("SELECT id FROM models WHERE key=?", (key,))
         return rows[0][0] if rows else None
 
     def model_id(self, key: str, dim: int) -> int:
@@ -584,13 +584,13 @@ class Catalog:
     def vectors(self, model_id: int, content_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(content ids, float32 unit vectors) stored for a model, all or the ones asked for."""
         if content_ids is None:
-            rows = self.query("SELECT content_id, vec FROM vectors WHERE model_id=?", (model_id,))
+            rows = self._query("SELECT content_id, vec FROM vectors WHERE model_id=?", (model_id,))
         else:
             ids = list(content_ids)
             rows = []
             for start in range(0, len(ids), 900):
                 chunk = ids[start:start + 900]
-                rows += self.query(f"SELECT content_id, vec FROM vectors WHERE model_id=? AND content_id IN "
+                rows += self._query(f"SELECT content_id, vec FROM vectors WHERE model_id=? AND content_id IN "
                                    f"({','.join('?' * len(chunk))})", [model_id, *chunk])
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
@@ -604,11 +604,11 @@ class Catalog:
         return self.find_model_id(key) if key else None
 
     def vector_ids(self, model_id: int) -> set[int]:
-        return {r[0] for r in self.query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
+        return {r[0] for r in self._query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
 
     def contents_without_vector(self, model_id: int) -> int:
         """Contents of photos still to embed (a clean-up's held files wait for their undo)."""
-        return self.query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM vectors v "
+        return self._query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM vectors v "
                           "WHERE v.content_id=c.id AND v.model_id=?) "
                           "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id=c.id)", (model_id,))[0][0]
 
@@ -616,14 +616,14 @@ class Catalog:
 
     def known_files(self, folder_id: int, model_id: int) -> dict[bytes, tuple[int, int, bool]]:
         """path → (size, mtime_ns, has a vector for the model) of a folder's photos, to diff a scan against."""
-        return {bytes(p): (s, m, bool(v)) for p, s, m, v in self.query(
+        return {bytes(p): (s, m, bool(v)) for p, s, m, v in self._query(
             "SELECT p.path, p.size, p.mtime_ns, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=p.content_id "
             "AND v.model_id=?) FROM photos p WHERE p.folder_id=?", (model_id, folder_id))}
 
     def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int, str]]:
         """path → (size, mtime_ns, reason) of a folder's skipped files."""
         return {bytes(p): (s, m, r) for p, s, m, r in
-                self.query("SELECT path, size, mtime_ns, reason FROM skipped WHERE folder_id=?", (folder_id,))}
+                self._query("SELECT path, size, mtime_ns, reason FROM skipped WHERE folder_id=?", (folder_id,))}
 
     def content_by_hash(self, hashes: Iterable[str], model_id: int) -> dict[str, tuple[int, bool]]:
         """hash → (content id, has a vector for the model) for the hashes already known."""
@@ -631,7 +631,7 @@ class Catalog:
         hashes = list(hashes)
         for start in range(0, len(hashes), 900):
             chunk = hashes[start:start + 900]
-            for h, cid, has in self.query(
+            for h, cid, has in self._query(
                     f"SELECT c.hash, c.id, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=c.id AND v.model_id=?) "
                     f"FROM contents c WHERE c.hash IN ({','.join('?' * len(chunk))})", [model_id, *chunk]):
                 found[h] = (cid, bool(has))
@@ -642,7 +642,7 @@ class Catalog:
         counts: dict[int, int] = {}
         for start in range(0, len(paths), 900):
             chunk = paths[start:start + 900]
-            for (cid,) in self.query(f"SELECT content_id FROM photos WHERE path IN ({','.join('?' * len(chunk))})",
+            for (cid,) in self._query(f"SELECT content_id FROM photos WHERE path IN ({','.join('?' * len(chunk))})",
                                      chunk):
                 counts[cid] = counts.get(cid, 0) + 1
         return counts
@@ -652,19 +652,19 @@ class Catalog:
         found: set[bytes] = set()
         for start in range(0, len(paths), 900):
             chunk = paths[start:start + 900]
-            found.update(bytes(p) for (p,) in self.query(
+            found.update(bytes(p) for (p,) in self._query(
                 f"SELECT path FROM photos WHERE path IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
     def photo_count(self) -> int:
-        return self.query("SELECT count(*) FROM photos")[0][0]
+        return self._query("SELECT count(*) FROM photos")[0][0]
 
     def photos_by_content(self, content_ids: Iterable[int]) -> dict[int, list[PhotoRecord]]:
         ids = list(dict.fromkeys(content_ids))
         out: dict[int, list[PhotoRecord]] = {}
         for start in range(0, len(ids), 900):
             chunk = ids[start:start + 900]
-            for row in self.query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+            for row in self._query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
                                   f"WHERE p.content_id IN ({','.join('?' * len(chunk))}) ORDER BY p.path", chunk):
                 out.setdefault(row[2], []).append(_photo(row))
         return out
@@ -678,7 +678,7 @@ class Catalog:
         shots: dict[int, list[PhotoRecord]] = {}
         for start in range(0, len(ids), 900):
             chunk = ids[start:start + 900]
-            for row in self.query(f"SELECT q.id, {_PHOTO_COLUMNS} FROM photos q JOIN photos p ON p.shot=q.shot "
+            for row in self._query(f"SELECT q.id, {_PHOTO_COLUMNS} FROM photos q JOIN photos p ON p.shot=q.shot "
                                   f"JOIN contents c ON c.id=p.content_id WHERE q.id IN ({','.join('?' * len(chunk))})",
                                   chunk):
                 shots.setdefault(row[0], []).append(_photo(row[1:]))
@@ -690,25 +690,25 @@ class Catalog:
         These files show one picture on purpose: they are companions, never duplicates to delete.
         """
         groups: dict[bytes, list[PhotoRecord]] = {}
-        for row in self.query(f"SELECT p.shot, {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+        for row in self._query(f"SELECT p.shot, {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
                               "WHERE p.shot IN (SELECT shot FROM photos GROUP BY shot HAVING count(*) > 1)"):
             groups.setdefault(bytes(row[0]), []).append(_photo(row[1:]))
         return [sorted(files, key=_shot_order) for _, files in sorted(groups.items()) if _is_raw_shot(files)]
 
     def photo_by_path(self, path: str | os.PathLike[str] | bytes) -> PhotoRecord | None:
-        rows = self.query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
+        rows = self._query(f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
                           "WHERE p.path=?", (encode_path(path),))
         return _photo(rows[0]) if rows else None
 
     def photos_in_folder(self, folder_id: int) -> list[PhotoRecord]:
-        return [_photo(r) for r in self.query(
+        return [_photo(r) for r in self._query(
             f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id "
             "WHERE p.folder_id=? ORDER BY p.path", (folder_id,))]
 
     def iter_photos(self, order: str = "taken") -> list[PhotoRecord]:
         """Every photo, newest first by capture date (then path), for browsing."""
         sort = "coalesce(c.taken_at, '') DESC, p.path" if order == "taken" else "p.path"
-        return [_photo(r) for r in self.query(
+        return [_photo(r) for r in self._query(
             f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id ORDER BY {sort}")]
 
     @staticmethod
@@ -736,37 +736,37 @@ class Catalog:
                              until: str | None = None) -> set[int]:
         """Content ids of the photos inside a folder and/or taken within a date range."""
         where, params = self._filters(folder, since, until)
-        return {r[0] for r in self.query(
+        return {r[0] for r in self._query(
             f"SELECT DISTINCT p.content_id FROM photos p JOIN contents c ON c.id=p.content_id{where}", params)}
 
     def browse(self, folder: str | None = None, since: str | None = None, until: str | None = None,
                tag: str | None = None) -> list[PhotoRecord]:
         """The photos inside a folder, taken within dates, with a tag (each if given), newest first."""
         where, params = self._filters(folder, since, until, tag)
-        return [_photo(r) for r in self.query(
+        return [_photo(r) for r in self._query(
             f"SELECT {_PHOTO_COLUMNS} FROM photos p JOIN contents c ON c.id=p.content_id{where} "
             "ORDER BY coalesce(c.taken_at, '') DESC, p.path", params)]
 
     def content_ids_with_tag(self, label: str) -> set[int]:
         """Content ids a label (by name, any case) applies to: the search filter by tag."""
-        return {r[0] for r in self.query("SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
+        return {r[0] for r in self._query("SELECT t.content_id FROM tags t JOIN labels l ON l.id=t.label_id "
                                          "WHERE l.name=?", (label.strip(),))}
 
     def tagged_photo_counts(self) -> dict[int, int]:
         """label id → how many photos (files) it applies to: what browsing a tag shows."""
-        return dict(self.query("SELECT t.label_id, count(*) FROM tags t JOIN photos p ON p.content_id=t.content_id "
+        return dict(self._query("SELECT t.label_id, count(*) FROM tags t JOIN photos p ON p.content_id=t.content_id "
                                "GROUP BY t.label_id"))
 
     # -- labels and tags (clipphotos.tags) ----------------------------------------------
 
     def labels(self) -> list[tuple[int, str]]:
         """(id, name) of every label, by name in any case."""
-        return self.query("SELECT id, name FROM labels ORDER BY name COLLATE NOCASE")
+        return self._query("SELECT id, name FROM labels ORDER BY name COLLATE NOCASE")
 
     def label_prompts(self) -> dict[int, list[str]]:
         """label id → its prompts, in the order given."""
         prompts: dict[int, list[str]] = {}
-        for label_id, prompt in self.query("SELECT label_id, prompt FROM label_prompts ORDER BY label_id, position"):
+        for label_id, prompt in self._query("SELECT label_id, prompt FROM label_prompts ORDER BY label_id, position"):
             prompts.setdefault(label_id, []).append(prompt)
         return prompts
 
@@ -789,12 +789,12 @@ class Catalog:
 
     def review_counts(self) -> dict[tuple[int, int], int]:
         """(label id, accepted 1/0) → how many photos the user answered so."""
-        return {(i, a): c for i, a, c in self.query(
+        return {(i, a): c for i, a, c in self._query(
             "SELECT label_id, accepted, count(*) FROM tag_reviews GROUP BY label_id, accepted")}
 
     def tag_reviews(self) -> list[tuple[int, int, int]]:
         """Every answer: (label id, content id, accepted 1/0)."""
-        return self.query("SELECT label_id, content_id, accepted FROM tag_reviews ORDER BY label_id, content_id")
+        return self._query("SELECT label_id, content_id, accepted FROM tag_reviews ORDER BY label_id, content_id")
 
     @staticmethod
     def put_review(db: sqlite3.Connection, content_id: int, label_id: int, accepted: bool) -> None:
@@ -807,14 +807,14 @@ class Catalog:
 
     def latest_calibrations(self) -> dict[int, str]:
         """label id → the parameters it was last fitted with, whatever the model."""
-        return dict(self.query("SELECT label_id, params FROM label_calibrations ORDER BY fitted_at"))
+        return dict(self._query("SELECT label_id, params FROM label_calibrations ORDER BY fitted_at"))
 
     def label_calibrations(self, model_id: int) -> dict[int, str]:
         """label id → its stored calibration parameters for the model."""
-        return dict(self.query("SELECT label_id, params FROM label_calibrations WHERE model_id=?", (model_id,)))
+        return dict(self._query("SELECT label_id, params FROM label_calibrations WHERE model_id=?", (model_id,)))
 
     def label_calibration(self, label_id: int, model_id: int) -> str | None:
-        rows = self.query("SELECT params FROM label_calibrations WHERE label_id=? AND model_id=?", (label_id, model_id))
+        rows = self._query("SELECT params FROM label_calibrations WHERE label_id=? AND model_id=?", (label_id, model_id))
         return rows[0][0] if rows else None
 
     @staticmethod
@@ -828,12 +828,12 @@ class Catalog:
 
     def label_is_decided(self, label_id: int) -> bool:
         """Whether the label has a calibration or a tag."""
-        return bool(self.query("SELECT 1 FROM label_calibrations WHERE label_id=? UNION "
+        return bool(self._query("SELECT 1 FROM label_calibrations WHERE label_id=? UNION "
                                "SELECT 1 FROM tags WHERE label_id=? LIMIT 1", (label_id, label_id)))
 
     def label_tags(self, label_id: int) -> list[tuple[int, float]]:
         """(content id, confidence) of the contents the label applies to."""
-        return self.query("SELECT content_id, confidence FROM tags WHERE label_id=?", (label_id,))
+        return self._query("SELECT content_id, confidence FROM tags WHERE label_id=?", (label_id,))
 
     @staticmethod
     def put_tags(db: sqlite3.Connection, label_id: int, tags: Iterable[tuple[int, float]]) -> None:
@@ -854,7 +854,7 @@ class Catalog:
 
     def decided_content_ids(self, model_id: int) -> set[int]:
         """Contents every label has been decided for with the model."""
-        return {r[0] for r in self.query("SELECT content_id FROM tagged_contents WHERE model_id=?", (model_id,))}
+        return {r[0] for r in self._query("SELECT content_id FROM tagged_contents WHERE model_id=?", (model_id,))}
 
     @staticmethod
     def mark_decided(db: sqlite3.Connection, model_id: int, content_ids: Iterable[int]) -> None:
@@ -866,13 +866,13 @@ class Catalog:
         found: list[tuple[int, str]] = []
         for start in range(0, len(content_ids), 900):
             chunk = content_ids[start:start + 900]
-            found += self.query(f"SELECT t.content_id, l.name FROM tags t JOIN labels l ON l.id=t.label_id "
+            found += self._query(f"SELECT t.content_id, l.name FROM tags t JOIN labels l ON l.id=t.label_id "
                                 f"WHERE t.content_id IN ({','.join('?' * len(chunk))})", chunk)
         return found
 
     def content_tags(self, content_id: int) -> list[tuple[str, float, int | None]]:
         """(label name, confidence, accepted 1/0 or None) of a content's tags, by name."""
-        return self.query("SELECT l.name, t.confidence, r.accepted FROM tags t JOIN labels l ON l.id=t.label_id "
+        return self._query("SELECT l.name, t.confidence, r.accepted FROM tags t JOIN labels l ON l.id=t.label_id "
                           "LEFT JOIN tag_reviews r ON r.label_id=t.label_id AND r.content_id=t.content_id "
                           "WHERE t.content_id=? ORDER BY l.name COLLATE NOCASE", (content_id,))
 
@@ -935,7 +935,7 @@ class Catalog:
 
     def orphan_hashes(self) -> dict[int, str]:
         """content id → hash of the contents `drop_orphan_contents` would drop now."""
-        return dict(self.query(f"SELECT id, hash FROM contents WHERE {Catalog._ORPHAN}"))
+        return dict(self._query(f"SELECT id, hash FROM contents WHERE {Catalog._ORPHAN}"))
 
     def drop_orphan_contents(self) -> list[int]:
         """Forget contents that no file holds any more; returns their ids (to drop from the index)."""
@@ -953,11 +953,11 @@ class Catalog:
 
     def duplicate_signals(self) -> list[tuple[int, str, int | None, bytes | None, str | None, str | None]]:
         """(content id, hash, pHash, grey thumbnail, taken_at, camera) of every content, for grouping."""
-        return self.query("SELECT id, hash, phash, thumb, taken_at, camera FROM contents ORDER BY id")
+        return self._query("SELECT id, hash, phash, thumb, taken_at, camera FROM contents ORDER BY id")
 
     def contents_without_thumb(self) -> list[tuple[int, str]]:
         """(content id, one of its paths) of contents indexed before thumbnails were kept."""
-        return [(cid, decode_path(p)) for cid, p in self.query(
+        return [(cid, decode_path(p)) for cid, p in self._query(
             "SELECT c.id, min(p.path) FROM contents c JOIN photos p ON p.content_id=c.id "
             "WHERE c.thumb IS NULL GROUP BY c.id")]
 
@@ -968,8 +968,8 @@ class Catalog:
 
     def distinct_pairs(self) -> tuple[set[tuple[str, str]], set[tuple[bytes, bytes]]]:
         """What the user marked "not duplicates": content-hash pairs, and byte-identical path pairs."""
-        contents = {(a, b) for a, b in self.query("SELECT a, b FROM distinct_contents")}
-        copies = {(bytes(a), bytes(b)) for a, b in self.query("SELECT a, b FROM distinct_copies")}
+        contents = {(a, b) for a, b in self._query("SELECT a, b FROM distinct_contents")}
+        copies = {(bytes(a), bytes(b)) for a, b in self._query("SELECT a, b FROM distinct_copies")}
         return contents, copies
 
     def mark_distinct(self, contents: Iterable[tuple[str, str]], copies: Iterable[tuple[bytes, bytes]]) -> None:
@@ -1006,13 +1006,13 @@ class Catalog:
     def cleanups(self, source: str | None = None) -> list[tuple[int, float, str, int, int]]:
         """(id, made_at, source, files, bytes) of the clean-ups still held, newest first."""
         where, params = ("AND c.source=?", (source,)) if source else ("", ())
-        return self.query("SELECT c.id, c.made_at, c.source, count(h.path), coalesce(sum(h.size), 0) "
+        return self._query("SELECT c.id, c.made_at, c.source, count(h.path), coalesce(sum(h.size), 0) "
                           "FROM cleanups c JOIN held_files h ON h.cleanup_id=c.id "
                           f"WHERE c.state='held' {where} GROUP BY c.id ORDER BY c.id DESC", params)
 
     def held_files(self, cleanup: int) -> list[tuple[str, str, int]]:
         """(original path, holding path, size) of each file a clean-up holds."""
-        return [(decode_path(p), decode_path(h), s) for p, h, s in self.query(
+        return [(decode_path(p), decode_path(h), s) for p, h, s in self._query(
             "SELECT path, holding, size FROM held_files WHERE cleanup_id=? ORDER BY path", (cleanup,))]
 
     def restore_held(self, cleanup: int, paths: Iterable[bytes]) -> None:
@@ -1047,7 +1047,7 @@ class Catalog:
     def contents_without_text(self, limit: int, after: int = 0) -> list[tuple[int, str, str]]:
         """(content id, hash, one of its paths) of up to `limit` contents the text pass has not read,
         by id from `after` on (those with a vector only: the text pass comes after the model's)."""
-        return [(cid, h, decode_path(p)) for cid, h, p in self.query(
+        return [(cid, h, decode_path(p)) for cid, h, p in self._query(
             "SELECT c.id, c.hash, min(p.path) FROM contents c JOIN photos p ON p.content_id=c.id "
             "WHERE c.id > ? AND NOT EXISTS (SELECT 1 FROM text_read t WHERE t.content_id=c.id) "
             "AND EXISTS (SELECT 1 FROM vectors v WHERE v.content_id=c.id) "
@@ -1055,8 +1055,8 @@ class Catalog:
 
     def text_counts(self) -> tuple[int, int, int]:
         """(contents read, contents with text, contents still to read) for progress and status."""
-        read, with_text = self.query("SELECT count(*), coalesce(sum(lines > 0), 0) FROM text_read")[0]
-        left = self.query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM text_read t "
+        read, with_text = self._query("SELECT count(*), coalesce(sum(lines > 0), 0) FROM text_read")[0]
+        left = self._query("SELECT count(*) FROM contents c WHERE NOT EXISTS (SELECT 1 FROM text_read t "
                           "WHERE t.content_id=c.id) AND EXISTS (SELECT 1 FROM vectors v "
                           "WHERE v.content_id=c.id)")[0][0]
         return read, with_text, left
@@ -1081,7 +1081,7 @@ class Catalog:
         out: dict[int, list[tuple[str, str, float, str]]] = {}
         for start in range(0, len(ids), 900):
             chunk = ids[start:start + 900]
-            for cid, *line in self.query(f"SELECT content_id, text, folded, score, box FROM text_lines "
+            for cid, *line in self._query(f"SELECT content_id, text, folded, score, box FROM text_lines "
                                          f"WHERE content_id IN ({','.join('?' * len(chunk))}) "
                                          f"ORDER BY content_id, position", chunk):
                 out.setdefault(cid, []).append(tuple(line))  # type: ignore[arg-type]
@@ -1093,11 +1093,11 @@ class Catalog:
         Terms of 3 characters or more go through the trigram index; shorter ones scan the lines.
         """
         if len(folded_term) >= 3:
-            rows = self.query("SELECT l.content_id, l.text FROM text_fts f JOIN text_lines l ON l.id=f.rowid "
+            rows = self._query("SELECT l.content_id, l.text FROM text_fts f JOIN text_lines l ON l.id=f.rowid "
                               "WHERE text_fts MATCH ? ORDER BY l.content_id, l.position",
                               ('"' + folded_term.replace('"', '""') + '"',))
         else:
-            rows = self.query("SELECT content_id, text FROM text_lines WHERE instr(folded, ?) > 0 "
+            rows = self._query("SELECT content_id, text FROM text_lines WHERE instr(folded, ?) > 0 "
                               "ORDER BY content_id, position", (folded_term,))
         out: dict[int, list[str]] = {}
         for cid, text in rows:
@@ -1109,13 +1109,13 @@ class Catalog:
     def skipped(self, folder_ids: Iterable[int] | None = None) -> list[tuple[str, str]]:
         """(path, reason) of the files indexing could not read, all or those of some folders."""
         if folder_ids is None:
-            rows = self.query("SELECT path, reason FROM skipped ORDER BY path")
+            rows = self._query("SELECT path, reason FROM skipped ORDER BY path")
         else:
             ids = list(folder_ids)
-            rows = self.query(f"SELECT path, reason FROM skipped WHERE folder_id IN ({','.join('?' * len(ids))}) "
+            rows = self._query(f"SELECT path, reason FROM skipped WHERE folder_id IN ({','.join('?' * len(ids))}) "
                               f"ORDER BY path", ids) if ids else []
         return [(decode_path(p), r) for p, r in rows]
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits (to notice their writes)."""
-        return self.query("PRAGMA data_version")[0][0]
+        return self._query("PRAGMA data_version")[0][0]

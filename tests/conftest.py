@@ -27,6 +27,19 @@ SHAPES_WEIGHTS = SHAPES_DIR / "shapes-clip.safetensors"
 MODEL_ARGS = ["--model", str(SHAPES_CONFIG), "--weights", str(SHAPES_WEIGHTS)]
 
 
+def sql(where, statement: str, params: tuple = ()) -> list[tuple]:
+    """Run SQL on a library's catalog (a Library, a Catalog or its path) through a connection of
+    the test's own: tests look at, or set up, the stored rows directly, while the app reaches
+    them only through Catalog's methods."""
+    import sqlite3
+    from contextlib import closing
+    path = getattr(getattr(where, "catalog", where), "path", where)
+    with closing(sqlite3.connect(path, timeout=30)) as db:
+        rows = db.execute(statement, params).fetchall()
+        db.commit()
+        return rows
+
+
 def needs_shared(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared test data lies beside the repo only in this "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shapes_spec
+from conftest import shapes_spec, sql
 from duplicate_library import make_duplicate_library
 
 from clipphotos.cleanup import HOLDING, move_file
@@ -38,9 +38,9 @@ def snapshot(lib: Library, paths: list[str]) -> dict:
         _, vec = lib.catalog.vectors(model, [photo.content_id])
         out[path] = {"bytes": digest(path), "mtime": os.stat(path).st_mtime_ns, "photo": photo,
                      "vector": vec[0].tobytes(), "in_index": photo.content_id in lib.index.ids(),
-                     "tags": lib.catalog.query("SELECT label_id, confidence FROM tags WHERE content_id=? "
+                     "tags": sql(lib, "SELECT label_id, confidence FROM tags WHERE content_id=? "
                                                "ORDER BY label_id", (photo.content_id,)),
-                     "reviews": lib.catalog.query("SELECT label_id, accepted FROM tag_reviews WHERE content_id=?",
+                     "reviews": sql(lib, "SELECT label_id, accepted FROM tag_reviews WHERE content_id=?",
                                                   (photo.content_id,))}
     return out
 
@@ -127,7 +127,7 @@ def test_emptying_sends_held_files_to_the_system_trash_from_their_own_place(libr
     assert {unquote(p) for p in info} == {p for p, _ in report.moved}   # the trash knows where they lived
     assert not any(os.path.exists(p) for p, _ in report.moved) and not (photos / HOLDING).exists()
     assert lib.undo_cleanup().restored == []
-    held_contents = lib.catalog.query("SELECT count(*) FROM held_files")[0][0]
+    held_contents = sql(lib, "SELECT count(*) FROM held_files")[0][0]
     assert held_contents == 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from clipphotos.library import Library
-from conftest import MODEL_ARGS, REPO
+from conftest import MODEL_ARGS, REPO, sql
 
 
 def photo_rows(lib: Path) -> int:
@@ -34,11 +34,11 @@ def index_command(folder: Path, lib: Path) -> list[str]:
 def snapshot(lib: Path) -> dict[str, tuple[str, np.ndarray]]:
     """path → (content hash, vector) of everything the library holds."""
     with Library(lib) as library:
-        rows = library.catalog.query(
+        rows = sql(library, 
             "SELECT p.path, c.hash, v.vec FROM photos p JOIN contents c ON c.id=p.content_id "
             "JOIN vectors v ON v.content_id=c.id")
-        assert len(library.index) == library.catalog.query("SELECT count(*) FROM contents")[0][0]
-        assert library.catalog.query("SELECT count(*) FROM contents c WHERE NOT EXISTS "
+        assert len(library.index) == sql(library, "SELECT count(*) FROM contents")[0][0]
+        assert sql(library, "SELECT count(*) FROM contents c WHERE NOT EXISTS "
                                      "(SELECT 1 FROM vectors v WHERE v.content_id=c.id)")[0][0] == 0
     return {bytes(p).decode(): (h, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for p, h, v in rows}
 

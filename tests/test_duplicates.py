@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import MODEL_ARGS, REPO, make_photo_library, shapes_spec
+from conftest import MODEL_ARGS, REPO, make_photo_library, shapes_spec, sql
 
 from clipphotos.catalog import Catalog, ContentInfo
 from clipphotos.duplicates import TIERS, find_duplicates
@@ -263,7 +263,7 @@ def test_signals_of_photos_indexed_before_are_filled_once(generated, cli, tmp_pa
     lib = tmp_path / "lib"
     index(cli, photos, lib)
     with Library(lib) as library:
-        library.catalog.query("UPDATE contents SET thumb=NULL")   # as a library from before migration 4
+        sql(library, "UPDATE contents SET thumb=NULL")   # as a library from before migration 4
         assert len(library.catalog.contents_without_thumb()) == len(files)
         groups = library.duplicates(("near",))
         assert library.catalog.contents_without_thumb() == []

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from clipphotos.library import Library
-from conftest import MODEL_ARGS, shapes_spec
+from conftest import MODEL_ARGS, shapes_spec, sql
 
 
 def count_files(root: Path) -> int:
@@ -71,7 +71,7 @@ def test_move_rename_delete_copy_edit(tmp_path, photos, cli):
         assert str(renamed) in paths and str(moved) in paths and str(copy) in paths
         assert str(files[0]) not in paths and str(files[2]) not in paths
         # the index holds exactly the contents the catalog holds
-        contents = library.catalog.query("SELECT count(*) FROM contents")[0][0]
+        contents = sql(library, "SELECT count(*) FROM contents")[0][0]
         assert len(library.index) == contents
         hits = {h.path for h in library.search("a photo", limit=1000)}
         assert str(files[2]) not in hits and str(copy) in hits
@@ -154,7 +154,7 @@ def test_changing_model_reembeds(tmp_path, cli):
     assert r["embedded"] == 8
     with Library(lib) as library:
         assert library.model_spec.weights == str(other)
-        assert library.catalog.query("SELECT count(DISTINCT model_id) FROM vectors")[0][0] == 1
+        assert sql(library, "SELECT count(DISTINCT model_id) FROM vectors")[0][0] == 1
 
 
 def test_unplugged_folder_keeps_its_photos(tmp_path, cli):

@@ -11,7 +11,7 @@ import pytest
 from clipphotos.library import Library
 from clipphotos.shapes import COLOURS, SHAPES, write_library
 from clipphotos.xmp import sidecar_path
-from conftest import MODEL_ARGS, REPO, shapes_spec
+from conftest import MODEL_ARGS, REPO, shapes_spec, sql
 
 sys.path.insert(0, str(REPO / "bench"))
 from tag_quality import LABELS, indexed_library, quality, review_effect, tag_all, truth_of  # noqa: E402
@@ -89,7 +89,7 @@ def test_reviewing_five_photos_never_makes_a_label_worse(tagged, names, uncertai
         assert len(picked) == 5
         changes[name] = (round(before.f1, 3), round(after.f1, 3))
     assert all(after >= before for before, after in changes.values()), changes
-    assert not any(lib.catalog.query("SELECT 1 FROM tag_reviews"))   # review_effect forgot its answers
+    assert not any(sql(lib, "SELECT 1 FROM tag_reviews"))   # review_effect forgot its answers
 
 
 def test_a_label_that_fits_no_photo_tags_nothing(tmp_path):
@@ -226,7 +226,7 @@ def test_tag_commands_end_to_end(tmp_path, cli):
 def test_run_on_a_folder_only_tags_that_folder(copy_of):
     lib, truth, folder = copy_of
     sub = next(p for p in folder.iterdir() if p.is_dir())
-    lib.catalog.query("DELETE FROM tags")
+    sql(lib, "DELETE FROM tags")
     result = lib.labels.run(folder=sub)
     inside = {p for p in truth if p.startswith(str(sub.resolve()) + "/")}
     assert set(result.tags) == inside

@@ -17,7 +17,7 @@ from clipphotos.shapes import draw_shape
 from clipphotos.text_pass import TextPass
 from clipphotos.text_search import highlight_spans, query_terms
 from clipphotos.watcher import WatchEngine, WatchSettings
-from conftest import MODEL_ARGS, shapes_spec
+from conftest import MODEL_ARGS, shapes_spec, sql
 
 NOTE = ("WiFi password: sunflower42", "Kitchen shelf 3")
 
@@ -125,11 +125,11 @@ def test_the_text_pass_resumes_where_it_stopped_and_can_be_left_out(tmp_path, cl
         interrupted.should_yield = lambda: len(seen) >= 2
         report = interrupted.run(lambda p: seen.append(p.done) if p.phase == "reading text" and p.done else None)
         assert report.stopped and report.read == 2 and report.left == 3
-        first = dict(lib.catalog.query("SELECT content_id, read_at FROM text_read"))
+        first = dict(sql(lib, "SELECT content_id, read_at FROM text_read"))
         assert len(first) == 2
         again = lib.index_folders(read_text=True)
         assert again.text.read == 3 and again.text.left == 0
-        assert {k: v for k, v in lib.catalog.query("SELECT content_id, read_at FROM text_read")
+        assert {k: v for k, v in sql(lib, "SELECT content_id, read_at FROM text_read")
                 if k in first} == first                      # what was read is not read again
         assert [r.path for r in lib.search_text("sunflower42")] != []
         lib.set_text_enabled(False)
@@ -160,14 +160,14 @@ def test_a_catalog_from_before_text_gains_the_text_tables(tmp_path):
     db.close()
     catalog = Catalog(path)
     try:
-        assert catalog.query("PRAGMA user_version")[0][0] == len(MIGRATIONS) > before
-        cid = catalog.query("SELECT id FROM contents")[0][0]
+        assert sql(catalog, "PRAGMA user_version")[0][0] == len(MIGRATIONS) > before
+        cid = sql(catalog, "SELECT id FROM contents")[0][0]
         catalog.put_text(cid, [("Hello", "hello", 0.9, "[]")], "test")
         assert catalog.contents_with_text("ell") == {cid: ["Hello"]}
         with catalog.transaction() as tx:
             tx.execute("DELETE FROM contents")        # a content that leaves takes its text along
         assert catalog.contents_with_text("ell") == {}
-        assert catalog.query("SELECT count(*) FROM text_read")[0][0] == 0
+        assert sql(catalog, "SELECT count(*) FROM text_read")[0][0] == 0
     finally:
         catalog.close()
 

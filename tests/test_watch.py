@@ -23,7 +23,7 @@ from clipphotos.loader import is_supported
 from clipphotos.shapes import write_library
 from clipphotos.watch_state import live_watcher
 from clipphotos.watcher import POLLING, WatchEngine, WatchSettings, filesystem_type
-from conftest import MODEL_ARGS, REPO, shapes_spec
+from conftest import MODEL_ARGS, REPO, shapes_spec, sql
 
 FAST = WatchSettings(stability_seconds=0.4, debounce_seconds=0.1, max_delay_seconds=2.0, poll_seconds=0.5,
                      publish_seconds=0.2, retry_seconds=0.3, tick_seconds=0.05)
@@ -58,7 +58,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str =
 
 
 def catalog_paths(lib: Library) -> list[str]:
-    return [os.fsdecode(p) for (p,) in lib.catalog.query("SELECT path FROM photos ORDER BY path")]
+    return [os.fsdecode(p) for (p,) in sql(lib, "SELECT path FROM photos ORDER BY path")]
 
 
 def pictures_under(folder: Path) -> list[str]:
@@ -74,7 +74,7 @@ def assert_consistent(lib: Library, folder: Path) -> None:
     on_disk = pictures_under(folder)
     in_catalog = catalog_paths(lib)
     assert in_catalog == on_disk
-    contents = lib.catalog.query("SELECT count(*) FROM contents")[0][0]
+    contents = sql(lib, "SELECT count(*) FROM contents")[0][0]
     assert contents == distinct_contents(on_disk)
     assert len(lib.index) == contents
 
