@@ -55,8 +55,6 @@ log = logging.getLogger(__name__)
 APP_NAME = "ClipPhotos"
 # How strongly a negative term pushes its matches down (the query is pos − weight·neg).
 NEGATIVE_WEIGHT = 0.6
-# The catalog setting that switches the text pass off ("off"); on by default.
-TEXT_SETTING = "text.read"
 
 
 def default_library_dir() -> Path:
@@ -456,10 +454,10 @@ class Library:
     @property
     def text_enabled(self) -> bool:
         """Whether indexing reads the words in photos (Settings; `--no-text` skips it for one run)."""
-        return self.catalog.get_setting(TEXT_SETTING) != "off"
+        return self.settings.read_text
 
     def set_text_enabled(self, on: bool) -> None:
-        self.catalog.set_setting(TEXT_SETTING, None if on else "off")
+        self.settings.read_text = on
 
     def text_left(self) -> int:
         """How many photos the text pass has still to read."""

@@ -18,6 +18,7 @@ MODEL = "model"                       # the ModelSpec (JSON) the whole library i
 MODEL_KEY = "model.key"               # that model's identity (name + weights fingerprint)
 EXCLUDED_FOLDERS = "excluded_folders"  # one path a line
 WATCH_STATE = "watch.state"           # what a running watcher published (watch_state.py)
+READ_TEXT = "text.read"               # "off" when the words in photos are not read (text_pass.py)
 APP_MODEL = "gui.model"               # the model the user picked in the app (a ModelRequest's JSON)
 APP_DEVICE = "gui.device"
 APP_PRECISION = "gui.precision"
@@ -65,6 +66,14 @@ class Settings:
 
     def set_index_checksum(self, model_id: int, checksum: str) -> None:
         self._set(f"index.{model_id}.checksum", checksum)
+
+    @property
+    def read_text(self) -> bool:
+        return self._get(READ_TEXT) != "off"
+
+    @read_text.setter
+    def read_text(self, on: bool) -> None:
+        self._set(READ_TEXT, None if on else "off")
 
     # -- the app's ------------------------------------------------------------------------
 
