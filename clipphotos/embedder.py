@@ -70,6 +70,11 @@ class Embedder:
         with self._lock:
             return self.loaded.image_vectors(batch)
 
+    def encode_side_by_side(self, batch: np.ndarray) -> np.ndarray:
+        """encode_batch for one of several encodes running at once (the indexer's, one per core):
+        not serialised, so only for a model whose runs may overlap (ONNX Runtime's)."""
+        return self.loaded.image_vectors(batch)
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_batch(np.stack([self.prepare(i) for i in images]))
 

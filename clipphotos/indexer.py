@@ -3,8 +3,15 @@
 A scan lists the files; anything whose size and modification time are unchanged is left alone.
 Every other file is read once: its bytes are hashed (so a moved file or a byte-identical copy
 reuses the vector it already has) and, only when the content is new, decoded once into the
-model's input and its perceptual hash. Decoding runs in worker threads (Pillow releases the
-GIL) while the model embeds the previous batch, so the model does not wait for pictures.
+model's input, its perceptual hash and its thumbnail. Decoding runs in worker threads (Pillow
+releases the GIL) while the model embeds earlier batches, so the model does not wait for pictures.
+
+Decoding and encoding never fight over the cores (`CoreTurns`): a decode holds one core, an
+encode as many as it runs threads, and nothing starts without its cores. On a CPU with ONNX
+Runtime, one encode per core runs side by side, each on one thread (`plan_encoders`): no
+barrier inside a run waits for a thread the decoders took, and a core an encode leaves goes to
+the next decode at once. Torch on a CPU encodes on all cores while the decoders wait; a GPU
+leaves every core to decoding.
 
 Each batch is committed in one transaction: a kill at any moment loses at most the batch in
 flight, and the next run picks up exactly where this one stopped.
@@ -19,6 +26,7 @@ from collections import deque
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +36,13 @@ from clipphotos.catalog import Catalog, ContentInfo, content_hash, decode_path, 
 from clipphotos.embedder import Embedder
 from clipphotos.fingerprint import grey_thumbnail, perceptual_hash
 from clipphotos.loader import UnreadableImage, is_supported, load_image
+from clipphotos.preprocess import fit
 from clipphotos.raw import is_raw_path
 from clipphotos.scanner import ScannedFile, is_ignored_name, offline_reason, scan_folder
 from clipphotos.vector_index import VectorIndex
 
-BATCH_SIZE = 16
+BATCH_SIZE = 8            # pictures per encode (each of the encodes side by side has its own)
+MAX_LANES = 4             # encodes side by side at most: each holds a batch's activations in memory
 
 
 @dataclass
@@ -99,6 +109,82 @@ def default_workers() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a CPU affinity or container limit counts)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class CoreTurns:
+    """The cores, handed out in turns so that decoding and encoding never fight over them.
+
+    A decode holds one core, an encode as many as it runs threads (0 on a GPU). Two CPU-bound
+    pools on the same cores would both lose: ONNX Runtime's and torch's threads meet at a
+    barrier after every operator, so a thread that a decode took makes the others wait idle.
+    A request for several cores goes before single ones, which could otherwise keep it waiting.
+    """
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, cores)
+        self._free = self.cores
+        self._wide_waiting = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, n: int = 1) -> Iterator[None]:
+        n = min(n, self.cores)
+        if n <= 0:
+            yield
+            return
+        wide = int(n > 1)
+        with self._changed:
+            self._wide_waiting += wide
+            try:
+                self._changed.wait_for(lambda: self._free >= n and (wide or not self._wide_waiting))
+            finally:
+                self._wide_waiting -= wide
+            self._free -= n
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += n
+                self._changed.notify_all()
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    """How the model runs during indexing on this machine's cores."""
+
+    lanes: int              # encodes running at once
+    cores_each: int         # cores one encode keeps busy (its turns; 0: a GPU does the work)
+    side_by_side: bool      # encodes overlap (ONNX Runtime), rather than take turns on the model
+
+    def describe(self) -> str:
+        if not self.cores_each:
+            return "encodes on the GPU; every core decodes"
+        return (f"{self.lanes} encode{'s' if self.lanes > 1 else ''} at once on "
+                f"{self.cores_each} core{'s' if self.cores_each > 1 else ''} each, decodes in between")
+
+
+def plan_encoders(embedder: Embedder, cores: int) -> EncoderPlan:
+    """One encode per core side by side where the model allows it (ONNX Runtime on a CPU: one
+    thread per run is also its most efficient use of a core; at most MAX_LANES, the rest as
+    threads of each); else one encode on all cores."""
+    loaded: Any = embedder.loaded
+    if getattr(loaded, "device_type", "cpu") != "cpu":
+        return EncoderPlan(1, 0, False)
+    if getattr(loaded, "backend", "") == "onnxruntime" and hasattr(loaded, "use_image_threads"):
+        lanes = min(cores, MAX_LANES)
+        threads = loaded.use_image_threads(max(1, cores // lanes))
+        lanes = max(1, min(lanes, cores // max(1, threads)))   # an image session opened earlier keeps its threads
+        return EncoderPlan(lanes, min(threads, cores), lanes > 1)
+    import torch   # torch on a CPU: loaded already
+    return EncoderPlan(1, min(cores, torch.get_num_threads()), False)
+
+
 def _scan_only(root: bytes, paths: set[bytes], follow_links: bool, excluded: frozenset[bytes],
                on_error: Callable[[bytes, str], None] | None = None) -> Iterator[ScannedFile]:
     """The picture files among `paths` inside `root`, folders standing for what is below them.
@@ -161,13 +247,15 @@ class Indexer:
 
     def __init__(self, catalog: Catalog, embedder: Embedder, index: VectorIndex, model_id: int,
                  workers: int | None = None, batch_size: int = BATCH_SIZE,
-                 on_decoded: Callable[[str, object], None] | None = None) -> None:
+                 on_decoded: Callable[[str, object, Any], None] | None = None, cores: int | None = None) -> None:
         self.catalog = catalog
         self.embedder = embedder
         self.index = index
         self.model_id = model_id
         self.workers = workers or default_workers()
         self.batch_size = batch_size
+        self.turns = CoreTurns(cores or usable_cores())
+        self.plan: EncoderPlan | None = None   # decided when the run starts
         self.on_decoded = on_decoded      # e.g. the thumbnail cache, fed from the same decode
         self.pause = threading.Event()    # set = paused
         self.stop = threading.Event()     # set = finish the batch in flight and return
@@ -240,16 +328,25 @@ class Indexer:
         done = 0
         rate_window: deque[tuple[float, int]] = deque(maxlen=32)
         rate_window.append((time.monotonic(), 0))
+        plan = self.plan = plan_encoders(self.embedder, self.turns.cores)
+        encode_fn = self.embedder.encode_side_by_side if plan.side_by_side else self.embedder.encode_batch
         batch: list[_Item] = []
         settled: list[_Item] = []          # reused or broken: written with the next commit
         waiting: list[_Item] = []          # copies of a content another worker is embedding
+        encoding: deque[tuple[list[_Item], Future[np.ndarray]]] = deque()   # oldest first
 
-        def commit() -> None:
-            nonlocal batch, settled, waiting
-            vectors = self.embedder.encode_batch(np.stack([i.tensor for i in batch])) if batch else None
+        def encode(items: list[_Item]) -> np.ndarray:
+            pixels = np.stack([i.tensor for i in items])
+            with self.turns.hold(plan.cores_each):
+                return encode_fn(pixels)
+
+        def commit(items: list[_Item], vectors: np.ndarray | None) -> None:
+            """Write an encoded batch and what settled meanwhile, in one transaction."""
+            nonlocal settled, waiting
             new_ids, new_vecs = [], []
             with self.catalog.transaction() as db:
-                for n, item in enumerate(batch):
+                for n, item in enumerate(items):
+                    assert vectors is not None
                     cid = self.catalog.upsert_content(db, item.info)
                     self.catalog.put_vector(db, cid, self.model_id, vectors[n])
                     self.catalog.put_photo(db, item.file.path, item.folder_id, cid, item.file.size, item.file.mtime_ns)
@@ -268,9 +365,9 @@ class Indexer:
                         report.indexed += 1
             if new_ids:
                 self.index.add(np.asarray(new_ids, dtype=np.int64), np.stack(new_vecs))
-            for item in batch:
+            for item in items:
                 self._release(item.hash)
-            batch, settled = [], []
+            settled = []
             # Copies whose content has now been committed can be attached without decoding.
             still = []
             for item in waiting:
@@ -282,10 +379,31 @@ class Indexer:
                     still.append(item)
             waiting = still
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+        def send(parts: int = 1) -> None:
+            """Hand the batch to the encoders (in `parts`, to share a last batch among them)."""
+            nonlocal batch
+            size = -(-len(batch) // max(1, parts))
+            for start in range(0, len(batch), size or 1):
+                items = batch[start:start + size]
+                encoding.append((items, encoders.submit(encode, items)))
+            batch = []
+
+        def finish_oldest() -> None:
+            items, vectors = encoding.popleft()
+            commit(items, vectors.result())
+
+        def finish_all() -> None:
+            send(plan.lanes)
+            while encoding:
+                finish_oldest()
+            commit([], None)
+            commit([], None)  # copies resolved by the first commit are written by the second
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool, \
+                ThreadPoolExecutor(plan.lanes, thread_name_prefix="encode") as encoders:
             pending: deque[Future[_Item]] = deque()
             queue = iter(candidates)
-            lookahead = self.batch_size * 3
+            lookahead = self.batch_size * (plan.lanes + 2)
             exhausted = False
             while True:
                 while not exhausted and len(pending) < lookahead and not self.stop.is_set():
@@ -304,8 +422,13 @@ class Indexer:
                     waiting.append(item)
                 else:
                     batch.append(item)
-                if len(batch) >= self.batch_size or len(settled) >= 256:
-                    commit()
+                if len(batch) >= self.batch_size:
+                    send()
+                # One batch more than encoders waits its turn, so that no encoder idles meanwhile.
+                while len(encoding) > plan.lanes:
+                    finish_oldest()
+                if len(settled) >= 256:
+                    commit([], None)
                 now = time.monotonic()
                 rate_window.append((now, done))
                 t0, n0 = rate_window[0]
@@ -316,15 +439,14 @@ class Indexer:
                     time.sleep(0.1)
             for fut in pending:
                 fut.cancel()
-            commit()
-            commit()  # copies resolved by the first commit are written by the second
+            finish_all()
             if waiting:  # copies whose twin failed to decode: each decodes on its own
                 for item in waiting:
                     self._release(item.hash)
                     retry = self._prepare(item.folder_id, item.file)
                     (batch if retry.tensor is not None else settled).append(retry)
                 waiting = []
-                commit()
+                finish_all()
         report.stopped = self.stop.is_set()
         on_progress(Progress("finishing", done, total))
         if not report.stopped:
@@ -375,6 +497,12 @@ class Indexer:
         if not data:
             item.error = "empty file"
             return item
+        with self.turns.hold(1):   # the read may wait on a disk: the core is taken only now
+            return self._decode(item, data)
+
+    def _decode(self, item: _Item, data: bytes) -> _Item:
+        """Worker, holding a core: hash the bytes and, for new content, decode them."""
+        f = item.file
         item.hash = content_hash(data)
         known = self.catalog.content_by_hash([item.hash], self.model_id).get(item.hash)
         if known and known[1]:
@@ -386,12 +514,14 @@ class Indexer:
             # A RAW file goes to its decoder process by path, which is cheaper than its bytes.
             source = decode_path(f.path) if is_raw_path(f.path) else data
             loaded = load_image(source, target=self.embedder.decode_size)
-            item.tensor = self.embedder.prepare(loaded.image)
+            # Shrunk once: the model's input pads this picture, and the thumbnail is made from it.
+            reduced = fit(loaded.image, self.embedder.loaded.image_size)
+            item.tensor = self.embedder.prepare(reduced)
             item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
                                     loaded.taken_at, loaded.camera, loaded.orientation,
                                     perceptual_hash(loaded.image), grey_thumbnail(loaded.image))
             if self.on_decoded is not None:
-                self.on_decoded(item.hash, loaded)
+                self.on_decoded(item.hash, loaded, reduced)
         except UnreadableImage as exc:
             item.error = str(exc) or "unreadable image"
         except Exception as exc:  # a decoder bug must cost one file, never the run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -118,10 +119,12 @@ class OnnxModel:
     notes: list[str] = field(default_factory=list)
     measured: dict = field(default_factory=dict)
     threads: int | None = None           # ONNX Runtime's threads per run (None: one per core)
+    image_threads: int | None = None     # the image tower's, where they differ (see use_image_threads)
     backend: str = "onnxruntime"
     device_type: str = "cpu"
     _sessions: dict[str, Any] = field(default_factory=dict, repr=False)
     _tokenizer: Callable[[Sequence[str]], np.ndarray] | None = field(default=None, repr=False)
+    _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: dict, precision: str, reason: str, spec: ModelSpec) -> OnnxModel:
@@ -134,7 +137,11 @@ class OnnxModel:
     def _run(self, tower: str, name: str, data: np.ndarray) -> np.ndarray:
         session = self._sessions.get(tower)
         if session is None:
-            session = self._sessions[tower] = _session(tower_file(self.folder, tower, self.precision), self.threads)
+            with self._opening:   # the indexer's encoders may ask at once: one session, not one each
+                session = self._sessions.get(tower)
+                if session is None:
+                    session = self._sessions[tower] = _session(tower_file(self.folder, tower, self.precision),
+                                                               self._threads_of(tower))
         return _unit(session.run(None, {name: data})[0])
 
     def image_vectors(self, batch: np.ndarray) -> np.ndarray:
@@ -155,3 +162,17 @@ class OnnxModel:
 
     def can_trim(self) -> bool:
         return bool(self.manifest["text_trim"])
+
+    # -- the image tower's threads (clipphotos.indexer runs one encode per core side by side) ---
+
+    def _threads_of(self, tower: str) -> int | None:
+        return (self.image_threads if tower == "image" else None) or self.threads
+
+    def use_image_threads(self, threads: int) -> int:
+        """Ask for `threads` per image run; honoured until the image session opens (a session keeps
+        its threads). Returns the threads image runs will use. Runs may overlap: ONNX Runtime
+        sessions are safe to run from several threads at once."""
+        with self._opening:
+            if "image" not in self._sessions:
+                self.image_threads = threads
+            return self._threads_of("image") or os.cpu_count() or 1

@@ -17,8 +17,9 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def letterbox(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_MEAN) -> Image.Image:
-    """The whole of `img` scaled into a `size`×`size` square, padded with the mean colour."""
+def fit(img: Image.Image, size: int) -> Image.Image:
+    """`img` in RGB, scaled so that its long side is `size`: the picture `letterbox` pads (the
+    indexer also makes the photo's thumbnail from it, rather than shrink the decode twice)."""
     if img.mode != "RGB":
         img = img.convert("RGB")
     w, h = img.size
@@ -27,6 +28,13 @@ def letterbox(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_MEAN) 
     if (nw, nh) != (w, h):
         # reducing_gap lets Pillow shrink big images in two fast steps with no visible loss.
         img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return img
+
+
+def letterbox(img: Image.Image, size: int, mean: Sequence[float] = OPENAI_MEAN) -> Image.Image:
+    """The whole of `img` scaled into a `size`×`size` square, padded with the mean colour."""
+    img = fit(img, size)
+    nw, nh = img.size
     if nw == nh == size:
         return img
     fill = tuple(round(255 * m) for m in mean)

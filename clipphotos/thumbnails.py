@@ -55,11 +55,13 @@ class ThumbnailCache:
         loaded = load_image(source, target=self.size)
         return self._save(digest, loaded.image)
 
-    def from_decoded(self, digest: str, loaded: object) -> None:
+    def from_decoded(self, digest: str, loaded: object, reduced: Image.Image | None = None) -> None:
         """Indexer hook: store the thumbnail from the model's decode when that decode is sharp enough.
 
-        Too small a decode (a small model's input) is left alone; `ensure` makes it later from
-        the file. Errors never reach the indexer (a missing thumbnail is just made again), they are only counted.
+        `reduced`, the decode already shrunk for the model, is used instead when it is still at
+        least thumbnail-sized: one resize less per photo. Too small a decode (a small model's
+        input) is left alone; `ensure` makes it later from the file. Errors never reach the
+        indexer (a missing thumbnail is just made again), they are only counted.
         """
         if not isinstance(loaded, LoadedImage):
             return
@@ -67,9 +69,10 @@ class ThumbnailCache:
         full_size = long_side >= max(loaded.width, loaded.height)
         if long_side < self.size * _REUSE_SHARE and not full_size:
             return
+        picture = reduced if reduced is not None and self.size <= max(reduced.size) < long_side else loaded.image
         try:
             if self.lookup(digest) is None:
-                self._save(digest, loaded.image)
+                self._save(digest, picture)
         except OSError as exc:   # counted and reported with the run (`IndexReport.thumbnails_failed`)
             with self._count_lock:
                 self.failed += 1
