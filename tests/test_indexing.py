@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -204,3 +205,111 @@ def test_empty_mount_point_is_offline_not_deleted(tmp_path, cli):
     r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
     assert r["removed"] == 0 and r["offline_folders"] == [str(card.resolve())]
     assert cli("status", "--library", lib, "--json").json["photos"] == 3
+
+
+# -- the pipeline: cores shared in turns, encodes side by side, nothing done twice ------------
+
+
+def test_core_turns_never_give_out_more_cores_than_there_are_and_a_wide_turn_is_not_starved():
+    import threading
+    import time
+
+    from clipphotos.indexer import CoreTurns
+    turns = CoreTurns(2)
+    busy, peak, guard, stop = [0], [0], threading.Lock(), threading.Event()
+
+    def hold(n: int) -> None:
+        with turns.hold(n):
+            with guard:
+                busy[0] += n
+                peak[0] = max(peak[0], busy[0])
+            time.sleep(0.002)
+            with guard:
+                busy[0] -= n
+
+    def narrow_forever() -> None:
+        while not stop.is_set():
+            hold(1)
+    loopers = [threading.Thread(target=narrow_forever) for _ in range(3)]
+    for t in loopers:
+        t.start()
+    wide = threading.Thread(target=lambda: [hold(2) for _ in range(5)])
+    wide.start()
+    wide.join(timeout=20)
+    stop.set()
+    for t in loopers:
+        t.join()
+    assert not wide.is_alive(), "single-core turns kept an encode that needs both cores waiting"
+    assert peak[0] == 2 and busy[0] == 0
+    with turns.hold(0):   # a GPU encode holds no core
+        assert turns._free == 2
+
+
+def test_onnx_runtime_encodes_run_side_by_side_one_thread_each(tmp_path):
+    from clipphotos.embedder import Embedder
+    from clipphotos.indexer import EncoderPlan, plan_encoders
+    from clipphotos.inference import open_model
+    model = open_model(shapes_spec(), tmp_path)
+    assert model.backend == "onnxruntime"
+    assert plan_encoders(Embedder(model), 2) == EncoderPlan(2, 1, True) and model.image_threads == 1
+    assert plan_encoders(Embedder(open_model(shapes_spec(), tmp_path)), 8) == EncoderPlan(4, 2, True)
+    # An image session already open keeps its threads: then one encode at a time on all of them.
+    opened = open_model(shapes_spec(), tmp_path)
+    opened.use_image_threads(2)
+    embedder = Embedder(opened)
+    embedder.encode_batch(np.zeros((1, 3, opened.image_size, opened.image_size), dtype=np.float32))
+    assert opened.use_image_threads(1) == 2
+    assert plan_encoders(embedder, 2) == EncoderPlan(1, 2, False)
+
+
+def test_vectors_from_encodes_side_by_side_are_each_photos_own(tmp_path, shapes_folder):
+    """45 drawings (batches of 8 on two encodes at once, a tail split between them): every
+    stored vector is its own picture's, as the model gives it for that picture alone."""
+    from clipphotos.indexer import BATCH_SIZE, CoreTurns
+    from clipphotos.loader import load_image
+    src, _ = shapes_folder
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    for p in sorted(src.rglob("*.png"))[:45]:
+        shutil.copy(p, folder / p.name)
+    assert 45 % BATCH_SIZE
+    plans = []
+
+    def on_two_cores(indexer) -> None:
+        indexer.turns = CoreTurns(2)
+        plans.append(indexer)
+    with Library(tmp_path / "lib", model=shapes_spec()) as library:
+        report = library.index_folders([folder], indexer_hook=on_two_cores, read_text=False)
+        assert report.embedded == 45 and plans[0].plan.lanes == 2
+        rows = sql(library, "SELECT p.path, v.vec FROM photos p JOIN vectors v ON v.content_id = p.content_id")
+        paths = [Path(os.fsdecode(bytes(p))) for p, _ in rows]
+        stored = np.stack([np.frombuffer(v, dtype=np.float16).astype(np.float32) for _, v in rows])
+        embedder = library.embedder
+        alone = np.concatenate([embedder.encode_batch(
+            embedder.prepare(load_image(p, target=embedder.decode_size).image)[None]) for p in paths])
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    similarity = stored @ alone.T
+    assert np.array_equal(similarity.argmax(axis=1), np.arange(len(paths)))
+    assert float(np.diag(similarity).min()) > 0.999
+
+
+def test_thumbnail_comes_from_the_models_shrunk_picture_when_big_enough(tmp_path, photo_library):
+    """One resize per photo: the picture shrunk for the model is the thumbnail when it is at
+    least thumbnail-sized; a smaller one (a 224-px model's) leaves the thumbnail to the decode."""
+    from clipphotos.loader import load_image
+    from clipphotos.thumbnails import ThumbnailCache
+    src, _ = photo_library
+    photo = next(p for p in sorted(src.rglob("*.JPG")))
+    loaded = load_image(photo, target=512)
+    assert max(loaded.image.size) > 256
+    cache = ThumbnailCache(tmp_path / "thumbnails")
+    marked = Image.new("RGB", (256, 170), (250, 0, 250))   # stands out from any photo
+    cache.from_decoded("ab12", loaded, marked)
+    with Image.open(cache.lookup("ab12")) as thumb:
+        assert thumb.size == (256, 170)
+        assert np.abs(np.asarray(thumb.convert("RGB"), dtype=int) - (250, 0, 250)).mean() < 8
+    cache.from_decoded("cd34", loaded, Image.new("RGB", (224, 149), (250, 0, 250)))
+    with Image.open(cache.lookup("cd34")) as thumb:
+        assert max(thumb.size) == 256
+        expected = loaded.image.resize(thumb.size, Image.Resampling.LANCZOS)
+        assert np.abs(np.asarray(thumb.convert("RGB"), dtype=int) - np.asarray(expected, dtype=int)).mean() < 8
