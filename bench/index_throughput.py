@@ -145,7 +145,7 @@ def stage_costs(paths: list[Path], model_name: str, weights: Path, lib: Path, ba
     from clipphotos.thumbnails import ThumbnailCache
     embedder = Embedder(open_model(ModelSpec(model_name, None, str(weights), "cpu"), lib))
     cores = usable_cores()
-    picked = paths[:sample]
+    picked = paths[::max(1, len(paths) // sample)][:sample]   # spread over the library: its folders hold different cameras
 
     def read(p: Path) -> bytes:
         blob = p.read_bytes()
