@@ -271,6 +271,7 @@ def load_model(spec: ModelSpec, verdicts: VerdictStore | None = None) -> LoadedM
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise ModelUnavailable(f"{spec.describe()} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
     model.eval()
+    reparameterise(model)
     tokenizer = open_clip.get_tokenizer(name)
     pcfg = open_clip.get_model_preprocess_cfg(model)
     size = pcfg.get("size", 224)
@@ -285,6 +286,19 @@ def load_model(spec: ModelSpec, verdicts: VerdictStore | None = None) -> LoadedM
         raise ModelUnavailable("int8 weights run through ONNX Runtime only, on the CPU: see clipphotos.onnx_runtime")
     set_precision(loaded, verdicts)
     return loaded
+
+
+def reparameterise(model: Any) -> None:
+    """Fold a MobileCLIP image tower's training-time branches (MobileOne/RepMixer convolutions
+    with their batch norms) into the single convolutions inference needs: same vectors, fewer
+    and smaller operations, and what the ONNX export should see. Other models have no such
+    branches and are left as they are. Call after the weights are in (they name the branches).
+    """
+    visual = getattr(model, "visual", None)
+    if visual is None or not any(hasattr(m, "reparameterize") for m in visual.modules()):
+        return
+    from timm.utils.model import reparameterize_model
+    reparameterize_model(visual, inplace=True)
 
 
 @contextmanager
