@@ -172,6 +172,29 @@ def test_added_folder_is_indexed_in_the_background_and_searchable(qtbot, open_wi
 # -- first run -----------------------------------------------------------------------------------
 
 
+def test_the_model_picker_shows_each_measured_speed_with_the_machine_it_came_from(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from clipphotos.gui.welcome import ModelPicker
+    from clipphotos.gui.workers import Runner
+    from clipphotos.model_choices import SPEED_MEASURED_ON
+    runner = Runner(1)
+    picker = ModelPicker(runner)
+    qtbot.addWidget(picker)
+    picker.show()
+    for card in picker.cards:
+        shown = [w for w in card.findChildren(QLabel, "choiceSpeed") if w.isVisible()]
+        if card.choice.cpu_speed is None:
+            assert shown == []                  # nothing measured: no figure made up
+        else:
+            assert len(shown) == 1 and SPEED_MEASURED_ON in shown[0].text()
+            assert f"{card.choice.cpu_speed:.1f}" in shown[0].text() or f"{card.choice.cpu_speed:.0f}" in shown[0].text()
+    best = next(c for c in picker.cards if c.choice.key == "best").choice
+    fast = next(c for c in picker.cards if c.choice.key == "fast").choice
+    assert best.cpu_speed and fast.cpu_speed    # both measured, so the cost of quality can be weighed
+    runner.shutdown()
+
+
 def test_welcome_says_when_the_hub_is_out_of_reach_and_takes_a_local_file(qtbot, tmp_path):
     from clipphotos.gui.welcome import WelcomeDialog
     from clipphotos.gui.workers import Runner
