@@ -70,7 +70,7 @@ CHOICES: tuple[ModelChoice, ...] = (
     # its weights are licensed for non-commercial research only (Apple's LICENSE_MODELS), so it is
     # not offered here; `--model MobileCLIP2-S2 --pretrained dfndr2b` still takes it. The image
     # tower is folded for inference at load (models.reparameterise). See bench/model_picker.py.
-    ModelChoice("best", "Best quality", "Finds the right photo more often; about half as fast as Fast without a GPU.",
+    ModelChoice("best", "Best quality", "Finds the right photo more often; about half as fast as Fast on a CPU.",
                 "MobileCLIP-S2", "datacompdr", "apple/MobileCLIP-S2-OpenCLIP", 397, cpu_speed=5.4),
     ModelChoice("multilingual", "Multilingual", "Search in about 100 languages, not only English.",
                 "xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k",
