@@ -6,7 +6,8 @@ asks for the same words again and again.
 
 Texts are encoded with the padding after the end-of-text token cut off where the model's text
 tower allows it (see clipphotos.torch_towers); the first texts check that it gives the same
-vectors. This module imports no torch: on the CPU path a search never loads it.
+vectors, and a verdict store (the library's) keeps the answer, so later runs skip the check.
+This module imports no torch: on the CPU path a search never loads it.
 """
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from PIL import Image
-
-from clipphotos.preprocess import to_array
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ TRIM_AGREEMENT = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.999, "int8": 0.999}
 class Runnable(Protocol):
     """What Embedder needs of a loaded model (models.LoadedModel, onnx_runtime.OnnxModel)."""
 
+    key: str
+    backend: str
     dim: int
     image_size: int
     mean: tuple[float, float, float]
@@ -44,15 +46,25 @@ class Runnable(Protocol):
     def can_trim(self) -> bool: ...
 
 
+class Verdicts(Protocol):
+    """Where answers measured once are kept (models.VerdictStore)."""
+
+    def get(self, key: str) -> Any: ...
+    def put(self, key: str, value: Any) -> None: ...
+
+
 class Embedder:
     """The one place that runs the model."""
 
-    def __init__(self, loaded: Runnable) -> None:
+    def __init__(self, loaded: Runnable, verdicts: Verdicts | None = None) -> None:
         self.loaded = loaded
         self.dim = loaded.dim
         self._text_cache: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self._trim: bool | None = None   # known after the first text
+        self._verdicts = verdicts
+        self._trim_key = f"text trimming|{loaded.backend}|{loaded.precision}|{loaded.key}"
+        # known after the first texts, or from an earlier run's check
+        self._trim: bool | None = verdicts.get(self._trim_key) if verdicts is not None else None
 
     @property
     def decode_size(self) -> int:
@@ -63,6 +75,7 @@ class Embedder:
 
     def prepare(self, img: Image.Image) -> np.ndarray:
         """The model's input for an upright RGB picture (letterboxed: the whole photo counts)."""
+        from clipphotos.preprocess import to_array   # Pillow: a search by words never needs it
         return to_array(img, self.loaded.image_size, self.loaded.mean, self.loaded.std)
 
     def encode_batch(self, batch: np.ndarray) -> np.ndarray:
@@ -85,6 +98,11 @@ class Embedder:
                     self._trim = agreement >= TRIM_AGREEMENT.get(self.loaded.precision, 0.99999)
                     if not self._trim:
                         log.info("this model's text tower differs when trimmed; texts are encoded in full")
+                if self._verdicts is not None:
+                    try:
+                        self._verdicts.put(self._trim_key, self._trim)
+                    except OSError:
+                        pass   # a read-only library: checked again next time
                 return full
             return self.loaded.text_vectors(texts, trimmed=self._trim)
 

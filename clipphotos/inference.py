@@ -35,6 +35,11 @@ def cache_root(library_root: Path) -> Path:
     return Path(env).expanduser() if env else library_root / "models"
 
 
+def verdict_store(library_root: Path) -> VerdictStore:
+    """Where answers measured once for this library's models are kept (see models.VerdictStore)."""
+    return VerdictStore(cache_root(library_root) / "verdicts.json")
+
+
 def export_folder(root: Path, spec: ModelSpec) -> Path:
     """One folder per model as named (its manifest then says which weights it was made from)."""
     ident = f"{spec.name}|{spec.pretrained}|{spec.weights}"
@@ -51,10 +56,12 @@ def runs_on_cpu(spec: ModelSpec) -> bool:
     return pick_device(spec.device).type == "cpu"
 
 
-def open_model(spec: ModelSpec, library_root: Path) -> Model:
-    """The model ready to run: through ONNX Runtime or torch, as measured here (see module doc)."""
+def open_model(spec: ModelSpec, library_root: Path, brief: bool = False) -> Model:
+    """The model ready to run: through ONNX Runtime or torch, as measured here (see module doc).
+
+    `brief`: the process runs the model once or twice (onnx_runtime._session's `prepack`)."""
     root = cache_root(library_root)
-    verdicts = VerdictStore(root / "verdicts.json")
+    verdicts = verdict_store(library_root)
     if not runs_on_cpu(spec) or not (spec.weights or spec.pretrained):
         return load_model(spec, verdicts)   # a GPU; or random weights, new each run: nothing to keep
     folder = export_folder(root, spec)
@@ -75,7 +82,9 @@ def open_model(spec: ModelSpec, library_root: Path) -> Model:
             manifest = read_manifest(folder) or onnx_export.export(loaded, folder)
     backend, precision, reason = choose(manifest, spec.precision)
     if backend == "onnxruntime":
-        return OnnxModel.from_manifest(folder, manifest, precision, reason, spec)
+        model = OnnxModel.from_manifest(folder, manifest, precision, reason, spec)
+        model.prepack = not brief
+        return model
     loaded = loaded or load_model(replace(spec, precision="fp32"), verdicts)
     loaded.spec = spec
     loaded.measured = _torch_measured(manifest, precision)

@@ -27,6 +27,57 @@ def test_torch_free_tokenizer_gives_open_clips_ids():
         assert np.array_equal(ClipTokenizer(length)(TEXTS), SimpleTokenizer(context_length=length)(TEXTS).numpy())
 
 
+def test_the_tokenizers_tables_kept_between_runs_give_the_same_ids(tmp_path):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from clipphotos.tokenizer import ClipTokenizer
+    built = ClipTokenizer(77, cache=tmp_path)
+    (kept,) = tmp_path.glob("clip-bpe-*.npz")
+    loaded = ClipTokenizer(77, cache=tmp_path)      # from the file this time
+    reference = SimpleTokenizer(context_length=77)
+    assert np.array_equal(built(TEXTS), reference(TEXTS).numpy())
+    assert np.array_equal(loaded(TEXTS), reference(TEXTS).numpy())
+    kept.write_bytes(b"not an npz")                  # a damaged file is built again, not trusted
+    assert np.array_equal(ClipTokenizer(77, cache=tmp_path)(TEXTS), reference(TEXTS).numpy())
+
+
+def test_sessions_open_from_mapped_weights_and_the_trim_check_runs_once(cache, tmp_path):
+    """The first session saves the optimised graph with its weights beside it (mapped, not read,
+    by later sessions); a session that skips repacking gives the same vectors; the check that
+    trimmed texts agree runs once per model and precision, then its verdict is kept."""
+    from clipphotos.embedder import Embedder
+    from clipphotos.inference import open_model, verdict_store
+    first = open_model(shapes_spec("fp32"), tmp_path)
+    expected = first.text_vectors(TEXTS, trimmed=False)
+    folder = first.folder
+    assert (folder / "text-fp32.mapped.onnx").is_file() and (folder / "text-fp32.mapped.data").is_file()
+    assert not list(folder.glob(".optimising-*"))
+    brief = open_model(shapes_spec("fp32"), tmp_path, brief=True)
+    assert brief.prepack is False
+    assert float((brief.text_vectors(TEXTS, trimmed=False) * expected).sum(1).min()) > 0.99999
+
+    class Counting:
+        """The real model, counting how it is asked for texts."""
+        def __init__(self, model):
+            self.model, self.calls = model, []
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def text_vectors(self, texts, trimmed):
+            self.calls.append(trimmed)
+            return self.model.text_vectors(texts, trimmed)
+
+    store = verdict_store(tmp_path)
+    checked = Counting(open_model(shapes_spec("fp32"), tmp_path))
+    Embedder(checked, store).encode_texts(["a red circle"])
+    assert checked.calls == [False, True]             # in full, then trimmed to compare
+    later = Counting(open_model(shapes_spec("fp32"), tmp_path, brief=True))
+    vector = Embedder(later, store).encode_texts(["a red circle"])
+    assert later.calls == [True]                      # the kept verdict: trimmed at once
+    assert float(vector[0] @ expected[0]) > 0.99999
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """A model cache of this test's own: the export is made here, not taken from the session's."""
