@@ -25,11 +25,11 @@ import numpy as np
 from clipphotos.catalog import (
     Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix, is_damage, salvage_catalog,
 )
-from clipphotos.embedder import Embedder
+from clipphotos.embedder import Embedder, KeptQueries
 from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
 from clipphotos.tags import BACKGROUND_PROMPTS, Labels, useful_order
 from clipphotos.text_search import TextMatch, match_text
-from clipphotos.inference import Model, open_model, planned, verdict_store
+from clipphotos.inference import Model, cache_root, open_model, planned, verdict_store
 from clipphotos.models import ModelSpec, ModelUnavailable, gpu_possible, pick_device, plan_precision, requested_precision
 from clipphotos.private import private_dir, tighten
 from clipphotos.settings import Settings
@@ -275,8 +275,10 @@ class Library:
         if self._embedder is None:
             self._loaded = open_model(self.model_spec, self.root, self.brief)
             spec = self._loaded.spec
-            # Random weights are new each run: nothing measured on them is worth keeping.
-            self._embedder = Embedder(self._loaded, verdict_store(self.root) if spec.weights or spec.pretrained else None)
+            # Random weights are new each run: nothing measured or encoded with them is worth keeping.
+            keep = bool(spec.weights or spec.pretrained)
+            self._embedder = Embedder(self._loaded, verdict_store(self.root) if keep else None,
+                                      KeptQueries(cache_root(self.root), self._loaded) if keep and self.brief else None)
             key = self._loaded.key
             # Reading never registers a model; a read-only library without it just has no vectors (id 0).
             self._model_id = (self.catalog.find_model_id(key) or 0) if self.read_only else \

@@ -163,3 +163,17 @@ def test_vectors_committed_after_the_last_save_are_found(tmp_path, monkeypatch):
     with Library(tmp_path / "lib", brief=True) as lib:
         found = [r.path for r in lib.search("a purple star", limit=3)]
         assert late in found and len(lib.index) == len(truth) + 1
+
+
+def test_a_query_asked_again_by_another_cli_search_skips_the_text_tower(indexed):
+    lib, _, _ = indexed
+    with Library(lib.root, brief=True) as first:
+        asked = first.find("a yellow triangle", limit=5)
+
+    def encoded(*_: object, **__: object) -> None:
+        raise AssertionError("the kept vector of this query should have been used")
+    with Library(lib.root, brief=True) as again:
+        again.embedder.loaded.text_vectors = encoded
+        assert [r.path for r in again.find("a yellow triangle", limit=5).results] == [r.path for r in asked.results]
+        with pytest.raises(AssertionError):
+            again.find("a purple hexagon", limit=5)   # a new query does run it
