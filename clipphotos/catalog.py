@@ -278,8 +278,10 @@ def _shot_order(photo: PhotoRecord) -> tuple[bool, bool, str]:
 
 
 def _is_raw_shot(files: list[PhotoRecord]) -> bool:
+    if len(files) < 2:
+        return False
     from clipphotos.raw import is_raw_path
-    return len(files) > 1 and any(is_raw_path(f.path) for f in files)
+    return any(is_raw_path(f.path) for f in files)
 
 
 def folder_prefix(folder: bytes) -> bytes:

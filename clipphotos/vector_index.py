@@ -305,7 +305,8 @@ class ExactIndex:
 
     def id_array(self) -> np.ndarray:
         """The ids, sorted (cheaper than `ids` for a whole library)."""
-        return np.union1d(self._ids[self._live], np.fromiter(self._extra, np.int64, len(self._extra)))
+        # no id is in both: adding an id to the overlay takes it out of the saved ones
+        return np.sort(np.concatenate([self._ids[self._live], np.fromiter(self._extra, np.int64, len(self._extra))]))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.remove(ids)
