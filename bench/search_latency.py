@@ -120,6 +120,33 @@ def whole_process(root: Path, runs: int, rng: np.random.Generator) -> None:
           f"{any(torch_loaded)}   (goal <= 1.0 s, <= 600 MB; load average {os.getloadavg()[0]:.1f})")
 
 
+STAGES = """
+import sys, time
+started = time.perf_counter()
+marks = []
+def mark(name): marks.append((name, time.perf_counter()))
+import numpy; mark("numpy")
+import clipphotos.cli, clipphotos.library; mark("clipphotos")
+from clipphotos.library import Library
+lib = Library(sys.argv[1], brief=True, must_exist=True); lib.photo_count(); mark("open")
+embedder = lib.embedder; mark("model")
+import onnxruntime; mark("onnxruntime")
+embedder.loaded.tokens(["x"]); mark("tokenizer")
+embedder.encode_query(sys.argv[2]); mark("text tower")
+lib.index; mark("index")
+lib.find(sys.argv[2], limit=20); mark("search and cut")
+print("; ".join(f"{name} {1000 * (t - before):.0f} ms" for (name, t), before in zip(marks, [started] + [t for _, t in marks])))
+"""
+
+
+def stages(root: Path) -> None:
+    """Where one whole-process search spends its time (the same steps in one child process)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run([sys.executable, "-c", STAGES, str(root), f"stages of a search {time.time()}"],
+                          capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    print(f"  where it goes (one run): {proc.stdout.strip()}")
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
@@ -182,6 +209,7 @@ def main() -> None:
         index_path = lib._index_path()
         dim = lib.embedder.dim
     whole_process(root, args.cli_runs, rng)
+    stages(root)
     started = time.perf_counter()
     loaded = VectorIndex.load(index_path, dim, checksum)
     assert loaded is not None
