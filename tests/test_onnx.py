@@ -130,6 +130,23 @@ def test_export_matches_torch_and_the_choice_is_the_fastest_that_agrees(cache, t
 
 
 @pytest.mark.slow
+def test_a_brief_process_leaves_torch_out_where_onnx_agrees(monkeypatch):
+    """On a CPU where torch bf16 indexes fastest, a CLI search still runs its text tower through
+    ONNX Runtime (torch's import alone costs more); with no export that agrees, torch it is."""
+    import clipphotos.models as models
+    from clipphotos.inference import choose
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    manifest = {"exports": {"fp32": {"image_cosine": 1.0, "text_cosine": 1.0, "images_per_second": 15.0},
+                            "int8": {"image_cosine": 0.9999, "text_cosine": 0.9995, "images_per_second": 45.0}},
+                "torch_speed": {"bf16": {"image_cosine": 0.9996, "text_cosine": 0.9993, "images_per_second": 60.0},
+                                "fp32": {"images_per_second": 17.0}}}
+    assert choose(manifest, "auto")[:2] == ("torch", "bf16")
+    assert choose(manifest, "auto", onnx_only=True)[:2] == ("onnxruntime", "int8")
+    for entry in manifest["exports"].values():
+        entry["text_cosine"] = 0.99
+    assert choose(manifest, "auto", onnx_only=True)[:2] == ("torch", "bf16")
+
+
 def test_an_export_that_drifts_is_not_used(cache, tmp_path, monkeypatch):
     """An export that loses the text tower's causal mask gives other text vectors: the check
     against torch fp32 catches it, and the model stays on torch."""
