@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,12 @@ def _session(path: Path, threads: int | None, prepack: bool = True) -> Any:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         return ort.InferenceSession(str(optimised), options, providers=["CPUExecutionProvider"])
     path.with_suffix(".optimised.onnx").unlink(missing_ok=True)   # the whole-file form of older versions
+    for left in path.parent.glob(".optimising-*"):   # by a process killed while optimising, an hour ago or more
+        try:
+            if time.time() - left.stat().st_mtime > 3600:
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:
+            pass
     work = Path(tempfile.mkdtemp(prefix=".optimising-", dir=path.parent))
     try:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
