@@ -80,7 +80,10 @@ class OrtRunner:
 
     @staticmethod
     def forget(path: Path) -> None:
-        path.with_suffix(".optimised.onnx").unlink(missing_ok=True)
+        """Remove what clipphotos.onnx_runtime._session saved of this tower, so that it opens as
+        at a first run (the saved graph and its weights; the whole-file form of older versions)."""
+        for suffix in (".mapped.onnx", ".mapped.data", ".optimised.onnx"):
+            path.with_suffix(suffix).unlink(missing_ok=True)
 
     def __call__(self, name: str, data: np.ndarray) -> np.ndarray:
         return self.session.run(None, {name: data})[0]
