@@ -39,8 +39,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=SHAPES / "config.json", help="OpenCLIP model config")
     parser.add_argument("--weights", type=Path, default=SHAPES / "shapes-clip.safetensors")
     parser.add_argument("--photos", type=int, default=48, help="camera-like photos to generate")
-    parser.add_argument("--only", choices=["all", "duplicates", "tags"], default="all",
-                        help="just the Duplicates view, or just tagging")
+    parser.add_argument("--only", choices=["all", "duplicates", "tags", "picker"], default="all",
+                        help="just the Duplicates view, just tagging, or just the model picker (the "
+                             "first-run dialog's model page and the settings dialog, no library)")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clipphotos-shots-") as tmp:
@@ -81,6 +82,9 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
 
     if args.only == "duplicates":
         shoot_duplicates(tmp, model, out, until, save)
+        return 0
+    if args.only == "picker":
+        shoot_picker(until, save)
         return 0
     pictures, drawings = tmp / "Pictures", tmp / "Drawings"
     print("generating photos…", flush=True)
@@ -243,6 +247,31 @@ def shoot_tagging(window, red: set[str], until: Callable, settle: Callable, save
     window.grid.clearSelection()
     window.sidebar.tree.scrollToItem(window.sidebar.tag_item("red things"))
     at_sizes("24-tags-section")
+
+
+def shoot_picker(until: Callable, save: Callable) -> None:
+    """The model choices with their measured speeds: the first-run dialog's model page and the
+    settings dialog, each at 1024×700 and 1920×1080."""
+    from clipphotos.gui import theme
+    from clipphotos.gui.library_jobs import AppSettings
+    from clipphotos.gui.settings_dialog import SettingsDialog
+    from clipphotos.gui.welcome import WelcomeDialog
+    from clipphotos.gui.workers import Runner
+    runner = Runner(1)
+    welcome = WelcomeDialog(runner, theme.icons())
+    welcome.add_folder(str(Path.home()))
+    welcome.show()
+    welcome.next.click()
+    settings = SettingsDialog(runner, AppSettings())
+    settings.show()
+    for width, height in ((1024, 700), (1920, 1080)):
+        for dialog, name in ((welcome, "09-welcome-model"), (settings, "11-settings")):
+            dialog.resize(width, height)
+            until(lambda: not runner.busy)
+            save(dialog, f"{name}-{width}x{height}.png")
+    welcome.close()
+    settings.close()
+    runner.shutdown()
 
 
 def shoot_duplicates(tmp: Path, model, out: Path, until: Callable, save: Callable) -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from clipphotos.private import private_dir, private_file
-from clipphotos.raw import is_raw_path
 
 MIGRATIONS: list[str] = [
     # 1: folders, contents, photos, vectors, skip reasons, settings.
@@ -204,6 +203,27 @@ MIGRATIONS: list[str] = [
         read_at REAL NOT NULL
     );
     """,
+    # 7: a count of the changes made to stored vectors (any model), kept by triggers, so that a
+    # saved index can tell in one read whether the catalog has moved on since it was saved; and
+    # the vector ids of a model readable without reading the vectors (comparing them with an
+    # index's once read a whole table of blobs).
+    """
+    CREATE TABLE vector_changes (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        count INTEGER NOT NULL
+    );
+    INSERT INTO vector_changes(id, count) VALUES (0, 0);
+    CREATE TRIGGER vectors_added AFTER INSERT ON vectors BEGIN
+        UPDATE vector_changes SET count = count + 1;
+    END;
+    CREATE TRIGGER vectors_replaced AFTER UPDATE ON vectors BEGIN
+        UPDATE vector_changes SET count = count + 1;
+    END;
+    CREATE TRIGGER vectors_dropped AFTER DELETE ON vectors BEGIN
+        UPDATE vector_changes SET count = count + 1;
+    END;
+    CREATE INDEX vectors_by_model ON vectors(model_id, content_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -253,11 +273,15 @@ def shot_key(path: bytes) -> bytes:
 
 def _shot_order(photo: PhotoRecord) -> tuple[bool, bool, str]:
     """Sort key putting a shot's primary file first: a rendered picture (JPEG first), not the RAW."""
+    from clipphotos.raw import is_raw_path   # here: the RAW module is heavy, and most catalog readers need none of it
     return is_raw_path(photo.path), photo.format != "JPEG", photo.path
 
 
 def _is_raw_shot(files: list[PhotoRecord]) -> bool:
-    return len(files) > 1 and any(is_raw_path(f.path) for f in files)
+    if len(files) < 2:
+        return False
+    from clipphotos.raw import is_raw_path
+    return any(is_raw_path(f.path) for f in files)
 
 
 def folder_prefix(folder: bytes) -> bytes:
@@ -604,7 +628,13 @@ class Catalog:
         return self.find_model_id(key) if key else None
 
     def vector_ids(self, model_id: int) -> set[int]:
-        return {r[0] for r in self._query("SELECT content_id FROM vectors WHERE model_id=?", (model_id,))}
+        return {r[0] for r in self._query("SELECT content_id FROM vectors INDEXED BY vectors_by_model "
+                                          "WHERE model_id=?", (model_id,))}
+
+    def vector_changes(self) -> int:
+        """How many times stored vectors were added, replaced or dropped (any model), ever:
+        equal counts mean nothing changed in between."""
+        return self._query("SELECT count FROM vector_changes")[0][0]
 
     def contents_without_vector(self, model_id: int) -> int:
         """Contents of photos still to embed (a clean-up's held files wait for their undo)."""

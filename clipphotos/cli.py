@@ -286,13 +286,15 @@ class ProgressBar:
 # -- commands ------------------------------------------------------------------------------
 
 
-def open_library(args: argparse.Namespace, workers: int | None = None, must_exist: bool = False):
+def open_library(args: argparse.Namespace, workers: int | None = None, must_exist: bool = False,
+                 brief: bool = False):
     """The library named by --library, with the model the options ask for (else its own).
 
-    Read commands pass `must_exist`: a mistyped --library must not make a new, empty library."""
+    Read commands pass `must_exist`: a mistyped --library must not make a new, empty library.
+    A command that asks one question and exits passes `brief` (see Library)."""
     from clipphotos.library import Library
     return Library(args.library, model=_model_spec(args), device=args.device, workers=workers,
-                   precision=args.precision, must_exist=must_exist)
+                   precision=args.precision, must_exist=must_exist, brief=brief)
 
 
 def _model_spec(args: argparse.Namespace):
@@ -418,7 +420,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     limit = args.limit if args.limit is not None or args.matches_only else 20
     from clipphotos.library import SearchAnswer
-    lib = open_library(args, must_exist=True)
+    lib = open_library(args, must_exist=True, brief=True)
     try:
         if lib.photo_count() == 0:
             say("The library is empty: add photos with  clipphotos index FOLDER")
@@ -866,9 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         return run_app(args)
-    from clipphotos.library import (
-        CatalogDamaged, LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary, UnreadableImage,
-    )
+    from clipphotos.library import CatalogDamaged, LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary
     from clipphotos.models import ModelUnavailable
     try:
         return COMMANDS[args.command](args)
@@ -889,7 +889,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = _database_fault(args, exc)
         say(f"clipphotos: {message}")
         return code
-    except (UnreadableImage, NotADirectoryError, FileNotFoundError) as exc:
+    except (NotADirectoryError, FileNotFoundError) as exc:
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
     except OSError as exc:
@@ -898,6 +898,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("Interrupted: nothing is lost; run the command again to carry on.")
         return 130
+    except Exception as exc:
+        if not _unreadable_picture(exc):
+            raise
+        say(f"clipphotos: {exc}")
+        return EXIT_USAGE
+
+
+def _unreadable_picture(exc: Exception) -> bool:
+    """Whether `exc` is a picture that cannot be read (the loader's UnreadableImage). Only a
+    command that decoded something imported the loader; the others never pay for importing it."""
+    loader = sys.modules.get("clipphotos.loader")
+    return loader is not None and isinstance(exc, loader.UnreadableImage)
 
 
 # -- faults: one clear message each, exit code 4 ---------------------------------------------

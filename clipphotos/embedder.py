@@ -6,25 +6,31 @@ asks for the same words again and again.
 
 Texts are encoded with the padding after the end-of-text token cut off where the model's text
 tower allows it (see clipphotos.torch_towers); the first texts check that it gives the same
-vectors. This module imports no torch: on the CPU path a search never loads it.
+vectors, and a verdict store (the library's) keeps the answer, so later runs skip the check.
+This module imports no torch: on the CPU path a search never loads it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from PIL import Image
+from clipphotos.private import private_file
 
-from clipphotos.preprocess import to_array
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
 SEARCH_TEMPLATES = ("{}", "a photo of {}.", "a picture of {}.")
 TEXT_CACHE_SIZE = 512
+KEPT_QUERIES = 256   # query vectors kept between processes (KeptQueries)
 # How close (cosine) a trimmed text vector must come to the full one: only rounding may differ,
 # and lower precisions round more (0.999 is also the bar they must pass as a whole).
 TRIM_AGREEMENT = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.999, "int8": 0.999}
@@ -33,6 +39,8 @@ TRIM_AGREEMENT = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.999, "int8": 0.999}
 class Runnable(Protocol):
     """What Embedder needs of a loaded model (models.LoadedModel, onnx_runtime.OnnxModel)."""
 
+    key: str
+    backend: str
     dim: int
     image_size: int
     mean: tuple[float, float, float]
@@ -44,15 +52,71 @@ class Runnable(Protocol):
     def can_trim(self) -> bool: ...
 
 
+class Verdicts(Protocol):
+    """Where answers measured once are kept (models.VerdictStore)."""
+
+    def get(self, key: str) -> Any: ...
+    def put(self, key: str, value: Any) -> None: ...
+
+
+class KeptQueries:
+    """Query vectors kept between processes in one small file: a CLI search asked again (another
+    --limit, another filter) then skips the text tower, its runtime and the tokenizer.
+
+    Named for the model, weights, runtime and precision that made the vectors; the newest
+    KEPT_QUERIES are kept. Losing an update to a concurrent writer only costs an encoding.
+    """
+
+    def __init__(self, folder: Path, model: Runnable) -> None:
+        ident = f"{model.key}|{model.backend}|{model.precision}"
+        self.path = folder / f"queries-{hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()}.npz"
+        self._kept: dict[str, np.ndarray] | None = None
+
+    @staticmethod
+    def _key(text: str, templates: Sequence[str]) -> str:
+        return "\x1f".join([text, *templates])
+
+    def _read(self) -> dict[str, np.ndarray]:
+        if self._kept is None:
+            try:
+                with np.load(self.path) as saved:
+                    self._kept = dict(zip(saved["keys"].tolist(), saved["vectors"]))
+            except (OSError, KeyError, ValueError):
+                self._kept = {}
+        return self._kept
+
+    def get(self, text: str, templates: Sequence[str]) -> np.ndarray | None:
+        return self._read().get(self._key(text, templates))
+
+    def put(self, text: str, templates: Sequence[str], vector: np.ndarray) -> None:
+        kept = self._read()
+        kept.pop(self._key(text, templates), None)
+        kept[self._key(text, templates)] = vector
+        for old in list(kept)[:-KEPT_QUERIES]:
+            del kept[old]
+        try:
+            tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, keys=np.array(list(kept)), vectors=np.stack(list(kept.values())))
+            private_file(tmp)   # what was searched for is the owner's alone
+            os.replace(tmp, self.path)
+        except OSError:
+            pass   # a read-only library: encoded again next time
+
+
 class Embedder:
     """The one place that runs the model."""
 
-    def __init__(self, loaded: Runnable) -> None:
+    def __init__(self, loaded: Runnable, verdicts: Verdicts | None = None, kept: KeptQueries | None = None) -> None:
+        """`kept`: query vectors kept between processes (for a brief one, see KeptQueries)."""
         self.loaded = loaded
+        self._kept = kept
         self.dim = loaded.dim
         self._text_cache: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self._trim: bool | None = None   # known after the first text
+        self._verdicts = verdicts
+        self._trim_key = f"text trimming|{loaded.backend}|{loaded.precision}|{loaded.key}"
+        # known after the first texts, or from an earlier run's check
+        self._trim: bool | None = verdicts.get(self._trim_key) if verdicts is not None else None
 
     @property
     def decode_size(self) -> int:
@@ -63,6 +127,7 @@ class Embedder:
 
     def prepare(self, img: Image.Image) -> np.ndarray:
         """The model's input for an upright RGB picture (letterboxed: the whole photo counts)."""
+        from clipphotos.preprocess import to_array   # Pillow: a search by words never needs it
         return to_array(img, self.loaded.image_size, self.loaded.mean, self.loaded.std)
 
     def encode_batch(self, batch: np.ndarray) -> np.ndarray:
@@ -90,6 +155,11 @@ class Embedder:
                     self._trim = agreement >= TRIM_AGREEMENT.get(self.loaded.precision, 0.99999)
                     if not self._trim:
                         log.info("this model's text tower differs when trimmed; texts are encoded in full")
+                if self._verdicts is not None:
+                    try:
+                        self._verdicts.put(self._trim_key, self._trim)
+                    except OSError:
+                        pass   # a read-only library: checked again next time
                 return full
             return self.loaded.text_vectors(texts, trimmed=self._trim)
 
@@ -105,9 +175,13 @@ class Embedder:
         if cached is not None:
             self._text_cache.move_to_end(key)
             return cached
-        vecs = self.encode_texts([t.format(key[0]) for t in templates])
-        mean = vecs.mean(axis=0)
-        vec = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        vec = self._kept.get(*key) if self._kept is not None else None
+        if vec is None:
+            vecs = self.encode_texts([t.format(key[0]) for t in templates])
+            mean = vecs.mean(axis=0)
+            vec = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+            if self._kept is not None:
+                self._kept.put(*key, vec)
         self._text_cache[key] = vec
         if len(self._text_cache) > TEXT_CACHE_SIZE:
             self._text_cache.popitem(last=False)

@@ -35,6 +35,11 @@ def cache_root(library_root: Path) -> Path:
     return Path(env).expanduser() if env else library_root / "models"
 
 
+def verdict_store(library_root: Path) -> VerdictStore:
+    """Where answers measured once for this library's models are kept (see models.VerdictStore)."""
+    return VerdictStore(cache_root(library_root) / "verdicts.json")
+
+
 def export_folder(root: Path, spec: ModelSpec) -> Path:
     """One folder per model as named (its manifest then says which weights it was made from)."""
     ident = f"{spec.name}|{spec.pretrained}|{spec.weights}"
@@ -51,10 +56,12 @@ def runs_on_cpu(spec: ModelSpec) -> bool:
     return pick_device(spec.device).type == "cpu"
 
 
-def open_model(spec: ModelSpec, library_root: Path) -> Model:
-    """The model ready to run: through ONNX Runtime or torch, as measured here (see module doc)."""
+def open_model(spec: ModelSpec, library_root: Path, brief: bool = False) -> Model:
+    """The model ready to run: through ONNX Runtime or torch, as measured here (see module doc).
+
+    `brief`: the process runs the model once or twice (onnx_runtime._session's `prepack`)."""
     root = cache_root(library_root)
-    verdicts = VerdictStore(root / "verdicts.json")
+    verdicts = verdict_store(library_root)
     if not runs_on_cpu(spec) or not (spec.weights or spec.pretrained):
         return load_model(spec, verdicts)   # a GPU; or random weights, new each run: nothing to keep
     folder = export_folder(root, spec)
@@ -73,9 +80,13 @@ def open_model(spec: ModelSpec, library_root: Path) -> Model:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):   # another process may be exporting the same model
             manifest = read_manifest(folder) or onnx_export.export(loaded, folder)
-    backend, precision, reason = choose(manifest, spec.precision)
+    # A brief process runs the text tower once or twice: torch's import alone would cost more
+    # than any speed it has over ONNX Runtime (torch bf16 on a CPU with native bf16, say).
+    backend, precision, reason = choose(manifest, spec.precision, onnx_only=brief)
     if backend == "onnxruntime":
-        return OnnxModel.from_manifest(folder, manifest, precision, reason, spec)
+        model = OnnxModel.from_manifest(folder, manifest, precision, reason, spec)
+        model.prepack = not brief
+        return model
     loaded = loaded or load_model(replace(spec, precision="fp32"), verdicts)
     loaded.spec = spec
     loaded.measured = _torch_measured(manifest, precision)
@@ -118,10 +129,11 @@ def _cosines(entry: dict) -> str:
     return f"cosine to fp32: {', '.join(parts)}" if parts else "the fp32 reference"
 
 
-def choose(manifest: dict, requested: str) -> tuple[str, str, str]:
+def choose(manifest: dict, requested: str, onnx_only: bool = False) -> tuple[str, str, str]:
     """(backend, precision, reason): asked for, or the fastest measured that stays within
-    0.999 cosine of torch fp32 for images and texts (torch needs a margin: see TORCH_MARGIN)."""
-    exports, on_torch = manifest["exports"], manifest.get("torch_speed", {})
+    0.999 cosine of torch fp32 for images and texts (torch needs a margin: see TORCH_MARGIN;
+    `onnx_only` leaves torch out)."""
+    exports, on_torch = manifest["exports"], {} if onnx_only else manifest.get("torch_speed", {})
     if requested == "int8":
         return "onnxruntime", "int8", f"{ASKED}; {_cosines(exports['int8'])}"
     if requested == "fp32":
@@ -131,6 +143,8 @@ def choose(manifest: dict, requested: str) -> tuple[str, str, str]:
     options = [(e["images_per_second"], "onnxruntime", p, e) for p, e in exports.items() if _passes(e)]
     options += [(e["images_per_second"] / TORCH_MARGIN, "torch", p, e) for p, e in on_torch.items()
                 if _passes(e) and (p != "bf16" or models.cpu_has_native_bf16())]
+    if not options and onnx_only:   # no export agrees with torch: torch it is, whatever it costs
+        return choose(manifest, requested)
     _, backend, precision, entry = max(options, key=lambda o: o[0])
     speeds = ", ".join(f"{p} {'ONNX' if b == 'onnxruntime' else 'torch'} {e['images_per_second']:.1f}"
                        for _, b, p, e in sorted(options, key=lambda o: -o[0]))

@@ -7,6 +7,7 @@ and then frees the old vectors.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,33 +18,49 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from clipphotos.catalog import (
     Catalog, CatalogDamaged, PhotoRecord, encode_path, folder_prefix, is_damage, salvage_catalog,
 )
-from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport, empty_holding, hold_others, move_others, \
-    undo_cleanup
-from clipphotos.duplicates import DuplicateGroup, MoveReport, fill_missing_signals, find_duplicates, mark_not_duplicates
-from clipphotos.embedder import Embedder
-from clipphotos.indexer import Indexer, IndexReport, Progress
-from clipphotos.loader import UnreadableImage, load_image  # noqa: F401 - the GUI and CLI take them from here
+from clipphotos.embedder import Embedder, KeptQueries
 from clipphotos.search_cut import CONCEPTS, TAIL, Bank, Cut, LibrarySample, PhotoStats, QueryCut, cut_for
-from clipphotos.calibration import Decision, Label
-from clipphotos.tags import BACKGROUND_PROMPTS, Applied, ExportPlan, ExportReport, LabelInfo, Labels, PhotoTag, useful_order
-from clipphotos.text_pass import TextPass, TextReport
-from clipphotos.text_reader import TextLine, TextReaderUnavailable
+from clipphotos.tags import BACKGROUND_PROMPTS, Labels, useful_order
 from clipphotos.text_search import TextMatch, match_text
-from clipphotos.inference import Model, open_model, planned
+from clipphotos.inference import Model, cache_root, open_model, planned, verdict_store
 from clipphotos.models import ModelSpec, ModelUnavailable, gpu_possible, pick_device, plan_precision, requested_precision
 from clipphotos.private import private_dir, tighten
-from clipphotos.scanner import offline_reason
 from clipphotos.settings import Settings
-from clipphotos.thumbnails import ThumbnailCache
-from clipphotos.vector_index import VectorIndex
-from clipphotos.watch_state import live_watcher, watch_status
+from clipphotos.vector_index import ExactIndex, VectorIndex, saved_stamp
+
+if TYPE_CHECKING:
+    from filelock import FileLock
+
+    from clipphotos.calibration import Decision, Label
+    from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport
+    from clipphotos.duplicates import DuplicateGroup, MoveReport
+    from clipphotos.indexer import Indexer, IndexReport, Progress
+    from clipphotos.loader import UnreadableImage, load_image  # noqa: F401
+    from clipphotos.tags import Applied, ExportPlan, ExportReport, LabelInfo, PhotoTag
+    from clipphotos.text_pass import TextPass, TextReport
+    from clipphotos.text_reader import TextLine
+    from clipphotos.thumbnails import ThumbnailCache
+
+# Imported when first used, not with this module: a CLI search needs none of them, and the
+# loader alone (every image plugin Pillow has) costs a fifth of a second.
+_LATER = {"IndexReport": "clipphotos.indexer", "Progress": "clipphotos.indexer", "TextReport": "clipphotos.text_pass",
+          "UnreadableImage": "clipphotos.loader", "load_image": "clipphotos.loader", "TextLine": "clipphotos.text_reader"}
+
+
+def __getattr__(name: str) -> object:
+    """The value types re-exported from modules imported later (see _LATER)."""
+    if name in _LATER:
+        import importlib
+        return getattr(importlib.import_module(_LATER[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The value types the CLI and the app use come from here too, so that they import this module only.
 __all__ = ["Library", "LibraryBusy", "LibraryReadOnly", "LibraryUnusable", "NoLibrary", "CatalogDamaged", "is_damage",
@@ -142,8 +159,12 @@ class Library:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, model: ModelSpec | None = None,
                  device: str | None = None, workers: int | None = None, precision: str | None = None, *,
-                 must_exist: bool = False) -> None:
+                 must_exist: bool = False, brief: bool = False) -> None:
         """Open (or, unless `must_exist`, create) the library at `root`.
+
+        `brief`: this process asks a question or two and exits (a CLI search). The vector index
+        is then read in place and scanned exactly instead of loaded (vector_index.ExactIndex),
+        and the model's weights are not repacked for speed: both pay off only over many queries.
 
         A library this process may not write (a read-only folder or mount) is opened read-only:
         reading it works, writing raises sqlite3's read-only error. A library readable by other
@@ -168,15 +189,24 @@ class Library:
         self.requested_precision = precision
         """auto, fp32, bf16, fp16 or int8; None: $CLIPPHOTOS_PRECISION, else auto (see models.plan_precision)."""
         self.workers = workers
+        self.brief = brief
         self._loaded: Model | None = None
         self._embedder: Embedder | None = None
-        self._index: VectorIndex | None = None
+        self._index: VectorIndex | ExactIndex | None = None
         self._model_id: int | None = None
         self._data_version: int | None = None
-        self.thumbnails = ThumbnailCache(self.root / "thumbnails")
+        self._thumbnails: ThumbnailCache | None = None
         self._bank: Bank | None = None
         self._sample: LibrarySample | None = None
         self._stats: PhotoStats | None = None
+
+    @property
+    def thumbnails(self) -> ThumbnailCache:
+        """The library's thumbnail cache (made on first use: it needs the image loader)."""
+        if self._thumbnails is None:
+            from clipphotos.thumbnails import ThumbnailCache
+            self._thumbnails = ThumbnailCache(self.root / "thumbnails")
+        return self._thumbnails
 
     def _make_private(self) -> None:
         """Create the library folder for its owner alone, and tighten one made readable by others
@@ -243,8 +273,12 @@ class Library:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._loaded = open_model(self.model_spec, self.root)
-            self._embedder = Embedder(self._loaded)
+            self._loaded = open_model(self.model_spec, self.root, self.brief)
+            spec = self._loaded.spec
+            # Random weights are new each run: nothing measured or encoded with them is worth keeping.
+            keep = bool(spec.weights or spec.pretrained)
+            self._embedder = Embedder(self._loaded, verdict_store(self.root) if keep else None,
+                                      KeptQueries(cache_root(self.root), self._loaded) if keep and self.brief else None)
             key = self._loaded.key
             # Reading never registers a model; a read-only library without it just has no vectors (id 0).
             self._model_id = (self.catalog.find_model_id(key) or 0) if self.read_only else \
@@ -273,21 +307,25 @@ class Library:
         return self.root / "index" / f"model-{self.model_id}.hnsw"
 
     @property
-    def index(self) -> VectorIndex:
-        """The model's vector index: loaded if intact, rebuilt from the catalog if not, then synced."""
+    def index(self) -> VectorIndex | ExactIndex:
+        """The model's vector index: loaded if intact, rebuilt from the catalog if not, then
+        synced with the catalog unless nothing changed there since it was saved."""
         if self._index is None:
-            dim = self.embedder.dim
-            checksum = self.settings.index_checksum(self.model_id)
-            index = VectorIndex.load(self._index_path(), dim, checksum)
+            dim, path = self.embedder.dim, self._index_path()
+            checksum, saved = self.settings.index_checksum(self.model_id), self.settings.index_stamp(self.model_id)
+            changes = self.catalog.vector_changes()
+            kind = ExactIndex if self.brief else VectorIndex
+            index = ExactIndex.read(path, dim, checksum, saved and saved[0]) if self.brief else \
+                VectorIndex.load(path, dim, checksum)
             if index is None:
                 ids, vecs = self.catalog.vectors(self.model_id)
-                index = VectorIndex.build(dim, ids, vecs)
-            else:
+                index = kind.build(dim, ids, vecs)
+            elif saved is None or saved[1] != changes:
                 self._sync_index(index)
             self._index = index
         return self._index
 
-    def _sync_index(self, index: VectorIndex) -> None:
+    def _sync_index(self, index: VectorIndex | ExactIndex) -> None:
         """Vectors committed after the index was last saved (a crash in between) join it now."""
         in_catalog = self.catalog.vector_ids(self.model_id)
         in_index = index.ids()
@@ -305,8 +343,16 @@ class Library:
         self._data_version = version
 
     def save_index(self) -> None:
-        checksum = self.index.save(self._index_path())
+        """Save the index with what identifies it: its checksum, and its files' stamp with the
+        catalog's count of vector changes it holds (synced first, so that count is true)."""
+        index = self.index
+        assert isinstance(index, VectorIndex), "a brief library never saves its index"
+        changes = self.catalog.vector_changes()
+        self._sync_index(index)
+        path = self._index_path()
+        checksum = index.save(path)
         self.settings.set_index_checksum(self.model_id, checksum)
+        self.settings.set_index_stamp(self.model_id, saved_stamp(path), changes)
 
     # -- upkeep --------------------------------------------------------------------------
 
@@ -334,6 +380,7 @@ class Library:
         files the system says do not exist: one it cannot look at (permissions) is not gone either.
         """
         counts = self.catalog.folder_counts()
+        from clipphotos.scanner import offline_reason
         gone = []
         for fid, path, _ in self.folders():
             if offline_reason(path, counts.get(fid, 0) > 0) is None:
@@ -381,6 +428,7 @@ class Library:
     # -- indexing ------------------------------------------------------------------------
 
     def writer_lock(self) -> FileLock:
+        from filelock import FileLock
         return FileLock(str(self.root / "writer.lock"), mode=0o600)
 
     @contextmanager
@@ -391,6 +439,7 @@ class Library:
                                   f"backup work on it; indexing and other changes need write access (check the "
                                   f"folder's owner and permissions, or whether its drive is mounted read-only)")
         lock = self.writer_lock()
+        from filelock import Timeout
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -425,6 +474,7 @@ class Library:
                 # The first run names the library's model before its first photo: killed midway
                 # (or out of disk), the next `index` or `search` carries on with the same model.
                 self._remember_model()
+            from clipphotos.indexer import Indexer
             indexer = Indexer(self.catalog, embedder, index, model_id, workers=self.workers,
                               on_decoded=self.thumbnails.from_decoded)
             if indexer_hook is not None:
@@ -476,10 +526,12 @@ class Library:
             return self._run_text_pass(text, on_progress)
 
     def _text_pass(self) -> TextPass:
+        from clipphotos.text_pass import TextPass
         return TextPass(self.catalog, self.thumbnails)
 
     @staticmethod
     def _run_text_pass(text: TextPass, on_progress: Callable[[Progress], None]) -> TextReport | None:
+        from clipphotos.text_reader import TextReaderUnavailable
         try:
             return text.run(on_progress)
         except TextReaderUnavailable as exc:
@@ -495,6 +547,7 @@ class Library:
         photo = self.catalog.photo_by_path(path)
         if photo is None:
             return []
+        from clipphotos.text_reader import TextLine
         return [TextLine(text, score, tuple(map(tuple, json.loads(box))))
                 for text, _folded, score, box in self.catalog.text_lines([photo.content_id]).get(photo.content_id, [])]
 
@@ -515,6 +568,7 @@ class Library:
         self.settings.set_model(replace(self._loaded.spec, device="auto", precision="auto").to_json(), self._loaded.key)
 
     def _busy_message(self) -> str:
+        from clipphotos.watch_state import live_watcher
         watcher = live_watcher(self.catalog)
         if watcher is not None and watcher.get("indexing"):
             return (f"`clipphotos watch` (pid {watcher['pid']}) is indexing {self.root} right now and keeps "
@@ -565,6 +619,7 @@ class Library:
         Photos indexed before duplicate signals were kept are decoded once first (`on_progress`);
         `on_stage` then hears each step of the search.
         """
+        from clipphotos.duplicates import fill_missing_signals, find_duplicates
         fill_missing_signals(self.catalog, on_progress)
         return find_duplicates(self.catalog, tiers, on_stage)
 
@@ -574,10 +629,12 @@ class Library:
         The files wait in a holding folder (clipphotos.cleanup) until `empty_holding` sends them
         on to the system trash; `undo_cleanup` puts them back with their vectors and tags.
         """
+        from clipphotos.cleanup import hold_others
         return hold_others(self, groups, source)
 
     def undo_cleanup(self, cleanup: int | None = None, source: str | None = None) -> RestoreReport:
         """Put a clean-up's files back where they were and in the library (the latest, unless told)."""
+        from clipphotos.cleanup import undo_cleanup
         return undo_cleanup(self, cleanup, source)
 
     def cleanups(self, source: str | None = None) -> list[tuple[int, float, str, int, int]]:
@@ -586,14 +643,17 @@ class Library:
 
     def empty_holding(self, older_than_days: float | None = None) -> EmptyReport:
         """Send held clean-ups (all, or the older ones) on to the system trash: no undo after that."""
+        from clipphotos.cleanup import empty_holding
         return empty_holding(self, older_than_days)
 
     def move_duplicates(self, groups: Iterable[DuplicateGroup], dest: str | os.PathLike[str]) -> MoveReport:
         """Move all but each exact/near group's keep into a folder; the catalog follows them."""
+        from clipphotos.cleanup import move_others
         return move_others(self, groups, dest)
 
     def mark_not_duplicates(self, paths: Sequence[str | os.PathLike[str]]) -> int:
         """Never group these files together again (stored in the catalog); returns the pairs stored."""
+        from clipphotos.duplicates import mark_not_duplicates
         return mark_not_duplicates(self.catalog, paths)
 
     # -- tags ----------------------------------------------------------------------------
@@ -777,38 +837,44 @@ class Library:
             return cut.matches(ids, stats, vectors=self.index.vectors(ids.tolist()))
         return cut.matches(ids, stats, np.array([s for _, s in hits], dtype=np.float32))
 
+    def _cut_file(self, kind: str, suffix: str) -> Path:
+        """Where a cut's derived table is kept beside the index, named for the model and for the
+        captions and concepts it was computed with (changing them names another file)."""
+        texts = hashlib.blake2b("\n".join([*BACKGROUND_PROMPTS, *CONCEPTS]).encode(), digest_size=6).hexdigest()
+        return self.root / "index" / f"model-{self.model_id}.{kind}-{texts}.{suffix}"
+
     def _cut_stats(self, ids: np.ndarray = np.zeros(0, np.int64)) -> PhotoStats:
         """Every photo's generic-caption and concept scores (search_cut.PhotoStats), with these ids in it.
 
         Loaded from beside the index, else computed for the whole library and saved there; photos
         indexed since are scored when first met.
         """
-        path = self.root / "index" / f"model-{self.model_id}.cut.npz"
         if self._stats is None:
-            self._stats = self._load_stats(path)
+            path = self._cut_file("cut", "npy")
+            self._stats = PhotoStats.load(path, len(CONCEPTS))
             if self._stats is None:
-                every = np.array(sorted(self.index.ids()), dtype=np.int64)
+                every = self.index.id_array()
                 self._stats = PhotoStats.of(every, self.index.vectors(every.tolist()) if len(every) else
                                             np.zeros((0, self.embedder.dim)), self._cut_bank())
-                try:
-                    np.savez(path, ids=self._stats.ids, background=self._stats.background,
-                             concepts=self._stats.concepts,
-                             texts=np.array([*BACKGROUND_PROMPTS, *CONCEPTS]))
-                except OSError:
-                    pass   # a derived cache: it is only computed again next time
+                self._keep(self._stats.save, path)
         new = self._stats.missing(ids)
         if len(new):
             self._stats = self._stats.merged(PhotoStats.of(new, self.index.vectors(new.tolist()), self._cut_bank()))
         return self._stats
 
-    def _load_stats(self, path: Path) -> PhotoStats | None:
+    @staticmethod
+    def _keep(save: Callable[[Path], None], path: Path) -> None:
+        """Save a derived table if the library can be written (else it is only computed again
+        next time), in place of the ones computed with other captions or by earlier versions."""
         try:
-            with np.load(path) as saved:
-                if saved["texts"].tolist() != [*BACKGROUND_PROMPTS, *CONCEPTS]:
-                    return None
-                return PhotoStats(saved["ids"], saved["background"], saved["concepts"])
-        except (OSError, KeyError, ValueError):
-            return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save(path)
+            kind = path.name.split("-", 2)[1].split("-")[0]   # "model-7.cut-<texts>.npy" → "7.cut"
+            for old in path.parent.glob(f"model-{kind}[.-]*"):
+                if old != path and ".tmp." not in old.name:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def _cut_bank(self) -> Bank:
         """The generic captions and everyday concepts as this model's vectors: encoded once, kept beside the index."""
@@ -833,13 +899,21 @@ class Library:
         return self._bank
 
     def _cut_sample(self) -> LibrarySample:
-        """The library sample the cut estimates distributions on; drawn again once the library changed a lot."""
+        """The library sample the cut estimates distributions on; drawn again once the library
+        changed a lot, and kept beside the index for the next process until then."""
         size = len(self.index)
         if self._sample is None or self._sample.stale(size):
             index = self.index
-            ids = np.fromiter(index.ids(), np.int64)
+            ids = index.id_array()
             stats = self._cut_stats(ids)
-            self._sample = LibrarySample.draw(ids, index.vectors, size, stats)
+            path = self._cut_file("sample", "npz")
+            kept = None if self._sample is not None else \
+                LibrarySample.load(path, index.vectors, lambda wanted: np.isin(wanted, ids), stats)
+            if kept is not None and not kept.stale(size):
+                self._sample = kept
+            else:
+                self._sample = LibrarySample.draw(ids, index.vectors, size, stats)
+                self._keep(self._sample.save, path)
         return self._sample
 
     def _results(self, hits: list[tuple[int, float]], folder: str | os.PathLike[str] | None,
@@ -888,6 +962,7 @@ class Library:
                 # Its RAW (or JPEG) companion is the same picture, not a similar one.
                 exclude.update(f.content_id for f in self.catalog.shot_files([photo.id]).get(photo.id, []))
             else:
+                from clipphotos.loader import load_image
                 loaded = load_image(Path(image), target=self.embedder.decode_size)
                 parts.append(self.embedder.encode_images([loaded.image])[0])
         vec = np.mean(parts, axis=0)
@@ -896,6 +971,8 @@ class Library:
     # -- reporting -----------------------------------------------------------------------
 
     def status(self) -> dict:
+        from clipphotos.scanner import offline_reason
+        from clipphotos.watch_state import watch_status
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
         stored = self.settings.model_json
@@ -942,6 +1019,9 @@ def rebuild_catalog(root: str | os.PathLike[str] | None = None, model: ModelSpec
     """
     where = Path(root).expanduser().resolve() if root else default_library_dir()
     catalog = where / CATALOG_NAME
+    from filelock import FileLock, Timeout
+
+    from clipphotos.indexer import IndexReport
     lock = FileLock(str(where / "writer.lock"), mode=0o600)
     try:
         lock.acquire(timeout=0)

@@ -271,20 +271,61 @@ def load_model(spec: ModelSpec, verdicts: VerdictStore | None = None) -> LoadedM
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise ModelUnavailable(f"{spec.describe()} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
     model.eval()
+    reparameterise(model)
     tokenizer = open_clip.get_tokenizer(name)
-    pcfg = open_clip.get_model_preprocess_cfg(model)
+    pcfg = {**open_clip.get_model_preprocess_cfg(model), **published_normalisation(name, spec.pretrained)}
     size = pcfg.get("size", 224)
     size = int(size[0] if isinstance(size, (tuple, list)) else size)
     mean = tuple(pcfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
     std = tuple(pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
-    dim = int(model.text_projection.shape[1] if getattr(model, "text_projection", None) is not None
-              else model.visual.output_dim)
+    dim = embedding_width(model)
     loaded = LoadedModel(spec, model, tokenizer, device, torch.float32, size, mean, std, dim,  # type: ignore[arg-type]
                          model_key(spec, weights), weights=weights)
     if spec.precision == "int8":
         raise ModelUnavailable("int8 weights run through ONNX Runtime only, on the CPU: see clipphotos.onnx_runtime")
     set_precision(loaded, verdicts)
     return loaded
+
+
+def published_normalisation(name: str, tag: str | None) -> dict:
+    """The pixel mean and std the weights were trained with, as OpenCLIP publishes them per
+    pretrained tag (MobileCLIP's are 0 and 1, not CLIP's): the model is built without its tag,
+    so its own preprocess settings are the architecture's defaults. For weights from a file
+    (no tag) the published ones count when every tag of that model agrees on them."""
+    import open_clip
+    tags = [tag] if tag else [t for m, t in open_clip.list_pretrained() if m == name]
+    found = {(tuple(cfg["mean"]), tuple(cfg["std"])) for cfg in (open_clip.get_pretrained_cfg(name, t) for t in tags)
+             if cfg and "mean" in cfg and "std" in cfg}
+    if len(found) != 1:
+        return {}
+    mean, std = found.pop()
+    return {"mean": mean, "std": std}
+
+
+def embedding_width(model: Any) -> int:
+    """The width of the model's vectors: its text projection's output, on the model itself
+    (OpenCLIP's CLIP) or inside its text tower (CustomTextCLIP: MobileCLIP, SigLIP)."""
+    import torch
+    for owner in (model, getattr(model, "text", None)):
+        projection = getattr(owner, "text_projection", None)
+        if isinstance(projection, torch.nn.Linear):
+            return int(projection.out_features)
+        if isinstance(projection, torch.Tensor):
+            return int(projection.shape[1])
+    return int(model.visual.output_dim)
+
+
+def reparameterise(model: Any) -> None:
+    """Fold a MobileCLIP image tower's training-time branches (MobileOne/RepMixer convolutions
+    with their batch norms) into the single convolutions inference needs: same vectors, fewer
+    and smaller operations, and what the ONNX export should see. Other models have no such
+    branches and are left as they are. Call after the weights are in (they name the branches).
+    """
+    visual = getattr(model, "visual", None)
+    if visual is None or not any(hasattr(m, "reparameterize") for m in visual.modules()):
+        return
+    from timm.utils.model import reparameterize_model
+    reparameterize_model(visual, inplace=True)
 
 
 @contextmanager

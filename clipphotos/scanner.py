@@ -13,7 +13,6 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from clipphotos.loader import is_supported
 
 # Folders that hold caches or trash, never a person's photos.
 IGNORED_DIRS = frozenset({b"@eaDir", b"#recycle", b"#snapshot", b"$RECYCLE.BIN", b"System Volume Information",
@@ -56,6 +55,7 @@ def is_ignored_name(name: bytes) -> bool:
 def scan_folder(root: bytes, follow_links: bool = False, excluded: frozenset[bytes] = frozenset(),
                 on_error: Callable[[bytes, str], None] | None = None) -> Iterator[ScannedFile]:
     """Every supported picture file below `root`, depth first, in a stable order."""
+    from clipphotos.loader import is_supported   # here: the loader is heavy, and offline_reason needs none of it
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
     while stack:

@@ -7,6 +7,7 @@ are kept apart by their keys' prefixes.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -66,6 +67,21 @@ class Settings:
 
     def set_index_checksum(self, model_id: int, checksum: str) -> None:
         self._set(f"index.{model_id}.checksum", checksum)
+
+    def index_stamp(self, model_id: int) -> tuple[list[int], int] | None:
+        """(the saved index files' sizes and times, the catalog's count of vector changes it
+        holds), as recorded at its last save (vector_index.stamp, Catalog.vector_changes)."""
+        raw = self._get(f"index.{model_id}.stamp")
+        if not raw:
+            return None
+        try:
+            saved = json.loads(raw)
+            return [int(v) for v in saved["files"]], int(saved["vector_changes"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def set_index_stamp(self, model_id: int, files: list[int], vector_changes: int) -> None:
+        self._set(f"index.{model_id}.stamp", json.dumps({"files": files, "vector_changes": vector_changes}))
 
     @property
     def read_text(self) -> bool:

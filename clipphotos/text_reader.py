@@ -26,9 +26,12 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:   # Pillow is imported where pictures are read: a search by words needs only `fold`
+    from PIL import Image
 
 GATE_SIDE = 256          # the gate's long side: the thumbnail's size (thumbnails.THUMB_SIZE)
 READ_SIDE = 1280         # long side the text is read at (a 12 MP JPEG decodes at 1/4 scale for it)
@@ -187,6 +190,7 @@ def _fit(picture: Image.Image, side: int) -> Image.Image:
         return picture.convert("RGB") if picture.mode != "RGB" else picture
     scale = side / max(picture.size)
     size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    from PIL import Image
     return picture.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 

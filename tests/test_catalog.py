@@ -96,6 +96,29 @@ def test_vectors_are_stored_and_read_back_per_model(tmp_path, catalog):
     assert catalog.vector_ids(first) == set(ids)
 
 
+def test_every_change_to_the_stored_vectors_is_counted(tmp_path, catalog):
+    """What lets a saved index know in one read that the catalog moved on since its save."""
+    model = catalog.model_id("model-a", 4)
+    seen = [catalog.vector_changes()]
+
+    def changed() -> bool:
+        seen.append(catalog.vector_changes())
+        return seen[-1] != seen[-2]
+    cid = add_photo(catalog, tmp_path, "a.jpg", 1, vec=np.ones(4), model_id=model)
+    assert changed()                                                   # added
+    with catalog.transaction() as db:
+        catalog.put_vector(db, cid, model, np.zeros(4))
+    assert changed()                                                   # replaced
+    catalog.set_setting("unrelated", "x")
+    add_photo(catalog, tmp_path, "b.jpg", 2)                           # a photo without a vector
+    assert not changed()
+    other = catalog.model_id("model-b", 4)
+    add_photo(catalog, tmp_path, "c.jpg", 3, vec=np.ones(4), model_id=other)
+    assert changed()
+    catalog.drop_other_models(model)                                   # dropped by a cascade
+    assert changed() and catalog.vector_ids(other) == set()
+
+
 def test_photos_by_path_content_and_date_order(tmp_path, catalog):
     old = add_photo(catalog, tmp_path, "old.jpg", 1, "2019-05-01T10:00:00")
     new = add_photo(catalog, tmp_path, "new.jpg", 2, "2024-05-01T10:00:00")

@@ -242,3 +242,48 @@ def test_weights_load_without_random_initialisation(monkeypatch):
     load_model(ModelSpec(MODEL_ARGS[1], None, None, "cpu"))       # random weights: initialised as ever
     assert calls
     assert loaded.key == load_model(shapes_spec()).key
+
+
+@pytest.mark.slow
+def test_a_mobileclip_is_reparameterised_at_load_and_takes_the_onnx_path(tmp_path):
+    """MobileCLIP's checkpoints keep the training-time branches (several convolutions and batch
+    norms per block): the loaded model folds them into one convolution each, after the weights
+    are in, and its image vectors stay those of the model as trained. Its pixels are scaled as
+    its weights were trained (mean 0, std 1, not CLIP's), and its export (a text tower without a
+    causal mask: read in full) agrees with torch fp32."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+    torch.manual_seed(3)
+    trained = open_clip.create_model("MobileCLIP2-S0", pretrained=None, device="cpu").eval()
+    for module in trained.visual.modules():   # statistics a real checkpoint would have, not 0 and 1
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    weights = tmp_path / "mobileclip2-s0.safetensors"
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(weights))
+    branches = sum(1 for m in trained.visual.modules() if hasattr(m, "reparameterize"))
+    assert branches > 10
+
+    loaded = load_model(ModelSpec("MobileCLIP2-S0", None, str(weights), "cpu", "fp32"))
+    pictures = torch.randn(3, 3, loaded.image_size, loaded.image_size)
+    with torch.inference_mode():
+        want = torch.nn.functional.normalize(trained.encode_image(pictures), dim=-1)
+        got = torch.nn.functional.normalize(loaded.model.encode_image(pictures), dim=-1)
+    assert float((want * got).sum(1).min()) > 0.99999
+    foldable = [m for m in loaded.model.visual.modules() if hasattr(m, "reparameterize")]
+    assert foldable and all(getattr(m, "reparam_conv", None) is not None for m in foldable)   # each runs folded
+
+    def norms(model):
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.visual.modules())
+    assert norms(loaded.model) < norms(trained) / 3     # the branches' batch norms are folded away
+    assert loaded.mean == (0.0, 0.0, 0.0) and loaded.std == (1.0, 1.0, 1.0) and loaded.dim == 512
+
+    from clipphotos import onnx_export
+    assert onnx_export.supported(loaded) is None
+    manifest = onnx_export.export(loaded, tmp_path / "export")
+    assert manifest["text_trim"] is False and manifest["mean"] == [0.0, 0.0, 0.0]
+    fp32 = manifest["exports"]["fp32"]
+    assert fp32["image_cosine"] >= 0.999 and fp32["text_cosine"] >= 0.999

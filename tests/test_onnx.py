@@ -27,6 +27,57 @@ def test_torch_free_tokenizer_gives_open_clips_ids():
         assert np.array_equal(ClipTokenizer(length)(TEXTS), SimpleTokenizer(context_length=length)(TEXTS).numpy())
 
 
+def test_the_tokenizers_tables_kept_between_runs_give_the_same_ids(tmp_path):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from clipphotos.tokenizer import ClipTokenizer
+    built = ClipTokenizer(77, cache=tmp_path)
+    (kept,) = tmp_path.glob("clip-bpe-*.npz")
+    loaded = ClipTokenizer(77, cache=tmp_path)      # from the file this time
+    reference = SimpleTokenizer(context_length=77)
+    assert np.array_equal(built(TEXTS), reference(TEXTS).numpy())
+    assert np.array_equal(loaded(TEXTS), reference(TEXTS).numpy())
+    kept.write_bytes(b"not an npz")                  # a damaged file is built again, not trusted
+    assert np.array_equal(ClipTokenizer(77, cache=tmp_path)(TEXTS), reference(TEXTS).numpy())
+
+
+def test_sessions_open_from_mapped_weights_and_the_trim_check_runs_once(cache, tmp_path):
+    """The first session saves the optimised graph with its weights beside it (mapped, not read,
+    by later sessions); a session that skips repacking gives the same vectors; the check that
+    trimmed texts agree runs once per model and precision, then its verdict is kept."""
+    from clipphotos.embedder import Embedder
+    from clipphotos.inference import open_model, verdict_store
+    first = open_model(shapes_spec("fp32"), tmp_path)
+    expected = first.text_vectors(TEXTS, trimmed=False)
+    folder = first.folder
+    assert (folder / "text-fp32.mapped.onnx").is_file() and (folder / "text-fp32.mapped.data").is_file()
+    assert not list(folder.glob(".optimising-*"))
+    brief = open_model(shapes_spec("fp32"), tmp_path, brief=True)
+    assert brief.prepack is False
+    assert float((brief.text_vectors(TEXTS, trimmed=False) * expected).sum(1).min()) > 0.99999
+
+    class Counting:
+        """The real model, counting how it is asked for texts."""
+        def __init__(self, model):
+            self.model, self.calls = model, []
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def text_vectors(self, texts, trimmed):
+            self.calls.append(trimmed)
+            return self.model.text_vectors(texts, trimmed)
+
+    store = verdict_store(tmp_path)
+    checked = Counting(open_model(shapes_spec("fp32"), tmp_path))
+    Embedder(checked, store).encode_texts(["a red circle"])
+    assert checked.calls == [False, True]             # in full, then trimmed to compare
+    later = Counting(open_model(shapes_spec("fp32"), tmp_path, brief=True))
+    vector = Embedder(later, store).encode_texts(["a red circle"])
+    assert later.calls == [True]                      # the kept verdict: trimmed at once
+    assert float(vector[0] @ expected[0]) > 0.99999
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """A model cache of this test's own: the export is made here, not taken from the session's."""
@@ -79,6 +130,23 @@ def test_export_matches_torch_and_the_choice_is_the_fastest_that_agrees(cache, t
 
 
 @pytest.mark.slow
+def test_a_brief_process_leaves_torch_out_where_onnx_agrees(monkeypatch):
+    """On a CPU where torch bf16 indexes fastest, a CLI search still runs its text tower through
+    ONNX Runtime (torch's import alone costs more); with no export that agrees, torch it is."""
+    import clipphotos.models as models
+    from clipphotos.inference import choose
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    manifest = {"exports": {"fp32": {"image_cosine": 1.0, "text_cosine": 1.0, "images_per_second": 15.0},
+                            "int8": {"image_cosine": 0.9999, "text_cosine": 0.9995, "images_per_second": 45.0}},
+                "torch_speed": {"bf16": {"image_cosine": 0.9996, "text_cosine": 0.9993, "images_per_second": 60.0},
+                                "fp32": {"images_per_second": 17.0}}}
+    assert choose(manifest, "auto")[:2] == ("torch", "bf16")
+    assert choose(manifest, "auto", onnx_only=True)[:2] == ("onnxruntime", "int8")
+    for entry in manifest["exports"].values():
+        entry["text_cosine"] = 0.99
+    assert choose(manifest, "auto", onnx_only=True)[:2] == ("torch", "bf16")
+
+
 def test_an_export_that_drifts_is_not_used(cache, tmp_path, monkeypatch):
     """An export that loses the text tower's causal mask gives other text vectors: the check
     against torch fp32 catches it, and the model stays on torch."""

@@ -1,6 +1,7 @@
 """Search through the app with the project's small shapes model: the answers must be right."""
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,57 @@ def test_subject_at_the_edge_of_a_panorama_is_found(tmp_path):
         for colour in ["red", "green", "blue"]:
             top = lib.search(f"a {colour} star", limit=1)[0]
             assert Path(top.path).name == f"pano-{colour}.jpg"
+
+
+def test_a_brief_search_answers_like_the_app(indexed):
+    """A CLI search reads the index in place and scans it exactly: the same answers as the app's graph."""
+    from clipphotos.vector_index import ExactIndex
+    lib, _, _ = indexed
+    with Library(lib.root, brief=True) as brief:
+        for query in ("a red circle", "a blue star", "a green square on a grey background", "a kangaroo"):
+            app, cli = lib.find(query, limit=12), brief.find(query, limit=12)
+            assert [r.path for r in cli.results] == [r.path for r in app.results], query
+            assert [r.score for r in cli.results] == pytest.approx([r.score for r in app.results], abs=1e-5)
+            assert cli.matches == app.matches
+        assert isinstance(brief.index, ExactIndex)
+
+
+def test_vectors_committed_after_the_last_save_are_found(tmp_path, monkeypatch):
+    """A crash between a commit and the index's save: the catalog's count of vector changes no
+    longer matches the save's, so both kinds of search take the new photo in; once saved again,
+    the counts match and nobody compares the whole index with the catalog."""
+    from clipphotos.shapes import write_library
+    photos = tmp_path / "photos"
+    truth = write_library(photos, 24, seed=5)
+    with Library(tmp_path / "lib", model=shapes_spec()) as lib:
+        lib.index_folders([photos])
+        draw_shape(random.Random(9), "purple", "star").save(photos / "late.png")
+        lib.index_folders(save=False)   # committed to the catalog, the index file not saved
+        late = str(photos / "late.png")
+    for brief in (True, False):
+        with Library(tmp_path / "lib", brief=brief) as lib:
+            assert late in [r.path for r in lib.search("a purple star", limit=3)], brief
+    with Library(tmp_path / "lib") as lib:
+        lib.save_index()
+        assert lib.settings.index_stamp(lib.model_id)[1] == lib.catalog.vector_changes()
+
+    def no_sync(*_: object) -> None:
+        raise AssertionError("an index saved with the catalog's count needs no comparison")
+    monkeypatch.setattr(Library, "_sync_index", no_sync)
+    with Library(tmp_path / "lib", brief=True) as lib:
+        found = [r.path for r in lib.search("a purple star", limit=3)]
+        assert late in found and len(lib.index) == len(truth) + 1
+
+
+def test_a_query_asked_again_by_another_cli_search_skips_the_text_tower(indexed):
+    lib, _, _ = indexed
+    with Library(lib.root, brief=True) as first:
+        asked = first.find("a yellow triangle", limit=5)
+
+    def encoded(*_: object, **__: object) -> None:
+        raise AssertionError("the kept vector of this query should have been used")
+    with Library(lib.root, brief=True) as again:
+        again.embedder.loaded.text_vectors = encoded
+        assert [r.path for r in again.find("a yellow triangle", limit=5).results] == [r.path for r in asked.results]
+        with pytest.raises(AssertionError):
+            again.find("a purple hexagon", limit=5)   # a new query does run it

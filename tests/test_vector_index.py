@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import clipphotos.vector_index as vector_index
-from clipphotos.vector_index import VectorIndex
+from clipphotos.vector_index import ExactIndex, VectorIndex, saved_stamp
 
 DIM = 32
 
@@ -121,3 +121,53 @@ def test_a_damaged_or_foreign_index_is_refused(tmp_path: Path, data, damage):
     else:
         dim = DIM * 2
     assert VectorIndex.load(path, dim, checksum) is None
+    # the in-place reader refuses it too (by checksum: the file is not the one saved)
+    assert ExactIndex.read(path, dim, checksum, None) is None
+
+
+def test_the_in_place_reader_answers_exactly_what_the_saved_index_holds(tmp_path: Path, data):
+    """A CLI search reads the saved file's vectors in place: same ids, same vectors, exact answers,
+    deletions honoured; the catalog's later changes kept beside (add, replace, remove)."""
+    ids, vectors = data
+    index = VectorIndex.build(DIM, ids[:2000], vectors[:2000])
+    index.remove(ids[:10].tolist())
+    path = tmp_path / "model-1.hnsw"
+    checksum = index.save(path)
+    read = ExactIndex.read(path, DIM, None, saved_stamp(path))   # trusted by its stamp, not hashed
+    assert read is not None and read.ids() == index.ids() and len(read) == len(index) == 1990
+    assert np.array_equal(read.id_array(), np.array(sorted(index.ids())))
+    some = ids[[10, 500, 1999, 20]].tolist()
+    assert np.array_equal(read.vectors(some), vectors[[10, 500, 1999, 20]])
+    rng = np.random.default_rng(3)
+    live_ids, live = ids[10:2000], vectors[10:2000]
+    for query in unit(rng.normal(size=(10, DIM))):
+        got = read.search(query, 8)
+        assert [i for i, _ in got] == exact_top(live_ids, live, query, 8)
+        assert [s for _, s in got] == pytest.approx(sorted((live @ query), reverse=True)[:8], abs=1e-6)
+    allowed = set(ids[[5, 11, 12, 700]].tolist())    # 5 is deleted
+    assert {i for i, _ in read.search(vectors[11], 10, allowed)} == set(ids[[11, 12, 700]].tolist())
+
+    read.add(ids[[2500, 11]], np.stack([vectors[2500], vectors[2501]]))   # a new vector, a replaced one
+    read.remove([int(ids[700])])
+    assert len(read) == 1990 and int(ids[2500]) in read.ids() and int(ids[700]) not in read.ids()
+    assert read.search(vectors[2500], 1)[0][0] == ids[2500]
+    assert read.search(vectors[2501], 2)[0][0] in (ids[2500], ids[11])   # both now hold that vector
+    assert np.array_equal(read.vectors([int(ids[11])])[0], vectors[2501])
+    assert read.search(vectors[700], 1)[0][0] != ids[700]
+
+    # a file changed since its stamp is hashed, and refused if it is not the one saved
+    assert ExactIndex.read(path, DIM, checksum, [0, 0, 0, 0]) is not None
+    raw = bytearray(path.read_bytes())
+    raw[200] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert ExactIndex.read(path, DIM, checksum, [0, 0, 0, 0]) is None
+    path.write_bytes(b"\xff" * 96 + bytes(raw[96:]))   # a header that describes no such file
+    assert ExactIndex.read(path, DIM, None, saved_stamp(path)) is None
+    assert ExactIndex.read(path, DIM + 1, checksum, None) is None
+
+
+def test_an_empty_saved_index_reads_as_empty(tmp_path: Path):
+    path = tmp_path / "model-1.hnsw"
+    VectorIndex(DIM).save(path)
+    read = ExactIndex.read(path, DIM, None, saved_stamp(path))
+    assert read is not None and len(read) == 0 and read.search(np.ones(DIM, np.float32) / DIM ** 0.5, 5) == []

@@ -46,6 +46,10 @@ class _ChoiceCard(QFrame):
         text = label(detail, "choiceBlurb")
         text.setContentsMargins(24, 0, 0, 0)
         layout.addWidget(text)
+        if choice.speed_text:
+            speed = label(choice.speed_text, "choiceSpeed")
+            speed.setContentsMargins(24, 0, 0, 0)
+            layout.addWidget(speed)
 
     def mousePressEvent(self, event: object) -> None:
         if self.radio.isEnabled():
