@@ -313,3 +313,11 @@ def test_thumbnail_comes_from_the_models_shrunk_picture_when_big_enough(tmp_path
         assert max(thumb.size) == 256
         expected = loaded.image.resize(thumb.size, Image.Resampling.LANCZOS)
         assert np.abs(np.asarray(thumb.convert("RGB"), dtype=int) - np.asarray(expected, dtype=int)).mean() < 8
+
+
+def test_torch_on_a_cpu_encodes_on_all_cores_while_decodes_wait(shapes_model):
+    import torch
+
+    from clipphotos.embedder import Embedder
+    from clipphotos.indexer import EncoderPlan, plan_encoders
+    assert plan_encoders(Embedder(shapes_model), 2) == EncoderPlan(1, min(2, torch.get_num_threads()), False)
