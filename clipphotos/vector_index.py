@@ -98,7 +98,11 @@ def _map_saved(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         if count == 0:
             return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if os.name == "nt":   # a mapped file cannot be replaced there: a watcher's save would fail meanwhile
+            f.seek(0)
+            data = f.read()
+        else:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     labels = np.ndarray((count,), np.uint64, data, HEADER.size + label_offset, (size,)).astype(np.int64)
     vectors = np.ndarray((count, dim), np.float32, data, HEADER.size + offset_data, (size, 4))
     return labels, vectors

@@ -171,3 +171,15 @@ def test_an_empty_saved_index_reads_as_empty(tmp_path: Path):
     VectorIndex(DIM).save(path)
     read = ExactIndex.read(path, DIM, None, saved_stamp(path))
     assert read is not None and len(read) == 0 and read.search(np.ones(DIM, np.float32) / DIM ** 0.5, 5) == []
+
+
+def test_where_a_mapped_file_could_not_be_replaced_the_file_is_read_whole(tmp_path: Path, data, monkeypatch):
+    """On Windows a memory-mapped index would make a watcher's save fail while a search runs."""
+    ids, vectors = data
+    path = tmp_path / "model-1.hnsw"
+    VectorIndex.build(DIM, ids[:100], vectors[:100]).save(path)
+    monkeypatch.setattr(vector_index.os, "name", "nt")
+    read = ExactIndex.read(path, DIM, None, saved_stamp(path))
+    monkeypatch.undo()
+    assert read is not None and np.array_equal(read.vectors(ids[:100].tolist()), vectors[:100])
+    path.unlink()   # nothing holds the file
