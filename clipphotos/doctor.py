@@ -118,7 +118,7 @@ def damaged_catalog(catalog: Path, problem: str) -> Finding:
 
 
 def check_index(lib: Library) -> Finding:
-    from clipphotos.vector_index import file_checksum
+    from clipphotos.vector_index import deletions_path, file_checksum
     key = lib.settings.model_key
     if key is None:
         return Finding("index", True, "no index yet (nothing indexed)")
@@ -127,7 +127,7 @@ def check_index(lib: Library) -> Finding:
         return Finding("index", False, "the catalog names a model it holds no vectors for", "Run `clipphotos repair`.")
     path = lib.root / "index" / f"model-{model_id}.hnsw"
     recorded = lib.settings.index_checksum(model_id)
-    deleted = path.with_name(path.name + ".deleted")
+    deleted = deletions_path(path)
     if not path.is_file() or not deleted.is_file():
         return Finding("index", False, f"{path} is missing", "It is rebuilt from the catalog on the next search, "
                                                              "or now with `clipphotos repair`.")

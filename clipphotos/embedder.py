@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from clipphotos.private import private_file
+from clipphotos.private import write_privately
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -95,10 +94,8 @@ class KeptQueries:
         for old in list(kept)[:-KEPT_QUERIES]:
             del kept[old]
         try:
-            tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, keys=np.array(list(kept)), vectors=np.stack(list(kept.values())))
-            private_file(tmp)   # what was searched for is the owner's alone
-            os.replace(tmp, self.path)
+            write_privately(self.path, lambda tmp: np.savez(tmp, keys=np.array(list(kept)),
+                                                            vectors=np.stack(list(kept.values()))))
         except OSError:
             pass   # a read-only library: encoded again next time
 

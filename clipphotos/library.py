@@ -856,21 +856,19 @@ class Library:
                 every = self.index.id_array()
                 self._stats = PhotoStats.of(every, self.index.vectors(every.tolist()) if len(every) else
                                             np.zeros((0, self.embedder.dim)), self._cut_bank())
-                self._keep(self._stats.save, path)
+                self._keep("cut", self._stats.save, path)
         new = self._stats.missing(ids)
         if len(new):
             self._stats = self._stats.merged(PhotoStats.of(new, self.index.vectors(new.tolist()), self._cut_bank()))
         return self._stats
 
-    @staticmethod
-    def _keep(save: Callable[[Path], None], path: Path) -> None:
-        """Save a derived table if the library can be written (else it is only computed again
-        next time), in place of the ones computed with other captions or by earlier versions."""
+    def _keep(self, kind: str, save: Callable[[Path], None], path: Path) -> None:
+        """Save a cut's derived table (`_cut_file(kind, …)`) if the library can be written (else
+        it is only computed again next time), in place of the ones of other captions or versions."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             save(path)
-            kind = path.name.split("-", 2)[1].split("-")[0]   # "model-7.cut-<texts>.npy" → "7.cut"
-            for old in path.parent.glob(f"model-{kind}[.-]*"):
+            for old in path.parent.glob(f"model-{self.model_id}.{kind}[.-]*"):
                 if old != path and ".tmp." not in old.name:
                     old.unlink(missing_ok=True)
         except OSError:
@@ -913,7 +911,7 @@ class Library:
                 self._sample = kept
             else:
                 self._sample = LibrarySample.draw(ids, index.vectors, size, stats)
-                self._keep(self._sample.save, path)
+                self._keep("sample", self._sample.save, path)
         return self._sample
 
     def _results(self, hits: list[tuple[int, float]], folder: str | os.PathLike[str] | None,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # torch is imported where a model is built: a CPU search runs
 
 # Where a model comes from is named there (torch-free); here it is built. Re-exported for callers.
 from clipphotos.model_choices import ModelSpec, ModelUnavailable, resolve_pretrained  # noqa: E402
+from clipphotos.private import write_privately  # noqa: E402
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "models"
 # The toy model that ships inside the package: enough for the demo and the tests.
@@ -376,9 +377,7 @@ class VerdictStore:
             data = {}
         data[key] = value
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.path)
+        write_privately(self.path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
 def set_precision(loaded: LoadedModel, verdicts: VerdictStore | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -31,6 +31,19 @@ def private_file(path: str | os.PathLike[str]) -> None:
     that honours only the umask: SQLite, hnswlib, Pillow)."""
     if _ENFORCED:
         os.chmod(path, PRIVATE_FILE)
+
+
+def write_privately(path: Path, write: Callable[[Path], object]) -> None:
+    """Write a file whole or not at all, the owner's alone: `write` fills a temporary file beside
+    `path` (named for this process, with the same suffix, which numpy's savers insist on), which
+    then takes its place."""
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        private_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)   # only left if writing failed
 
 
 def tighten(root: Path, entries: Iterable[str]) -> list[str]:

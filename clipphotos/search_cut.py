@@ -42,7 +42,6 @@ by a quarter, `tags.RECALIBRATE_GROWTH`), the bank's text vectors once per model
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ import numpy as np
 
 from clipphotos.calibration import (ECHO_COVER, NO_REVIEWS, RECALIBRATE_GROWTH, calibrate_margin,
                                     split_mixture)
+from clipphotos.private import write_privately
 
 #: Everyday things a photo may show: what a query's top group is checked against (step 3).
 CONCEPTS: tuple[str, ...] = (
@@ -154,9 +154,7 @@ class PhotoStats:
         k = self.concepts.shape[1]
         table = np.empty(len(self.ids), dtype=[("id", "<i8"), ("background", "<f4"), ("concepts", "<f4", (k,))])
         table["id"], table["background"], table["concepts"] = self.ids, self.background, self.concepts
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, table)
-        os.replace(tmp, path)
+        write_privately(path, lambda tmp: np.save(tmp, table))
 
     @classmethod
     def load(cls, path: Path, concepts: int) -> PhotoStats | None:
@@ -207,9 +205,7 @@ class LibrarySample:
 
     def save(self, path: Path) -> None:
         """What `draw` chose and fitted (ids and concept cuts); the rest is read again on load."""
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, size=self.size, ids=self.ids, concept_cut=self.concept_cut)
-        os.replace(tmp, path)
+        write_privately(path, lambda tmp: np.savez(tmp, size=self.size, ids=self.ids, concept_cut=self.concept_cut))
 
     @classmethod
     def load(cls, path: Path, vectors_of, present: Callable[[np.ndarray], np.ndarray],

@@ -12,12 +12,13 @@ import gzip
 import hashlib
 import html
 import importlib.util
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from clipphotos.private import write_privately
 
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
@@ -87,9 +88,8 @@ def _tables(vocab: Path, cache: Path | None) -> tuple[_Table, _Table]:
     if kept is not None:
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = kept.with_name(f"{kept.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, tokens=encoder.keys, ids=encoder.values, pairs=ranks.keys, ranks=ranks.values)
-            os.replace(tmp, kept)
+            write_privately(kept, lambda tmp: np.savez(tmp, tokens=encoder.keys, ids=encoder.values,
+                                                       pairs=ranks.keys, ranks=ranks.values))
         except OSError:
             pass   # a read-only library: built again next time
     return encoder, ranks

@@ -108,10 +108,18 @@ def _map_saved(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     return labels, vectors
 
 
+def deletions_path(path: Path) -> Path:
+    """Where the ids an index saved at `path` has marked deleted are kept."""
+    return path.with_name(path.name + ".deleted")
+
+
+def _read_deletions(path: Path) -> list[int]:
+    return np.frombuffer(deletions_path(path).read_bytes(), dtype=np.int64).tolist()
+
+
 def saved_stamp(path: Path) -> list[int]:
     """What identifies a saved index's files without reading them: sizes and modification times."""
-    deleted = path.with_name(path.name + ".deleted")
-    return [s for p in (path, deleted) for st in [p.stat()] for s in (st.st_size, st.st_mtime_ns)]
+    return [s for p in (path, deletions_path(path)) for st in [p.stat()] for s in (st.st_size, st.st_mtime_ns)]
 
 
 def file_checksum(*paths: Path) -> str:
@@ -213,10 +221,6 @@ class VectorIndex:
 
     # -- persistence ---------------------------------------------------------------------
 
-    @staticmethod
-    def _deleted_path(path: Path) -> Path:
-        return path.with_name(path.name + ".deleted")
-
     def save(self, path: Path) -> str:
         """Write the index atomically and return the checksum to record in the catalog."""
         private_dir(path.parent)
@@ -227,22 +231,21 @@ class VectorIndex:
         private_file(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        _atomic_write(self._deleted_path(path), deleted)
+        _atomic_write(deletions_path(path), deleted)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-        return file_checksum(path, self._deleted_path(path))
+        return file_checksum(path, deletions_path(path))
 
     @classmethod
     def load(cls, path: Path, dim: int, checksum: str | None) -> VectorIndex | None:
         """The saved index if it is intact and matches `checksum`, else None (rebuild it)."""
-        deleted_path = cls._deleted_path(path)
-        if checksum is None or not path.is_file() or not deleted_path.is_file():
+        if checksum is None or not path.is_file() or not deletions_path(path).is_file():
             return None
         try:
-            if file_checksum(path, deleted_path) != checksum or _stored_dim(path) != dim:
+            if file_checksum(path, deletions_path(path)) != checksum or _stored_dim(path) != dim:
                 return None
             index = cls(dim, saved=path)
-            index._deleted = set(np.frombuffer(deleted_path.read_bytes(), dtype=np.int64).tolist())
+            index._deleted = set(_read_deletions(path))
             return index
         except (OSError, RuntimeError, ValueError):
             return None
@@ -276,15 +279,14 @@ class ExactIndex:
     @classmethod
     def read(cls, path: Path, dim: int, checksum: str | None, recorded: list[int] | None) -> ExactIndex | None:
         """The index saved at `path`, if it is the file recorded (by stamp, else by checksum)."""
-        deleted_path = VectorIndex._deleted_path(path)
         try:
             if recorded is None or saved_stamp(path) != list(recorded):
-                if checksum is None or file_checksum(path, deleted_path) != checksum:
+                if checksum is None or file_checksum(path, deletions_path(path)) != checksum:
                     return None
             mapped = _map_saved(path, dim)
             if mapped is None:
                 return None
-            deleted = np.frombuffer(deleted_path.read_bytes(), dtype=np.int64).tolist()
+            deleted = _read_deletions(path)
         except (OSError, ValueError):
             return None
         return cls(dim, *mapped, deleted)
