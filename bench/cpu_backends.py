@@ -3,7 +3,9 @@
 
 The app exports a model's towers to ONNX at its first load on a CPU (clipphotos.onnx_export:
 fp32, and int8 weights from ONNX Runtime's dynamic quantisation) and runs them with ONNX
-Runtime. This bench runs the very same files with OpenVINO too, and, where NNCF can be
+Runtime. This bench runs the very same files with OpenVINO too (for texts, the plain trimmed
+text tower exported beside them: the app's own text graph continues texts from kept starts with
+ONNX Runtime's fused attention, which OpenVINO cannot read), and, where NNCF can be
 imported, OpenVINO's own int8 (NNCF weight compression of the fp32 export, INT8_ASYM), and
 prints for each:
   - images/s of the image tower at the indexer's batch (best of 3 after a warm-up),
@@ -68,7 +70,33 @@ def load_reference(args: argparse.Namespace, folder: Path):
         manifest = onnx_export.export(loaded, folder)
         print(f"exported {args.model} to {folder} in {time.perf_counter() - started:.0f} s "
               f"(export, int8, the app's own timings)")
+    plain = plain_text_file(folder, "fp32")
+    if not plain.exists() or plain.stat().st_mtime < (folder / "manifest.json").stat().st_mtime:
+        export_plain_text(loaded, manifest, folder)
     return loaded, manifest
+
+
+def plain_text_file(folder: Path, precision: str) -> Path:
+    return folder / f"text-plain-{precision}.onnx"
+
+
+def export_plain_text(loaded, manifest: dict, folder: Path) -> None:
+    """The text tower as standard ONNX (TextTower, open length, or the whole context), in fp32
+    and int8 as the app makes its own: the graph both runtimes can read."""
+    import torch
+
+    from clipphotos.onnx_export import _export_one, _quantise, _traceable_attention
+    from clipphotos.tokenizer import read_length
+    from clipphotos.torch_towers import FullTextTower, TextTower
+    tokens = loaded.tokenizer(list(TEXTS))
+    with warnings.catch_warnings(), _traceable_attention(loaded.model), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if manifest["text_trim"]:
+            cut = tokens[:2, :read_length(tokens.numpy(), manifest["text_pool"], manifest["text_eos_id"])]
+            _export_one(TextTower(loaded.model), (cut,), plain_text_file(folder, "fp32"), {"tokens": {0: "batch", 1: "length"}})
+        else:
+            _export_one(FullTextTower(loaded.model), (tokens[:2],), plain_text_file(folder, "fp32"), {"tokens": {0: "batch"}})
+    _quantise(plain_text_file(folder, "fp32"), plain_text_file(folder, "int8"))
 
 
 class OrtRunner:
@@ -192,7 +220,7 @@ def main() -> None:
     rows: list[tuple[str, str, dict]] = []
     opened = []
     for precision in ("fp32", "int8"):
-        image, text = tower_file(folder, "image", precision), tower_file(folder, "text", precision)
+        image, text = tower_file(folder, "image", precision), plain_text_file(folder, precision)
         for runner in (OrtRunner, OvRunner):
             try:
                 opened.append(open_towers(runner, image, text, args.threads))
@@ -203,7 +231,7 @@ def main() -> None:
     started = time.perf_counter()
     own = nncf_int8(tower_file(folder, "image", "fp32"), folder / "image-nncf-int8.xml")
     if own is not None:
-        own_text = nncf_int8(tower_file(folder, "text", "fp32"), folder / "text-nncf-int8.xml")
+        own_text = nncf_int8(plain_text_file(folder, "fp32"), folder / "text-nncf-int8.xml")
         print(f"NNCF weight compression of both towers: {time.perf_counter() - started:.1f} s")
         opened.append(open_towers(OvRunner, own, own_text, args.threads))
         rows.append(("openvino", "int8 (NNCF)", opened[-1][0]))

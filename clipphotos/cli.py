@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the indexer pulls in torch: not on the desktop app's way to
 EXIT_USAGE = 2
 EXIT_BUSY = 3
 EXIT_FAULT = 4   # the library or the disk failed (damaged catalog, full disk, read-only, permissions)
+EXIT_PIPE = 141  # the reader of the output went away (`| head`): as a tool killed by SIGPIPE
 
 
 def _positive_int(text: str) -> int:
@@ -871,7 +872,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clipphotos.library import CatalogDamaged, LibraryBusy, LibraryReadOnly, LibraryUnusable, NoLibrary
     from clipphotos.models import ModelUnavailable
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()   # here, so that a reader gone away is met below, not at exit
+        return code
+    except BrokenPipeError:
+        _stdout_gone()
+        return EXIT_PIPE
     except ModelUnavailable as exc:
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
@@ -903,6 +909,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
+
+
+def _stdout_gone() -> None:
+    """The output's reader closed it (`clipphotos status --json | head`): nothing to report, as
+    other command-line tools; standard output goes nowhere, so the final flush at exit is quiet."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _unreadable_picture(exc: Exception) -> bool:

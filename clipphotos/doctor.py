@@ -47,7 +47,7 @@ def check_device() -> Finding:
 
 
 def check_precision(lib: Library) -> Finding:
-    from clipphotos.models import ModelUnavailable
+    from clipphotos.models import HALF_PRECISION_AGREEMENT, ModelUnavailable
     try:
         backend, name, reason, measured = lib.inference()
     except ModelUnavailable as exc:
@@ -56,6 +56,11 @@ def check_precision(lib: Library) -> Finding:
     detail = f"{name}: {reason}"
     if measured.get("images_per_second"):
         detail += f"; {backend}, {measured['images_per_second']:.1f} images/s measured here"
+    if "continued_text_cosine" in measured:
+        cosine = measured["continued_text_cosine"]
+        detail += (f"; queries continue from their phrasings' kept starts (cosine {cosine:.4f} to fp32)"
+                   if cosine >= HALF_PRECISION_AGREEMENT else
+                   f"; queries read whole (continued from kept starts: cosine {cosine:.4f} to fp32, under 0.999)")
     return Finding("precision", True, detail,
                    f"{name} has no native support on this device and runs slower than fp32; "
                    f"--precision auto picks the fastest that keeps the vectors right." if slow else "")

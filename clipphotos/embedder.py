@@ -35,6 +35,12 @@ KEPT_QUERIES = 256   # query vectors kept between processes (KeptQueries)
 TRIM_AGREEMENT = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.999, "int8": 0.999}
 
 
+def template_starts(templates: Sequence[str]) -> tuple[str, ...]:
+    """The words templates put before the query ("a photo of " of "a photo of {}."): what all
+    texts made from a template begin with."""
+    return tuple(dict.fromkeys(t.split("{}", 1)[0] for t in templates if "{}" in t))
+
+
 class Runnable(Protocol):
     """What Embedder needs of a loaded model (models.LoadedModel, onnx_runtime.OnnxModel)."""
 
@@ -47,7 +53,7 @@ class Runnable(Protocol):
     precision: str
 
     def image_vectors(self, batch: np.ndarray) -> np.ndarray: ...
-    def text_vectors(self, texts: Sequence[str], trimmed: bool) -> np.ndarray: ...
+    def text_vectors(self, texts: Sequence[str], trimmed: bool, starts: Sequence[str] = ()) -> np.ndarray: ...
     def can_trim(self) -> bool: ...
 
 
@@ -140,14 +146,15 @@ class Embedder:
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_batch(np.stack([self.prepare(i) for i in images]))
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of the texts exactly as written."""
+    def encode_texts(self, texts: Sequence[str], starts: Sequence[str] = ()) -> np.ndarray:
+        """Unit vectors of the texts exactly as written; `starts`: beginnings they share, which a
+        model that can reads once and continues from (see onnx_runtime.OnnxModel.text_vectors)."""
         with self._lock:
             if self._trim is None:  # first texts: trim only if this model gives the same vectors trimmed
                 full = self.loaded.text_vectors(texts, trimmed=False)
                 self._trim = self.loaded.can_trim()
                 if self._trim:
-                    trimmed = self.loaded.text_vectors(texts, trimmed=True)
+                    trimmed = self.loaded.text_vectors(texts, trimmed=True, starts=starts)
                     agreement = float((full * trimmed).sum(axis=1).min())
                     self._trim = agreement >= TRIM_AGREEMENT.get(self.loaded.precision, 0.99999)
                     if not self._trim:
@@ -158,12 +165,13 @@ class Embedder:
                     except OSError:
                         pass   # a read-only library: checked again next time
                 return full
-            return self.loaded.text_vectors(texts, trimmed=self._trim)
+            return self.loaded.text_vectors(texts, trimmed=self._trim, starts=starts)
 
     def warm_up(self) -> None:
         """Encode a word once, so the first real query neither waits for first-call set-up nor
-        pays for the check that decides whether texts may be trimmed."""
-        self.encode_texts(["a photo"])
+        pays for the check that decides whether texts may be trimmed, nor for reading the
+        search phrasings' starts."""
+        self.encode_texts(["a photo"], template_starts(SEARCH_TEMPLATES))
 
     def encode_query(self, text: str, templates: Sequence[str] = SEARCH_TEMPLATES) -> np.ndarray:
         """One unit vector for a query: the normalised mean of its phrasings, cached."""
@@ -174,7 +182,7 @@ class Embedder:
             return cached
         vec = self._kept.get(*key) if self._kept is not None else None
         if vec is None:
-            vecs = self.encode_texts([t.format(key[0]) for t in templates])
+            vecs = self.encode_texts([t.format(key[0]) for t in templates], template_starts(templates))
             mean = vecs.mean(axis=0)
             vec = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
             if self._kept is not None:

@@ -85,7 +85,9 @@ class LoadedModel:
         from clipphotos.torch_towers import image_vectors
         return image_vectors(self, batch)
 
-    def text_vectors(self, texts: Sequence[str], trimmed: bool) -> np.ndarray:
+    def text_vectors(self, texts: Sequence[str], trimmed: bool, starts: Sequence[str] = ()) -> np.ndarray:
+        """Unit vectors of the texts; torch reads each whole (`starts` are for ONNX Runtime's
+        export: where torch runs, a GPU or bf16, texts are cheap)."""
         from clipphotos.torch_towers import text_vectors
         return text_vectors(self, texts, trimmed)
 

@@ -33,9 +33,13 @@ from clipphotos.models import LoadedModel, cpu_identity
 from clipphotos.onnx_runtime import (
     EXPORT_FORMAT, MANIFEST, OnnxModel, runtime_version, tower_file, tokenizer_supported, weights_identity,
 )
-from clipphotos.torch_towers import FullTextTower, ImageTower, TextTower, can_trim, unit
+from clipphotos.torch_towers import (
+    ContinuedTextTower, FullTextTower, ImageTower, TextTower, can_continue, can_trim, unit,
+)
 
 OPSET = 17
+# Each begins with a PROBE_STARTS or not at all, so a continued tower is checked both ways.
+PROBE_STARTS = ("a photo of ", "a picture of ")
 PROBE_TEXTS = ("a photo of a cat", "a red circle on a grey background", "two people walking on a beach at sunset",
                "a picture of a purple star.", "receipt", "a snowy mountain road seen from a car window at night")
 TIMED_BATCH = 8
@@ -96,6 +100,7 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
         old.unlink()
     model = loaded.model
     trim = can_trim(model)
+    continues = trim and can_continue(model)
     pictures = probe_pictures(loaded)
     tokens = loaded.tokenizer(list(PROBE_TEXTS))
     with torch.inference_mode():
@@ -105,12 +110,14 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
         "format": EXPORT_FORMAT, "key": loaded.key, **weights_identity(loaded.weights), "runtime": runtime_version(),
         "cpu": cpu_identity(), "torch": torch.__version__, "spec": json.loads(loaded.spec.to_json()), "image_size": loaded.image_size,
         "mean": list(loaded.mean), "std": list(loaded.std), "dim": loaded.dim, "text_trim": trim,
+        "text_continues": continues, "text_layers": len(model.transformer.resblocks) if continues else None,
+        "text_width": model.transformer.width if continues else None,
         "text_pool": getattr(model, "text_pool_type", "argmax"), "text_eos_id": getattr(model, "text_eos_id", None),
         "context_length": int(tokens.shape[1]), "exports": {}, "torch_speed": {},
     }
     started = time.perf_counter()
     fp32_image, fp32_text = tower_file(folder, "image", "fp32"), tower_file(folder, "text", "fp32")
-    _export_towers(model, loaded.image_size, tokens, trim, fp32_image, fp32_text)
+    _export_towers(model, loaded.image_size, tokens, trim, continues, fp32_image, fp32_text)
     manifest["export_seconds"] = round(time.perf_counter() - started, 1)
     _quantise(fp32_image, tower_file(folder, "image", "int8"))
     _quantise(fp32_text, tower_file(folder, "text", "int8"))
@@ -122,6 +129,9 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
             "image_cosine": _worst(images, ref_images), "text_cosine": _worst(texts, ref_texts),
             "images_per_second": _images_per_second(onnx.image_vectors, pictures),
         }
+        if continues:
+            continued = onnx.text_vectors(PROBE_TEXTS, trimmed=True, starts=PROBE_STARTS, checked=False)
+            manifest["exports"][precision]["continued_text_cosine"] = _worst(continued, ref_texts)
     manifest["torch_speed"]["fp32"] = {"images_per_second": _torch_speed(loaded, pictures, torch.float32)}
     if models.cpu_has_native_bf16():   # elsewhere bf16 runs several times slower: not worth timing
         with torch.inference_mode():
@@ -137,24 +147,38 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
     return manifest
 
 
-def _export_towers(model: torch.nn.Module, size: int, tokens: torch.Tensor, trim: bool,
+def _export_towers(model: torch.nn.Module, size: int, tokens: torch.Tensor, trim: bool, continues: bool,
                    image_path: Path, text_path: Path) -> None:
     from clipphotos.tokenizer import read_length
-    with warnings.catch_warnings(), _traceable_attention(model), torch.inference_mode(False), torch.no_grad():
+    cut = tokens[:2, :read_length(tokens.numpy(), model.text_pool_type, getattr(model, "text_eos_id", None))] \
+        if trim else tokens[:2]
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python ints; the exporter's deprecation
-        _export_one(ImageTower(model), torch.zeros(2, 3, size, size), image_path, "pixels", {0: "batch"})
-        if trim:
-            cut = tokens[:2, :read_length(tokens.numpy(), model.text_pool_type, getattr(model, "text_eos_id", None))]
-            _export_one(TextTower(model), cut, text_path, "tokens", {0: "batch", 1: "length"})
-        else:
-            _export_one(FullTextTower(model), tokens[:2], text_path, "tokens", {0: "batch"})
+        if continues:   # written with its own attention; traced with a start of two slots, runs with any (or none)
+            layers, width = len(model.transformer.resblocks), model.transformer.width
+            past = torch.zeros(layers, 2, 2, width)
+            _export_one(ContinuedTextTower(model), (cut, torch.full((2,), 2), past, past), text_path,
+                        {"tokens": {0: "batch", 1: "length"}, "start": {0: "batch"},
+                         "keys": {1: "batch", 2: "past"}, "values": {1: "batch", 2: "past"}},
+                        {"vectors": {0: "batch"}, "new_keys": {1: "batch", 2: "length"},
+                         "new_values": {1: "batch", 2: "length"}}, {"com.microsoft": 1})   # its fused attention
+        with _traceable_attention(model):
+            _export_one(ImageTower(model), (torch.zeros(2, 3, size, size),), image_path, {"pixels": {0: "batch"}})
+            if trim and not continues:
+                _export_one(TextTower(model), (cut,), text_path, {"tokens": {0: "batch", 1: "length"}})
+            elif not trim:
+                _export_one(FullTextTower(model), (tokens[:2],), text_path, {"tokens": {0: "batch"}})
 
 
-def _export_one(module: torch.nn.Module, example: torch.Tensor, path: Path, name: str, axes: dict) -> None:
+def _export_one(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
+                inputs: dict[str, dict[int, str]], outputs: dict[str, dict[int, str]] | None = None,
+                custom_opsets: dict[str, int] | None = None) -> None:
+    """Export `module` traced on `example`, its inputs and outputs named with their open axes."""
+    outputs = outputs or {"vectors": {0: "batch"}}
     tmp = path.with_suffix(".tmp")
-    torch.onnx.export(module.eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                      input_names=[name], output_names=["vectors"],
-                      dynamic_axes={name: axes, "vectors": {0: "batch"}})
+    torch.onnx.export(module.eval(), example, str(tmp), dynamo=False, opset_version=OPSET,
+                      input_names=list(inputs), output_names=list(outputs), dynamic_axes={**inputs, **outputs},
+                      custom_opsets=custom_opsets)
     os.replace(tmp, path)
 
 

@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from clipphotos.models import ModelSpec, cpu_identity, file_fingerprint
+from clipphotos.models import HALF_PRECISION_AGREEMENT, ModelSpec, cpu_identity, file_fingerprint
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2   # 2: a causal text tower continues texts from kept starts (torch_towers.ContinuedTextTower)
+KEPT_STARTS = 64    # text starts kept per model (a few templates' worth)
 MANIFEST = "manifest.json"
 
 
@@ -139,6 +140,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+class Start(NamedTuple):
+    """A text's start read once: its tokens (from start-of-text on, without end-of-text) and the
+    keys and values each layer of the text tower made of them (layers × tokens × width)."""
+
+    tokens: np.ndarray
+    keys: np.ndarray
+    values: np.ndarray
+
+
 @dataclass
 class OnnxModel:
     """A model's exported towers, ready to run; quacks like models.LoadedModel for Embedder."""
@@ -163,6 +173,7 @@ class OnnxModel:
     _sessions: dict[str, Any] = field(default_factory=dict, repr=False)
     _tokenizer: Callable[[Sequence[str]], np.ndarray] | None = field(default=None, repr=False)
     _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _starts: dict[str, Start] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: dict, precision: str, reason: str, spec: ModelSpec) -> OnnxModel:
@@ -172,7 +183,7 @@ class OnnxModel:
         model.measured = dict(manifest.get("exports", {}).get(precision, {}))
         return model
 
-    def _run(self, tower: str, name: str, data: np.ndarray) -> np.ndarray:
+    def _run(self, tower: str, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
         session = self._sessions.get(tower)
         if session is None:
             with self._opening:   # the indexer's encoders may ask at once: one session, not one each
@@ -181,10 +192,10 @@ class OnnxModel:
                     session = self._sessions[tower] = _session(tower_file(self.folder, tower, self.precision),
                                                                self._threads_of(tower), self.prepack,
                                                                spin=tower == "text")
-        return _unit(session.run(None, {name: data})[0])
+        return session.run(outputs, feeds)
 
     def image_vectors(self, batch: np.ndarray) -> np.ndarray:
-        return self._run("image", "pixels", np.ascontiguousarray(batch, dtype=np.float32))
+        return _unit(self._run("image", {"pixels": np.ascontiguousarray(batch, dtype=np.float32)})[0])
 
     def tokens(self, texts: Sequence[str]) -> np.ndarray:
         if self._tokenizer is None:
@@ -192,12 +203,70 @@ class OnnxModel:
             self._tokenizer = ClipTokenizer(self.manifest["context_length"], cache=self.folder.parent)
         return self._tokenizer(list(texts))
 
-    def text_vectors(self, texts: Sequence[str], trimmed: bool) -> np.ndarray:
+    def text_vectors(self, texts: Sequence[str], trimmed: bool, starts: Sequence[str] = (),
+                     checked: bool = True) -> np.ndarray:
+        """Unit vectors of the texts; `trimmed`: with the padding after the last token read cut off.
+
+        `starts`: beginnings the texts may share (a template's words before the query). Where the
+        export continues texts (see torch_towers.ContinuedTextTower) and was measured to do so
+        within 0.999 cosine of torch fp32 (unless not `checked`: while it is being measured), each
+        start is read once and kept, and a text that begins with one is read from where it ends.
+        """
         tokens = self.tokens(texts)
         if trimmed and self.manifest["text_trim"]:
-            from clipphotos.tokenizer import read_length
-            tokens = tokens[:, :read_length(tokens, self.manifest["text_pool"], self.manifest["text_eos_id"])]
-        return self._run("text", "tokens", tokens)
+            tokens = tokens[:, :self._read_length(tokens)]
+        if not self.manifest.get("text_continues"):
+            return _unit(self._run("text", {"tokens": tokens}, ["vectors"])[0])
+        use = trimmed and bool(starts) and (not checked or self.continues_faithfully())
+        return _unit(self._continue(tokens, self._kept_starts(starts) if use else []))
+
+    def continues_faithfully(self) -> bool:
+        """Whether texts may continue from kept starts at this precision (measured at export)."""
+        return self.measured.get("continued_text_cosine", 0.0) >= HALF_PRECISION_AGREEMENT
+
+    def _read_length(self, tokens: np.ndarray) -> int:
+        from clipphotos.tokenizer import read_length
+        return read_length(tokens, self.manifest["text_pool"], self.manifest["text_eos_id"])
+
+    def _continued(self, tokens: np.ndarray, start: np.ndarray, keys: np.ndarray,
+                   values: np.ndarray) -> list[np.ndarray]:
+        return self._run("text", {"tokens": tokens, "start": start, "keys": keys, "values": values})
+
+    def _no_start(self, rows: int) -> np.ndarray:
+        return np.zeros((self.manifest["text_layers"], rows, 0, self.manifest["text_width"]), np.float32)
+
+    def _kept_starts(self, texts: Sequence[str]) -> list[Start]:
+        """The starts of `texts`, those not kept yet read through the text tower together (what
+        follows a start in its row, another's end or padding, cannot change it: causal), then kept."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._starts]
+        if missing:
+            rows = self.tokens(missing)
+            lengths = [self._read_length(row[None]) - 1 for row in rows]   # without the end-of-text token
+            _, keys, values = self._continued(rows[:, :max(lengths)], np.zeros(len(rows), np.int64),
+                                              self._no_start(len(rows)), self._no_start(len(rows)))
+            if len(self._starts) + len(missing) > KEPT_STARTS:
+                self._starts.clear()
+            for i, (text, length) in enumerate(zip(missing, lengths)):
+                self._starts[text] = Start(rows[i, :length], keys[:, i, :length], values[:, i, :length])
+        return [self._starts[t] for t in texts if t in self._starts]
+
+    def _continue(self, tokens: np.ndarray, kept: list[Start]) -> np.ndarray:
+        """The texts' vectors, each read from the end of the longest kept start it begins with."""
+        rows = len(tokens)
+        chosen = [max((s for s in kept if len(s.tokens) < len(row) and np.array_equal(row[:len(s.tokens)], s.tokens)),
+                      key=lambda s: len(s.tokens), default=None) for row in tokens]
+        if not any(s is not None for s in chosen):
+            return self._continued(tokens, np.zeros(rows, np.int64), self._no_start(rows), self._no_start(rows))[0]
+        begin = np.array([len(s.tokens) if s is not None else 0 for s in chosen], dtype=np.int64)
+        ends = [self._read_length(row[None]) for row in tokens]
+        rest = np.zeros((rows, max(end - b for end, b in zip(ends, begin))), dtype=tokens.dtype)
+        keys = np.zeros((self.manifest["text_layers"], rows, int(begin.max()), self.manifest["text_width"]), np.float32)
+        values = np.zeros_like(keys)
+        for i, (row, start, b, end) in enumerate(zip(tokens, chosen, begin, ends)):
+            rest[i, :end - b] = row[b:end]
+            if start is not None:
+                keys[:, i, :b], values[:, i, :b] = start.keys, start.values
+        return self._continued(rest, begin, keys, values)[0]
 
     def can_trim(self) -> bool:
         return bool(self.manifest["text_trim"])

@@ -181,6 +181,19 @@ def test_an_emptied_catalog_beside_its_index_is_damage_not_a_new_library(indexed
     assert doctor.code == 1 and "emptied" in next(c for c in doctor.json["checks"] if c["check"] == "catalog")["detail"]
 
 
+def test_output_whose_reader_went_away_ends_quietly(indexed):
+    """`clipphotos status --json | head`: a reader that stops reading is no fault of the library's."""
+    _, lib, _ = indexed
+    read_end, write_end = os.pipe()
+    os.close(read_end)                           # nobody will read: every write meets a broken pipe
+    try:
+        done = subprocess.run([sys.executable, "-m", "clipphotos", "status", "--json", "--library", str(lib)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == ""
+
+
 def test_library_that_is_a_file_or_mistyped(tmp_path, cli):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("not a library")

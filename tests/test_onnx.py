@@ -64,9 +64,9 @@ def test_sessions_open_from_mapped_weights_and_the_trim_check_runs_once(cache, t
         def __getattr__(self, name):
             return getattr(self.model, name)
 
-        def text_vectors(self, texts, trimmed):
+        def text_vectors(self, texts, trimmed, starts=()):
             self.calls.append(trimmed)
-            return self.model.text_vectors(texts, trimmed)
+            return self.model.text_vectors(texts, trimmed, starts)
 
     store = verdict_store(tmp_path)
     checked = Counting(open_model(shapes_spec("fp32"), tmp_path))
@@ -76,6 +76,47 @@ def test_sessions_open_from_mapped_weights_and_the_trim_check_runs_once(cache, t
     vector = Embedder(later, store).encode_texts(["a red circle"])
     assert later.calls == [True]                      # the kept verdict: trimmed at once
     assert float(vector[0] @ expected[0]) > 0.99999
+
+
+def test_texts_continue_from_kept_starts_with_the_vectors_of_whole_texts(cache, tmp_path):
+    """A query's phrasings share their first words: each start is read once, and texts that
+    begin with one are read from where it ends (fewer token slots), giving the vectors torch
+    gives the whole texts; texts that begin otherwise, in the same batch, are read whole."""
+    from clipphotos.embedder import SEARCH_TEMPLATES, Embedder, template_starts
+    from clipphotos.inference import open_model
+    from clipphotos.models import load_model
+    model = open_model(shapes_spec("fp32"), tmp_path)
+    assert model.manifest["text_continues"] and model.continues_faithfully()
+    assert model.measured["continued_text_cosine"] >= 0.99999
+    read: list[tuple[int, int]] = []
+    continued = model._continued
+
+    def reading(tokens, start, keys, values):
+        read.append((tokens.shape[1], keys.shape[2]))
+        return continued(tokens, start, keys, values)
+    model._continued = reading
+    texts = ["a photo of a red circle on a grey background.", "a red circle", "a picture of a blue star.",
+             "a photograph of a square", "a photo of"]
+    starts = template_starts(SEARCH_TEMPLATES)
+    assert starts == ("", "a photo of ", "a picture of ")
+    whole = load_model(shapes_spec("fp32")).text_vectors(texts, trimmed=False)
+    vectors = model.text_vectors(texts, trimmed=True, starts=starts)
+    assert float((vectors * whole).sum(1).min()) > 0.99999
+    assert set(model._starts) == set(starts)
+    longest = model._read_length(model.tokens(texts))
+    assert read[-1][0] < longest and read[-1][1] == 4      # read after "<start> a photo of", not whole
+
+    fresh = open_model(shapes_spec("fp32"), tmp_path)
+    query = Embedder(fresh).encode_query("a red circle")   # the search's phrasings share their starts
+    assert set(fresh._starts) == set(starts)
+    mean = load_model(shapes_spec("fp32")).text_vectors([t.format("a red circle") for t in SEARCH_TEMPLATES],
+                                                        trimmed=False).mean(0)
+    assert float(query @ (mean / np.linalg.norm(mean))) > 0.99999
+
+    drifting = open_model(shapes_spec("fp32"), tmp_path)
+    drifting.measured["continued_text_cosine"] = 0.99      # as if measured too far from torch
+    assert float((drifting.text_vectors(texts, trimmed=True, starts=starts) * whole).sum(1).min()) > 0.99999
+    assert not drifting._starts                            # read whole
 
 
 @pytest.fixture
@@ -150,11 +191,15 @@ def test_a_brief_process_leaves_torch_out_where_onnx_agrees(monkeypatch):
 def test_an_export_that_drifts_is_not_used(cache, tmp_path, monkeypatch):
     """An export that loses the text tower's causal mask gives other text vectors: the check
     against torch fp32 catches it, and the model stays on torch."""
-    from clipphotos import onnx_export
+    import torch
+
+    from clipphotos import onnx_export, torch_towers
     from clipphotos.inference import open_model
     forward = onnx_export.ExportAttention.forward
     monkeypatch.setattr(onnx_export.ExportAttention, "forward",
                         lambda self, q, k, v, need_weights=False, attn_mask=None: forward(self, q, k, v))
+    monkeypatch.setattr(torch_towers, "seen_mask",
+                        lambda start, length, past: torch.zeros(start.shape[0], 1, length, past + length))
     model = open_model(shapes_spec("auto"), tmp_path)
     assert model.backend == "torch" and model.precision == "fp32"
     assert "too far from fp32" in model.precision_reason
@@ -211,6 +256,7 @@ def test_cli_on_the_cpu_path_imports_no_torch(tmp_path):
     status = run("--precision", "fp32", "status")
     assert not status["torch"] and status["backend"] == "onnxruntime" and status["precision"] == "fp32"
     assert status["precision_measured"]["image_cosine"] >= 0.999 and status["precision_measured"]["images_per_second"] > 0
+    assert status["precision_measured"]["continued_text_cosine"] >= 0.999
     search = run("--precision", "fp32", "search", "a red star")
     assert not search["torch"] and len(search["results"]) == 6
     write_library(tmp_path / "photos" / "more", 2, seed=4)
@@ -219,3 +265,4 @@ def test_cli_on_the_cpu_path_imports_no_torch(tmp_path):
     doctor = run("--precision", "int8", "doctor")
     check = next(c for c in doctor["checks"] if c["check"] == "precision")
     assert check["detail"].startswith("int8: asked for") and "cosine" in check["detail"]
+    assert "queries continue from their phrasings' kept starts" in check["detail"]
