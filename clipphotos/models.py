@@ -86,8 +86,8 @@ class LoadedModel:
         return image_vectors(self, batch)
 
     def text_vectors(self, texts: Sequence[str], trimmed: bool, starts: Sequence[str] = ()) -> np.ndarray:
-        """Unit vectors of the texts; torch reads each whole (`starts` are for ONNX Runtime's
-        export: where torch runs, a GPU or bf16, texts are cheap)."""
+        """Unit vectors of the texts; torch reads each whole (`starts` serve ONNX Runtime's export,
+        see onnx_runtime.OnnxModel.text_vectors; torch runs where that does not: a GPU, bf16)."""
         from clipphotos.torch_towers import text_vectors
         return text_vectors(self, texts, trimmed)
 
