@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from clipphotos.models import HALF_PRECISION_AGREEMENT, ModelSpec, cpu_identity,
 
 EXPORT_FORMAT = 2   # 2: a causal text tower continues texts from kept starts (torch_towers.ContinuedTextTower)
 KEPT_STARTS = 64    # text starts kept per model (a few templates' worth)
+RECENT_ROWS = 6     # rows of the last texts read kept to continue from (two queries' phrasings)
 MANIFEST = "manifest.json"
 
 
@@ -135,6 +137,16 @@ def _session(path: Path, threads: int | None, prepack: bool = True, spin: bool =
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many first tokens `a` and `b` share (a few dozen at most: plain Python is quickest)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float32, copy=False)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
@@ -174,6 +186,7 @@ class OnnxModel:
     _tokenizer: Callable[[Sequence[str]], np.ndarray] | None = field(default=None, repr=False)
     _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _starts: dict[str, Start] = field(default_factory=dict, repr=False)
+    _recent: deque[Start] = field(default_factory=lambda: deque(maxlen=RECENT_ROWS), repr=False)
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: dict, precision: str, reason: str, spec: ModelSpec) -> OnnxModel:
@@ -210,15 +223,18 @@ class OnnxModel:
         `starts`: beginnings the texts may share (a template's words before the query). Where the
         export continues texts (see torch_towers.ContinuedTextTower) and was measured to do so
         within 0.999 cosine of torch fp32 (unless not `checked`: while it is being measured), each
-        start is read once and kept, and a text that begins with one is read from where it ends.
+        start is read once and kept, and a text is read from the end of the longest beginning it
+        shares with a kept start or with one of the last texts read this way: a query typed on
+        ("a photo of kids on a beach." after "a photo of kids on.") reads only its new words.
         """
         tokens = self.tokens(texts)
         if trimmed and self.manifest["text_trim"]:
             tokens = tokens[:, :self._read_length(tokens)]
         if not self.manifest.get("text_continues"):
             return _unit(self._run("text", {"tokens": tokens}, ["vectors"])[0])
-        use = trimmed and bool(starts) and (not checked or self.continues_faithfully())
-        return _unit(self._continue(tokens, self._kept_starts(starts) if use else []))
+        if not (trimmed and starts and (not checked or self.continues_faithfully())):
+            return _unit(self._continue(tokens, []))
+        return _unit(self._continue(tokens, [*self._kept_starts(starts), *self._recent], remember=True))
 
     def continues_faithfully(self) -> bool:
         """Whether texts may continue from kept starts at this precision (measured at export)."""
@@ -250,23 +266,33 @@ class OnnxModel:
                 self._starts[text] = Start(rows[i, :length], keys[:, i, :length], values[:, i, :length])
         return [self._starts[t] for t in texts if t in self._starts]
 
-    def _continue(self, tokens: np.ndarray, kept: list[Start]) -> np.ndarray:
-        """The texts' vectors, each read from the end of the longest kept start it begins with."""
+    def _continue(self, tokens: np.ndarray, kept: list[Start], remember: bool = False) -> np.ndarray:
+        """The texts' vectors, each read from the end of the longest beginning it shares with one
+        of `kept`; `remember`: keep the rows read among the recent ones to continue from."""
         rows = len(tokens)
-        chosen = [max((s for s in kept if len(s.tokens) < len(row) and np.array_equal(row[:len(s.tokens)], s.tokens)),
-                      key=lambda s: len(s.tokens), default=None) for row in tokens]
-        if not any(s is not None for s in chosen):
-            return self._continued(tokens, np.zeros(rows, np.int64), self._no_start(rows), self._no_start(rows))[0]
-        begin = np.array([len(s.tokens) if s is not None else 0 for s in chosen], dtype=np.int64)
         ends = [self._read_length(row[None]) for row in tokens]
+        # A row may take a kept state's first slots up to where their tokens part, leaving at
+        # least its own end-of-text token to read.
+        shared = [[min(_common_length(row, s.tokens.tolist()), end - 1) for s in kept]
+                  for row, end in zip(tokens.tolist(), ends)]
+        chosen = [int(np.argmax(lengths)) if lengths and max(lengths) > 0 else None for lengths in shared]
+        begin = np.array([shared[i][k] if k is not None else 0 for i, k in enumerate(chosen)], dtype=np.int64)
+        if not begin.any() and not remember:
+            return self._continued(tokens, begin, self._no_start(rows), self._no_start(rows))[0]
         rest = np.zeros((rows, max(end - b for end, b in zip(ends, begin))), dtype=tokens.dtype)
         keys = np.zeros((self.manifest["text_layers"], rows, int(begin.max()), self.manifest["text_width"]), np.float32)
         values = np.zeros_like(keys)
-        for i, (row, start, b, end) in enumerate(zip(tokens, chosen, begin, ends)):
+        for i, (row, k, b, end) in enumerate(zip(tokens, chosen, begin, ends)):
             rest[i, :end - b] = row[b:end]
-            if start is not None:
-                keys[:, i, :b], values[:, i, :b] = start.keys, start.values
-        return self._continued(rest, begin, keys, values)[0]
+            if b:
+                keys[:, i, :b], values[:, i, :b] = kept[k].keys[:, :b], kept[k].values[:, :b]
+        vectors, new_keys, new_values = self._continued(rest, begin, keys, values)
+        if remember:   # each row up to its end-of-text token: what a text typed on from it shares
+            for i, (row, b, end) in enumerate(zip(tokens, begin, ends)):
+                self._recent.append(Start(row[:end - 1].copy(),
+                                          np.concatenate([keys[:, i, :b], new_keys[:, i, :end - 1 - b]], axis=1),
+                                          np.concatenate([values[:, i, :b], new_values[:, i, :end - 1 - b]], axis=1)))
+        return vectors
 
     def can_trim(self) -> bool:
         return bool(self.manifest["text_trim"])

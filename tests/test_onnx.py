@@ -81,7 +81,8 @@ def test_sessions_open_from_mapped_weights_and_the_trim_check_runs_once(cache, t
 def test_texts_continue_from_kept_starts_with_the_vectors_of_whole_texts(cache, tmp_path):
     """A query's phrasings share their first words: each start is read once, and texts that
     begin with one are read from where it ends (fewer token slots), giving the vectors torch
-    gives the whole texts; texts that begin otherwise, in the same batch, are read whole."""
+    gives the whole texts; texts that begin otherwise, in the same batch, are read whole; and a
+    text typed on from one read before is read from where they part."""
     from clipphotos.embedder import SEARCH_TEMPLATES, Embedder, template_starts
     from clipphotos.inference import open_model
     from clipphotos.models import load_model
@@ -105,6 +106,13 @@ def test_texts_continue_from_kept_starts_with_the_vectors_of_whole_texts(cache, 
     assert set(model._starts) == set(starts)
     longest = model._read_length(model.tokens(texts))
     assert read[-1][0] < longest and read[-1][1] == 4      # read after "<start> a photo of", not whole
+
+    typed_on = ["a photo of a red circle on a grey background with a star", "a red circle and a square"]
+    whole_typed = load_model(shapes_spec("fp32")).text_vectors(typed_on, trimmed=False)
+    vectors = model.text_vectors(typed_on, trimmed=True, starts=starts)
+    assert float((vectors * whole_typed).sum(1).min()) > 0.99999
+    # each read on from the text before it: the first after "... grey background", the second after "a red circle"
+    assert read[-1][0] <= 4 and read[-1][1] >= 10
 
     fresh = open_model(shapes_spec("fp32"), tmp_path)
     query = Embedder(fresh).encode_query("a red circle")   # the search's phrasings share their starts
