@@ -250,13 +250,13 @@ def test_cli_on_the_cpu_path_imports_no_torch(tmp_path):
     lib = str(tmp_path / "lib")
     env = {**os.environ, "PYTHONPATH": str(REPO), "CLIPPHOTOS_MODEL_CACHE": str(tmp_path / "models")}
 
-    def run(*args: str) -> dict:
+    def run(*args: str, codes: tuple[int, ...] = (0,)) -> dict:
         code = ("import sys, json; from clipphotos.cli import main; code = main(sys.argv[1:]); "
                 "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}), file=sys.stderr)")
         done = subprocess.run([sys.executable, "-c", code, *args, "--library", lib, "--json"],
                               capture_output=True, text=True, env=env, timeout=600)
         report = json.loads(done.stderr.strip().splitlines()[-1])
-        assert report["code"] == 0, done.stderr
+        assert report["code"] in codes, (done.stderr, done.stdout)
         return {"torch": report["torch"], **json.loads(done.stdout)}
 
     first = run("--precision", "fp32", "index", str(tmp_path / "photos"), *MODEL_ARGS)
@@ -270,7 +270,9 @@ def test_cli_on_the_cpu_path_imports_no_torch(tmp_path):
     write_library(tmp_path / "photos" / "more", 2, seed=4)
     again = run("--precision", "fp32", "index")
     assert not again["torch"]
-    doctor = run("--precision", "int8", "doctor")
+    doctor = run("--precision", "int8", "doctor", codes=(0, 1))   # 1: this machine's disk or watch limits may be low
+    assert {c["check"] for c in doctor["checks"] if not c["ok"]} <= {"disk", "watch limits"}, doctor
     check = next(c for c in doctor["checks"] if c["check"] == "precision")
+    assert check["ok"]
     assert check["detail"].startswith("int8: asked for") and "cosine" in check["detail"]
     assert "queries continue from their phrasings' kept starts" in check["detail"]
