@@ -72,31 +72,14 @@ def load_reference(args: argparse.Namespace, folder: Path):
               f"(export, int8, the app's own timings)")
     plain = plain_text_file(folder, "fp32")
     if not plain.exists() or plain.stat().st_mtime < (folder / "manifest.json").stat().st_mtime:
-        export_plain_text(loaded, manifest, folder)
+        # The standard-ONNX text tower both runtimes can read, in fp32 and int8 as the app makes its own.
+        onnx_export.export_plain_text(loaded.model, loaded.tokenizer(list(TEXTS)), manifest["text_trim"], plain)
+        onnx_export.quantise(plain, plain_text_file(folder, "int8"))
     return loaded, manifest
 
 
 def plain_text_file(folder: Path, precision: str) -> Path:
     return folder / f"text-plain-{precision}.onnx"
-
-
-def export_plain_text(loaded, manifest: dict, folder: Path) -> None:
-    """The text tower as standard ONNX (TextTower, open length, or the whole context), in fp32
-    and int8 as the app makes its own: the graph both runtimes can read."""
-    import torch
-
-    from clipphotos.onnx_export import _export_one, _quantise, _traceable_attention
-    from clipphotos.tokenizer import read_length
-    from clipphotos.torch_towers import FullTextTower, TextTower
-    tokens = loaded.tokenizer(list(TEXTS))
-    with warnings.catch_warnings(), _traceable_attention(loaded.model), torch.no_grad():
-        warnings.simplefilter("ignore")
-        if manifest["text_trim"]:
-            cut = tokens[:2, :read_length(tokens.numpy(), manifest["text_pool"], manifest["text_eos_id"])]
-            _export_one(TextTower(loaded.model), (cut,), plain_text_file(folder, "fp32"), {"tokens": {0: "batch", 1: "length"}})
-        else:
-            _export_one(FullTextTower(loaded.model), (tokens[:2],), plain_text_file(folder, "fp32"), {"tokens": {0: "batch"}})
-    _quantise(plain_text_file(folder, "fp32"), plain_text_file(folder, "int8"))
 
 
 class OrtRunner:

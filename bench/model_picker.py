@@ -55,17 +55,12 @@ DEFAULT_MODELS = ("ViT-B-32-256", "MobileCLIP-S2", "MobileCLIP2-S2", "MobileCLIP
 
 def export_image_tower(loaded, folder: Path) -> tuple[Path, Path]:
     """The image tower's fp32 export and its int8 weights, made as onnx_export.export makes them."""
-    import torch
-
-    from clipphotos.onnx_export import _export_one, _quantise, _traceable_attention
+    from clipphotos.onnx_export import export_image, quantise
     from clipphotos.onnx_runtime import tower_file
-    from clipphotos.torch_towers import ImageTower
     fp32, int8 = tower_file(folder, "image", "fp32"), tower_file(folder, "image", "int8")
     folder.mkdir(parents=True, exist_ok=True)
-    with _traceable_attention(loaded.model), torch.no_grad():
-        _export_one(ImageTower(loaded.model), torch.zeros(2, 3, loaded.image_size, loaded.image_size),
-                    fp32, "pixels", {0: "batch"})
-    _quantise(fp32, int8)
+    export_image(loaded.model, loaded.image_size, fp32)
+    quantise(fp32, int8)
     return fp32, int8
 
 

@@ -122,8 +122,8 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
     fp32_image, fp32_text = tower_file(folder, "image", "fp32"), tower_file(folder, "text", "fp32")
     _export_towers(model, loaded.image_size, tokens, trim, continues, fp32_image, fp32_text)
     manifest["export_seconds"] = round(time.perf_counter() - started, 1)
-    _quantise(fp32_image, tower_file(folder, "image", "int8"))
-    _quantise(fp32_text, tower_file(folder, "text", "int8"))
+    quantise(fp32_image, tower_file(folder, "image", "int8"))
+    quantise(fp32_text, tower_file(folder, "text", "int8"))
     for precision in ("fp32", "int8"):
         onnx = OnnxModel.from_manifest(folder, manifest, precision, "probe", loaded.spec)
         images = onnx.image_vectors(pictures)
@@ -154,25 +154,50 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
 
 def _export_towers(model: torch.nn.Module, size: int, tokens: torch.Tensor, trim: bool, continues: bool,
                    image_path: Path, text_path: Path) -> None:
-    from clipphotos.tokenizer import read_length
-    cut = tokens[:2, :read_length(tokens.numpy(), model.text_pool_type, getattr(model, "text_eos_id", None))] \
-        if trim else tokens[:2]
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python ints; the exporter's deprecation
+    export_image(model, size, image_path)
+    with _tracing():
         if continues:   # written with its own attention; traced with a start of two slots, runs with any (or none)
             layers, width = len(model.transformer.resblocks), model.transformer.width
             past = torch.zeros(layers, 2, 2, width)
-            _export_one(ContinuedTextTower(model), (cut, torch.full((2,), 2), past, past), text_path,
-                        {"tokens": {0: "batch", 1: "length"}, "start": {0: "batch"},
-                         "keys": {1: "batch", 2: "past"}, "values": {1: "batch", 2: "past"}},
+            _export_one(ContinuedTextTower(model), (_read_part(model, tokens[:2]), torch.full((2,), 2), past, past),
+                        text_path, {"tokens": {0: "batch", 1: "length"}, "start": {0: "batch"},
+                                    "keys": {1: "batch", 2: "past"}, "values": {1: "batch", 2: "past"}},
                         {"vectors": {0: "batch"}, "new_keys": {1: "batch", 2: "length"},
                          "new_values": {1: "batch", 2: "length"}}, {"com.microsoft": 1})   # its fused attention
-        with _traceable_attention(model):
-            _export_one(ImageTower(model), (torch.zeros(2, 3, size, size),), image_path, {"pixels": {0: "batch"}})
-            if trim and not continues:
-                _export_one(TextTower(model), (cut,), text_path, {"tokens": {0: "batch", 1: "length"}})
-            elif not trim:
-                _export_one(FullTextTower(model), (tokens[:2],), text_path, {"tokens": {0: "batch"}})
+    if not continues:
+        export_plain_text(model, tokens, trim, text_path)
+
+
+def export_image(model: torch.nn.Module, size: int, path: Path) -> None:
+    """The image tower, for pictures of `size`×`size` in batches of any size."""
+    with _tracing(), _traceable_attention(model):
+        _export_one(ImageTower(model), (torch.zeros(2, 3, size, size),), path, {"pixels": {0: "batch"}})
+
+
+def export_plain_text(model: torch.nn.Module, tokens: torch.Tensor, trim: bool, path: Path) -> None:
+    """The text tower in standard ONNX steps, traced on `tokens`: with an open length where it
+    can be trimmed, else over the whole context. The app's tower where it cannot continue texts;
+    for any model, what bench/cpu_backends.py gives OpenVINO (which cannot read the fused attention
+    of the continued tower)."""
+    with _tracing(), _traceable_attention(model):
+        if trim:
+            _export_one(TextTower(model), (_read_part(model, tokens[:2]),), path, {"tokens": {0: "batch", 1: "length"}})
+        else:
+            _export_one(FullTextTower(model), (tokens[:2],), path, {"tokens": {0: "batch"}})
+
+
+def _read_part(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The token slots a causal tower reads of these texts (up to the last end-of-text token)."""
+    from clipphotos.tokenizer import read_length
+    return tokens[:, :read_length(tokens.numpy(), model.text_pool_type, getattr(model, "text_eos_id", None))]
+
+
+@contextmanager
+def _tracing() -> Iterator[None]:
+    """Tracing for export: gradients off, outside inference mode, the tracer's chatter silenced."""
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python ints; the exporter's deprecation
+        yield
 
 
 def _export_one(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
@@ -187,7 +212,7 @@ def _export_one(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path
     os.replace(tmp, path)
 
 
-def _quantise(source: Path, target: Path) -> None:
+def quantise(source: Path, target: Path) -> None:
     """int8 weights for the matrix products (activations quantised on the fly), fp32 elsewhere.
 
     Without VNNI (AVX2, plain AVX-512) ONNX Runtime's u8×s8 products saturate their 16-bit sums,
