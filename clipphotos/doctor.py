@@ -60,7 +60,8 @@ def check_precision(lib: Library) -> Finding:
         cosine = measured["continued_text_cosine"]
         detail += (f"; queries continue from their phrasings' kept starts (cosine {cosine:.4f} to fp32)"
                    if cosine >= HALF_PRECISION_AGREEMENT else
-                   f"; queries read whole (continued from kept starts: cosine {cosine:.4f} to fp32, under 0.999)")
+                   f"; queries read whole (continued from kept starts: cosine {cosine:.4f} to fp32, "
+                   f"under {HALF_PRECISION_AGREEMENT})")
     return Finding("precision", True, detail,
                    f"{name} has no native support on this device and runs slower than fp32; "
                    f"--precision auto picks the fastest that keeps the vectors right." if slow else "")

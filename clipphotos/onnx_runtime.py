@@ -233,8 +233,8 @@ class OnnxModel:
         if not self.manifest.get("text_continues"):
             return _unit(self._run("text", {"tokens": tokens}, ["vectors"])[0])
         if not (trimmed and starts and (not checked or self.continues_faithfully())):
-            return _unit(self._continue(tokens, []))
-        return _unit(self._continue(tokens, [*self._kept_starts(starts), *self._recent], remember=True))
+            return _unit(self._from_scratch(tokens)[0])
+        return _unit(self._continue(tokens, [*self._kept_starts(starts), *self._recent]))
 
     def continues_faithfully(self) -> bool:
         """Whether texts may continue from kept starts at this precision (measured at export)."""
@@ -248,8 +248,11 @@ class OnnxModel:
                    values: np.ndarray) -> list[np.ndarray]:
         return self._run("text", {"tokens": tokens, "start": start, "keys": keys, "values": values})
 
-    def _no_start(self, rows: int) -> np.ndarray:
-        return np.zeros((self.manifest["text_layers"], rows, 0, self.manifest["text_width"]), np.float32)
+    def _from_scratch(self, tokens: np.ndarray) -> list[np.ndarray]:
+        """The continued tower on texts read whole: vectors, and each token's keys and values."""
+        rows = len(tokens)
+        none = np.zeros((self.manifest["text_layers"], rows, 0, self.manifest["text_width"]), np.float32)
+        return self._continued(tokens, np.zeros(rows, np.int64), none, none)
 
     def _kept_starts(self, texts: Sequence[str]) -> list[Start]:
         """The starts of `texts`, those not kept yet read through the text tower together (what
@@ -258,17 +261,16 @@ class OnnxModel:
         if missing:
             rows = self.tokens(missing)
             lengths = [self._read_length(row[None]) - 1 for row in rows]   # without the end-of-text token
-            _, keys, values = self._continued(rows[:, :max(lengths)], np.zeros(len(rows), np.int64),
-                                              self._no_start(len(rows)), self._no_start(len(rows)))
+            _, keys, values = self._from_scratch(rows[:, :max(lengths)])
             if len(self._starts) + len(missing) > KEPT_STARTS:
                 self._starts.clear()
             for i, (text, length) in enumerate(zip(missing, lengths)):
                 self._starts[text] = Start(rows[i, :length], keys[:, i, :length], values[:, i, :length])
         return [self._starts[t] for t in texts if t in self._starts]
 
-    def _continue(self, tokens: np.ndarray, kept: list[Start], remember: bool = False) -> np.ndarray:
+    def _continue(self, tokens: np.ndarray, kept: list[Start]) -> np.ndarray:
         """The texts' vectors, each read from the end of the longest beginning it shares with one
-        of `kept`; `remember`: keep the rows read among the recent ones to continue from."""
+        of `kept`; the rows read are kept among the recent ones, for texts typed on from them."""
         rows = len(tokens)
         ends = [self._read_length(row[None]) for row in tokens]
         # A row may take a kept state's first slots up to where their tokens part, leaving at
@@ -277,8 +279,6 @@ class OnnxModel:
                   for row, end in zip(tokens.tolist(), ends)]
         chosen = [int(np.argmax(lengths)) if lengths and max(lengths) > 0 else None for lengths in shared]
         begin = np.array([shared[i][k] if k is not None else 0 for i, k in enumerate(chosen)], dtype=np.int64)
-        if not begin.any() and not remember:
-            return self._continued(tokens, begin, self._no_start(rows), self._no_start(rows))[0]
         rest = np.zeros((rows, max(end - b for end, b in zip(ends, begin))), dtype=tokens.dtype)
         keys = np.zeros((self.manifest["text_layers"], rows, int(begin.max()), self.manifest["text_width"]), np.float32)
         values = np.zeros_like(keys)
@@ -287,11 +287,10 @@ class OnnxModel:
             if b:
                 keys[:, i, :b], values[:, i, :b] = kept[k].keys[:, :b], kept[k].values[:, :b]
         vectors, new_keys, new_values = self._continued(rest, begin, keys, values)
-        if remember:   # each row up to its end-of-text token: what a text typed on from it shares
-            for i, (row, b, end) in enumerate(zip(tokens, begin, ends)):
-                self._recent.append(Start(row[:end - 1].copy(),
-                                          np.concatenate([keys[:, i, :b], new_keys[:, i, :end - 1 - b]], axis=1),
-                                          np.concatenate([values[:, i, :b], new_values[:, i, :end - 1 - b]], axis=1)))
+        for i, (row, b, end) in enumerate(zip(tokens, begin, ends)):   # up to its end-of-text token
+            self._recent.append(Start(row[:end - 1].copy(),
+                                      np.concatenate([keys[:, i, :b], new_keys[:, i, :end - 1 - b]], axis=1),
+                                      np.concatenate([values[:, i, :b], new_values[:, i, :end - 1 - b]], axis=1)))
         return vectors
 
     def can_trim(self) -> bool:
