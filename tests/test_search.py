@@ -126,16 +126,19 @@ def test_subject_at_the_edge_of_a_panorama_is_found(tmp_path):
 
 
 def test_a_brief_search_answers_like_the_app(indexed):
-    """A CLI search reads the index in place and scans it exactly: the same answers as the app's graph."""
+    """A CLI search reads the index in place and scans it exactly: the same answers as the app's
+    graph. Both read queries in the fixture's fp32 (a precision forced through the environment
+    would otherwise reach only the brief library; other precisions are compared above)."""
     from clipphotos.vector_index import ExactIndex
     lib, _, _ = indexed
-    with Library(lib.root, brief=True) as brief:
+    with Library(lib.root, model=shapes_spec(), brief=True) as brief:
         for query in ("a red circle", "a blue star", "a green square on a grey background", "a kangaroo"):
             app, cli = lib.find(query, limit=12), brief.find(query, limit=12)
             assert [r.path for r in cli.results] == [r.path for r in app.results], query
             assert [r.score for r in cli.results] == pytest.approx([r.score for r in app.results], abs=1e-5)
             assert cli.matches == app.matches
         assert isinstance(brief.index, ExactIndex)
+        assert brief.inference()[:2] == lib.inference()[:2]
 
 
 def test_vectors_committed_after_the_last_save_are_found(tmp_path, monkeypatch):
