@@ -77,6 +77,8 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
 
     def save(widget: QWidget, name: str) -> None:
         path = out / name
+        for _ in range(3):   # layouts asked for by the last answers (a card's picture arrived) settle first
+            app.processEvents()
         widget.grab().save(str(path))
         print(f"  {path}", flush=True)
 
@@ -275,7 +277,8 @@ def shoot_picker(until: Callable, save: Callable) -> None:
 
 
 def shoot_duplicates(tmp: Path, model, out: Path, until: Callable, save: Callable) -> None:
-    """The Duplicates view at 1024×700 and 1920×1080: the groups, a near group compared, a bulk clean-up."""
+    """The Duplicates view at 1024×700 and 1920×1080: the groups, a near group compared, a bulk clean-up,
+    a group set apart and grouped again."""
     sys.path.insert(0, str(REPO / "tests"))
     from duplicate_library import make_duplicate_library
 
@@ -322,8 +325,15 @@ def shoot_duplicates(tmp: Path, model, out: Path, until: Callable, save: Callabl
         view.bulk_buttons["exact"].click()
         until(lambda: done and not view.runner.busy, 120)
         save(window, f"15-duplicates-cleaned-{width}.png")
-        view.undo()                     # the generated files are shared by both sizes
+        view.select_group(next(k for k in view.listed_keys() if view.groups[k].tier == "near"))
+        view.not_duplicates()
         until(lambda: len(done) > 1 and not view.runner.busy, 120)
+        save(window, f"16-duplicates-set-apart-{width}.png")
+        view.undo()                     # grouped again, shown
+        until(lambda: len(done) > 2 and not view.runner.busy, 120)
+        save(window, f"17-duplicates-grouped-again-{width}.png")
+        view.undo()                     # the generated files are shared by both sizes
+        until(lambda: len(done) > 3 and not view.runner.busy, 120)
         window.close()
 
 

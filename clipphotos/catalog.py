@@ -1002,13 +1002,26 @@ class Catalog:
         copies = {(bytes(a), bytes(b)) for a, b in self._query("SELECT a, b FROM distinct_copies")}
         return contents, copies
 
-    def mark_distinct(self, contents: Iterable[tuple[str, str]], copies: Iterable[tuple[bytes, bytes]]) -> None:
-        """Remember pairs never to group again (each pair in either order)."""
+    def mark_distinct(self, contents: Iterable[tuple[str, str]], copies: Iterable[tuple[bytes, bytes]]
+                      ) -> tuple[list[tuple[str, str]], list[tuple[bytes, bytes]]]:
+        """Remember pairs never to group again (each pair in either order); returns the pairs
+        that were new (those set apart before are not stored twice)."""
+        added: tuple[list, list] = ([], [])
         with self.transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO distinct_contents(a, b) VALUES (?, ?)",
-                           [tuple(sorted(pair)) for pair in contents])
-            db.executemany("INSERT OR IGNORE INTO distinct_copies(a, b) VALUES (?, ?)",
-                           [tuple(sorted(pair)) for pair in copies])
+            for table, pairs, new in (("distinct_contents", contents, added[0]), ("distinct_copies", copies, added[1])):
+                for pair in {tuple(sorted(pair)) for pair in pairs}:
+                    if db.execute(f"INSERT OR IGNORE INTO {table}(a, b) VALUES (?, ?)", pair).rowcount:
+                        new.append(pair)
+        return added
+
+    def unmark_distinct(self, contents: Iterable[tuple[str, str]], copies: Iterable[tuple[bytes, bytes]]) -> int:
+        """Forget pairs set apart (in either order); returns how many were stored."""
+        forgotten = 0
+        with self.transaction() as db:
+            for table, pairs in (("distinct_contents", contents), ("distinct_copies", copies)):
+                for pair in {tuple(sorted(pair)) for pair in pairs}:
+                    forgotten += db.execute(f"DELETE FROM {table} WHERE a=? AND b=?", pair).rowcount
+        return forgotten
 
     # -- clean-ups (clipphotos.cleanup) -------------------------------------------------
 

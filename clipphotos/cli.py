@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--move-others", metavar="DIR", help="move them into this folder instead")
     act.add_argument("--not-duplicates", nargs="+", metavar="PATH",
                      help="these files are not duplicates of each other: never group them again")
+    act.add_argument("--group-again", nargs="+", metavar="PATH",
+                     help="take back --not-duplicates: these files may be grouped again where they match")
     act.add_argument("--undo", action="store_true",
                      help="put the files of the last `dupes --trash-others` back where they were, and in the library")
     act.add_argument("--empty-holding", action="store_true",
@@ -714,7 +716,7 @@ def cmd_dupes(args: argparse.Namespace) -> int:
         say("Similar shots are different photos: they are never moved away in bulk; choose them one by one.")
         return EXIT_USAGE
     with Library(args.library) as lib:
-        if args.not_duplicates:
+        if args.not_duplicates or args.group_again:
             return _dupes_set_apart(args, lib)
         if args.undo or args.empty_holding:
             return _dupes_undo(args, lib) if args.undo else _dupes_empty(args, lib)
@@ -758,13 +760,24 @@ class StageLine:
 
 
 def _dupes_set_apart(args: argparse.Namespace, lib) -> int:
+    """--not-duplicates sets the files apart, --group-again takes that back."""
+    paths = args.not_duplicates or args.group_again
     try:
-        pairs = lib.mark_not_duplicates(args.not_duplicates)
+        if args.not_duplicates:
+            pairs = lib.mark_not_duplicates(paths).pairs
+        else:
+            pairs = lib.group_again(paths)
     except (FileNotFoundError, ValueError) as exc:
         say(f"clipphotos: {exc}")
         return EXIT_USAGE
-    emit(args, {"not_duplicates": args.not_duplicates, "pairs": pairs},
-         lambda: print(f"These {len(args.not_duplicates)} files will not be grouped together again."))
+    if args.not_duplicates:
+        emit(args, {"not_duplicates": paths, "pairs": pairs},
+             lambda: print(f"These {len(paths)} files will not be grouped together again."))
+    else:
+        emit(args, {"group_again": paths, "pairs": pairs},
+             lambda: print(f"These {len(paths)} files may be grouped again where they match "
+                           f"({pairs} pair{'s' if pairs != 1 else ''} no longer set apart)." if pairs else
+                           f"None of these {len(paths)} files were set apart from each other."))
     return 0
 
 
@@ -849,7 +862,8 @@ def _print_dupes(groups: list) -> None:
     extra = sum(len(g.others()) for g in groups if g.tier != "similar")
     if extra:
         print(f"{extra} extra copies: `clipphotos dupes --trash-others` sends them to the trash "
-              f"(or `--move-others DIR`); `--not-duplicates PATH PATH…` sets files apart for good.")
+              f"(or `--move-others DIR`); `--not-duplicates PATH PATH…` sets files apart "
+              f"(`--group-again PATH PATH…` takes that back).")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

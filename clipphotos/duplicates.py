@@ -716,12 +716,42 @@ def verify_group(group: DuplicateGroup) -> str | None:
     return None
 
 
-def mark_not_duplicates(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]) -> int:
-    """Remember that these files are not duplicates of each other; returns how many pairs were stored.
+@dataclass(frozen=True)
+class SetApart:
+    """One "not duplicates": the files named, how many pairs they make, and the pairs that were
+    new to the catalog (what undoing it forgets: pairs set apart before stay apart)."""
+    paths: tuple[str, ...]
+    pairs: int
+    contents: tuple[tuple[str, str], ...]
+    copies: tuple[tuple[bytes, bytes], ...]
+
+
+def mark_not_duplicates(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]) -> SetApart:
+    """Remember that these files are not duplicates of each other.
 
     Byte-identical files are remembered by path (kept on purpose, e.g. in two albums), the
     others by content, so a moved file stays set apart.
     """
+    contents, copies = _pairs_of(catalog, paths)
+    new_contents, new_copies = catalog.mark_distinct(contents, copies)
+    return SetApart(tuple(os.fspath(p) for p in paths), len(contents) + len(copies),
+                    tuple(new_contents), tuple(new_copies))
+
+
+def undo_not_duplicates(catalog: Catalog, set_apart: SetApart) -> SetApart:
+    """Forget the pairs one "not duplicates" stored: its files are grouped again where they match."""
+    catalog.unmark_distinct(set_apart.contents, set_apart.copies)
+    return set_apart
+
+
+def group_again(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]) -> int:
+    """Forget every "not duplicates" between these files, whenever it was said; returns how many."""
+    return catalog.unmark_distinct(*_pairs_of(catalog, paths))
+
+
+def _pairs_of(catalog: Catalog, paths: Sequence[str | os.PathLike[str]]
+              ) -> tuple[list[tuple[str, str]], list[tuple[bytes, bytes]]]:
+    """Every pair of the files: content-hash pairs, and path pairs of byte-identical files."""
     photos = []
     for path in paths:
         photo = catalog.photo_by_path(path)
@@ -733,12 +763,13 @@ def mark_not_duplicates(catalog: Catalog, paths: Sequence[str | os.PathLike[str]
     contents, copies = [], []
     for i, a in enumerate(photos):
         for b in photos[i + 1:]:
+            if a.path == b.path:
+                continue
             if a.content_id == b.content_id:
                 copies.append((encode_path(a.path), encode_path(b.path)))
             else:
                 contents.append((a.hash, b.hash))
-    catalog.mark_distinct(contents, copies)
-    return len(contents) + len(copies)
+    return contents, copies
 
 
 # -- signals of contents indexed before they were kept -----------------------------------

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from clipphotos.calibration import Decision, Label
     from clipphotos.cleanup import CleanupReport, EmptyReport, RestoreReport
-    from clipphotos.duplicates import DuplicateGroup, MoveReport
+    from clipphotos.duplicates import DuplicateGroup, MoveReport, SetApart
     from clipphotos.indexer import Indexer, IndexReport, Progress
     from clipphotos.loader import UnreadableImage, load_image  # noqa: F401
     from clipphotos.tags import Applied, ExportPlan, ExportReport, LabelInfo, PhotoTag
@@ -651,10 +651,20 @@ class Library:
         from clipphotos.cleanup import move_others
         return move_others(self, groups, dest)
 
-    def mark_not_duplicates(self, paths: Sequence[str | os.PathLike[str]]) -> int:
-        """Never group these files together again (stored in the catalog); returns the pairs stored."""
+    def mark_not_duplicates(self, paths: Sequence[str | os.PathLike[str]]) -> SetApart:
+        """Never group these files together again (stored in the catalog); `undo_not_duplicates` takes it back."""
         from clipphotos.duplicates import mark_not_duplicates
         return mark_not_duplicates(self.catalog, paths)
+
+    def undo_not_duplicates(self, set_apart: SetApart) -> SetApart:
+        """Take back one `mark_not_duplicates` (pairs set apart before it stay apart)."""
+        from clipphotos.duplicates import undo_not_duplicates
+        return undo_not_duplicates(self.catalog, set_apart)
+
+    def group_again(self, paths: Sequence[str | os.PathLike[str]]) -> int:
+        """Forget every "not duplicates" between these files; returns how many pairs were set apart."""
+        from clipphotos.duplicates import group_again
+        return group_again(self.catalog, paths)
 
     # -- tags ----------------------------------------------------------------------------
 

@@ -232,6 +232,35 @@ def test_not_duplicates_never_come_back(generated, cli, tmp_path):
     assert cli("dupes", "--library", lib, "--not-duplicates", files[0]).code != 0
 
 
+def test_set_apart_by_mistake_is_taken_back(generated, cli, tmp_path):
+    """Undo forgets only the pairs its "not duplicates" stored; --group-again forgets every one
+    between the files named, and says when there was none."""
+    photos, files = copy_of_group(generated, tmp_path, ("cropped",))
+    with Image.open(files[0]) as original:                          # a third: the original made smaller
+        original.resize((original.width * 3 // 4, original.height * 3 // 4)).save(photos / "smaller.jpg", quality=92)
+    files.append(photos / "smaller.jpg")
+    lib = tmp_path / "lib"
+    index(cli, photos, lib)
+    with Library(lib) as library:
+        assert [len(g.files) for g in library.duplicates() if g.tier != "similar"] == [3]
+        earlier = library.mark_not_duplicates(files[:2])             # set apart before
+        assert earlier.pairs == 1 and len(earlier.contents) + len(earlier.copies) == 1
+        later = library.mark_not_duplicates(files)
+        assert later.pairs == 3 and len(later.contents) + len(later.copies) == 2   # one pair was stored already
+        assert [g for g in library.duplicates() if g.tier != "similar"] == []
+        library.undo_not_duplicates(later)
+        regrouped = [g for g in library.duplicates() if g.tier != "similar"]
+        assert regrouped and all(not {str(files[0]), str(files[1])} <= set(g.paths) for g in regrouped)
+        assert {str(files[2])} <= {p for g in regrouped for p in g.paths}
+    r = cli("dupes", "--library", lib, "--group-again", *files[:2], "--json")
+    assert r.code == 0 and r.json == {"group_again": [str(f) for f in files[:2]], "pairs": 1}
+    assert [len(g["files"]) for g in cli("dupes", "--library", lib, "--json").json["groups"]
+            if g["tier"] != "similar"] == [3]
+    again = cli("dupes", "--library", lib, "--group-again", *files[:2])
+    assert again.code == 0 and "None of these 2 files were set apart" in again.out
+    assert cli("dupes", "--library", lib, "--group-again", files[0]).code != 0
+
+
 def test_similar_shots_are_stacked_and_never_moved(tmp_path):
     """Two different shots of one scene seconds apart (close CLIP vectors) form a stack; actions skip it."""
     rng = np.random.default_rng(5)

@@ -97,12 +97,20 @@ def test_one_group_at_a_time_counts_follow_and_the_next_group_is_shown(qtbot, du
     assert view.message_bar.isVisible() and view.message.text() == f"Moved 1 file ({megabytes(size)}) to the Trash"
     assert view.undo_button.isVisible()
 
-    view.select_group(group_of(view, "exact", made["exact"][0]))
+    set_apart = group_of(view, "exact", made["exact"][0])
+    view.select_group(set_apart)
     nxt = view.listed_keys()[1]
     with qtbot.waitSignal(view.actionFinished, timeout=30_000):
         qtbot.keyClick(view.tree, Qt.Key.Key_N)                  # N: not duplicates
     assert view.current.key == nxt and section_titles(view)[0] == "Exact copies (1)"
     assert "will not be grouped again" in view.message.text()
+    assert view.undo_button.isVisible() and view.undo_button.text() == "Undo (2)"
+
+    with qtbot.waitSignal(view.groupsShown, timeout=30_000):   # the latest first: the group comes back, shown
+        qtbot.keyClick(view.tree, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.current.key == set_apart and section_titles(view)[0] == "Exact copies (2)"
+    assert view.message.text() == f"Grouped again: {len(view.groups[set_apart].files)} files no longer set apart."
+    assert view.undo_button.text() == "Undo" and lib.catalog.distinct_pairs() == (set(), set())
 
     with qtbot.waitSignal(view.groupsShown, timeout=30_000):
         view.undo_button.click()

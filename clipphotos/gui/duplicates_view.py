@@ -5,7 +5,8 @@ thread only shows answers. Exact copies and near-duplicates send their other fil
 trash (`Library.trash_duplicates`: a holding folder first, so the message after each clean-up
 offers Undo) after one confirmation that says how many files and megabytes go; a whole tier or
 the selected groups go in one action. Similar shots are stacks to look through and are never
-proposed for the trash. Space compares the group's files side by side (gui/compare.py).
+proposed for the trash. "Not duplicates" (N) sets a group apart for good; Undo takes that back
+too. Space compares the group's files side by side (gui/compare.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from PySide6.QtGui import QIcon, QImage, QKeyEvent, QPixmap, QResizeEvent, QShow
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QFrame, QGridLayout, QLabel, QPushButton,
                                QScrollArea, QSplitter, QStackedWidget, QTreeWidget, QTreeWidgetItem, QWidget)
 
-from clipphotos.duplicates import ACTION_TIERS, DuplicateFile, DuplicateGroup, keep_reasons
+from clipphotos.duplicates import ACTION_TIERS, DuplicateFile, DuplicateGroup, SetApart, keep_reasons
 from clipphotos.gui import desktop
 from clipphotos.gui.widgets import confirm, hbox, label, plural, vbox
 from clipphotos.gui.workers import Runner, load_preview
@@ -216,9 +217,11 @@ class DuplicatesView(QWidget):
         self.cards: list[FileCard] = []
         self.current: DuplicateGroup | None = None
         self.busy = False
-        self.undo_stack: list[int] = []     # this session's clean-ups, newest last
+        # this session's actions, newest last: clean-ups (their ids) and groups set apart (key, what was stored)
+        self.undo_stack: list[int | tuple[str, SetApart]] = []
         self.compare: Any = None
         self._generation = 0
+        self._select: str | None = None     # a group to show once found (one grouped again)
         self._icons: dict[str, QIcon] = {}
 
         col = vbox(self, (18, 14, 18, 8), 6)
@@ -315,7 +318,7 @@ class DuplicatesView(QWidget):
     # -- keys ------------------------------------------------------------------------------
 
     def handle_key(self, event: QKeyEvent) -> bool:
-        """Space compares, N says not duplicates, Ctrl+Z undoes the last clean-up."""
+        """Space compares, N says not duplicates, Ctrl+Z undoes the last of either."""
         key, mods = event.key(), event.modifiers()
         if key == Qt.Key.Key_Z and mods & Qt.KeyboardModifier.ControlModifier:
             self.undo()
@@ -354,7 +357,10 @@ class DuplicatesView(QWidget):
         super().showEvent(event)
         self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, select: str | None = None) -> None:
+        """Find the groups again; `select`: the group to show once found, even if another search
+        (the watcher's) overtakes this one; else the one shown stays."""
+        self._select = select or self._select
         if self.library is None:
             self._set_stage("Opening your library…")
             return
@@ -385,7 +391,8 @@ class DuplicatesView(QWidget):
     def _show_groups(self, gen: int, groups: list[DuplicateGroup]) -> None:
         if gen != self._generation:
             return
-        wanted = self.current.key if self.current is not None else None
+        wanted = self._select or (self.current.key if self.current is not None else None)
+        self._select = None
         self.groups = {g.key: g for g in groups}
         self.tree.blockSignals(True)
         self.tree.clear()
@@ -663,12 +670,25 @@ class DuplicatesView(QWidget):
         self._act([self.current.key], self.library.mark_not_duplicates, self.current.paths)
 
     def undo(self) -> None:
-        """Put the files of this session's latest clean-up back (again for the one before)."""
+        """Take back this session's latest action (again for the one before): put a clean-up's
+        files back, or group again the files set apart."""
         if self.library is None or self.busy or not self.undo_stack:
             return
-        self._act([], self.library.undo_cleanup, self.undo_stack[-1])
+        last = self.undo_stack[-1]
+        if isinstance(last, tuple):
+            self._act([], self.library.undo_not_duplicates, last[1], done=lambda _: self._grouped_again(last))
+        else:
+            self._act([], self.library.undo_cleanup, last)
 
-    def _act(self, keys: list[str], fn: Any, arg: Any) -> None:
+    def _grouped_again(self, entry: tuple[str, SetApart]) -> None:
+        self.busy = False
+        self.undo_button.setEnabled(True)
+        self.undo_stack = [e for e in self.undo_stack if e is not entry]
+        self.say(f"Grouped again: {plural(len(entry[1].paths), 'file')} no longer set apart.")
+        self.actionFinished.emit(entry[1])
+        self.refresh(select=entry[0])
+
+    def _act(self, keys: list[str], fn: Any, arg: Any, done: Any = None) -> None:
         self.busy = True
         for button in (self.trash_button, self.not_button, self.undo_button):
             button.setEnabled(False)
@@ -676,7 +696,7 @@ class DuplicatesView(QWidget):
         listed = self.listed_keys()
         after = [k for k in listed[listed.index(keys[-1]) + 1:] if k not in keys] if keys and keys[-1] in listed \
             else []
-        self.runner.submit(fn, arg, on_done=lambda result: self._acted(keys, after, result),
+        self.runner.submit(fn, arg, on_done=done or (lambda result: self._acted(keys, after, result)),
                            on_failed=self._act_failed)
 
     def _act_failed(self, exc: BaseException) -> None:
@@ -706,6 +726,7 @@ class DuplicatesView(QWidget):
                      + (f"; {len(failed)} could not be moved: {result.failed[0][1]}" if failed else ""))
             self.libraryChanged.emit()
         else:
+            self.undo_stack.append((keys[0], result))
             self.say(f"Set {plural(len(self.groups[keys[0]].files), 'file')} apart: they will not be grouped again.")
         self._remove_groups(done, after)
         self.actionFinished.emit(result)
