@@ -224,6 +224,15 @@ MIGRATIONS: list[str] = [
     END;
     CREATE INDEX vectors_by_model ON vectors(model_id, content_id);
     """,
+    # 8: folders inside a library folder where another drive was mounted (or a followed link led
+    # to one): while that drive is away, its photos are kept (scanner.mount_away).
+    """
+    CREATE TABLE mount_points (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        path BLOB NOT NULL,
+        PRIMARY KEY (folder_id, path)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -649,6 +658,17 @@ class Catalog:
         return {bytes(p): (s, m, bool(v)) for p, s, m, v in self._query(
             "SELECT p.path, p.size, p.mtime_ns, EXISTS(SELECT 1 FROM vectors v WHERE v.content_id=p.content_id "
             "AND v.model_id=?) FROM photos p WHERE p.folder_id=?", (model_id, folder_id))}
+
+    def mount_points(self, folder_id: int) -> set[bytes]:
+        """The folders inside this library folder where another drive was seen mounted."""
+        return {bytes(p) for (p,) in self._query("SELECT path FROM mount_points WHERE folder_id=?", (folder_id,))}
+
+    def remember_mount_points(self, folder_id: int, seen: Iterable[bytes], dropped: Iterable[bytes] = ()) -> None:
+        """Add the mount points a scan saw; forget those it found holding files of their own drive no more."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO mount_points(folder_id, path) VALUES (?, ?)",
+                           [(folder_id, p) for p in seen])
+            db.executemany("DELETE FROM mount_points WHERE folder_id=? AND path=?", [(folder_id, p) for p in dropped])
 
     def known_skips(self, folder_id: int) -> dict[bytes, tuple[int, int, str]]:
         """path → (size, mtime_ns, reason) of a folder's skipped files."""

@@ -484,6 +484,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               + ("" if text["enabled"] else "; switched off"))
         for f in status["folder_details"]:
             print(f"  {f['photos']:7d}  {f['path']}{'' if f['online'] else '  (offline)'}")
+            for away in f["away"]:
+                print(f"           {away}  (its drive is away: its photos are kept)")
         if status.get("watching"):
             print(f"Watching: {status['queued']} queued")
             for w in status["watching"]:

@@ -38,7 +38,7 @@ from clipphotos.fingerprint import grey_thumbnail, perceptual_hash
 from clipphotos.loader import UnreadableImage, is_supported, load_image
 from clipphotos.preprocess import fit
 from clipphotos.raw import is_raw_path
-from clipphotos.scanner import ScannedFile, is_ignored_name, offline_reason, scan_folder
+from clipphotos.scanner import ScannedFile, is_ignored_name, mounts_away, offline_reason, scan_folder
 from clipphotos.vector_index import VectorIndex
 
 BATCH_SIZE = 8            # pictures per encode (each of the encodes side by side has its own)
@@ -186,7 +186,8 @@ def plan_encoders(embedder: Embedder, cores: int) -> EncoderPlan:
 
 
 def _scan_only(root: bytes, paths: set[bytes], follow_links: bool, excluded: frozenset[bytes],
-               on_error: Callable[[bytes, str], None] | None = None) -> Iterator[ScannedFile]:
+               on_error: Callable[[bytes, str], None] | None = None,
+               on_mount: Callable[[bytes], None] | None = None) -> Iterator[ScannedFile]:
     """The picture files among `paths` inside `root`, folders standing for what is below them.
 
     What a full scan would leave out (hidden names, caches, excluded folders, other file types,
@@ -203,7 +204,7 @@ def _scan_only(root: bytes, paths: set[bytes], follow_links: bool, excluded: fro
         except OSError:
             continue  # gone: its catalog rows are dropped as vanished
         if stat.S_ISDIR(st.st_mode):
-            found: Iterable[ScannedFile] = scan_folder(path, follow_links, excluded, on_error)
+            found: Iterable[ScannedFile] = scan_folder(path, follow_links, excluded, on_error, on_mount)
         elif stat.S_ISREG(st.st_mode) and is_supported(path):
             found = [ScannedFile(path, st.st_size, st.st_mtime_ns)]
         else:
@@ -293,12 +294,18 @@ class Indexer:
             skips = self.catalog.known_skips(folder_id)
             seen: set[bytes] = set()
             blind: set[bytes] = set()   # subfolders (or entries) that could not be read this time
+            # Another drive mounted inside the folder, away now: its photos stay until it is back.
+            away = mounts_away(self.catalog.mount_points(folder_id))
+            blind |= away
+            report.offline_folders += sorted(os.fsdecode(m) for m in away)
+            mounts: set[bytes] = set()
 
             def on_error(path: bytes, reason: str, folder_id: int = folder_id, blind: set[bytes] = blind) -> None:
                 blind.add(path)
                 unreadable[folder_id, path] = reason
-            files = scan_folder(raw_root, follow, excluded, on_error) if only_set is None else _scan_only(
-                raw_root, only_set, follow, excluded, on_error)
+            skipping = excluded | away
+            files = scan_folder(raw_root, follow, skipping, on_error, mounts.add) if only_set is None else _scan_only(
+                raw_root, only_set, follow, skipping, on_error, mounts.add)
             for f in files:
                 seen.add(f.path)
                 if settled_before_ns is not None and f.mtime_ns > settled_before_ns:
@@ -315,6 +322,11 @@ class Indexer:
                         and not is_read_error(skip[2]):
                     continue  # still the same broken file; listed below with its reason
                 candidates.append((folder_id, f))
+            known_mounts = self.catalog.mount_points(folder_id)
+            if mounts - known_mounts or (only_set is None and known_mounts - mounts - away):
+                # A full scan that passed a remembered mount point as a plain folder with files: trusted now.
+                self.catalog.remember_mount_points(folder_id, mounts - known_mounts,
+                                                   known_mounts - mounts - away if only_set is None else ())
             scope = known.keys() | skips.keys()
             if only_set is not None:
                 scope = _within(scope, only_set)

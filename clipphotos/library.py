@@ -376,15 +376,18 @@ class Library:
         """Catalogued photos whose file is certainly gone.
 
         Only folders that are online count (`scanner.offline_reason`, the rule indexing follows:
-        an unplugged drive, an empty mount point or an unreadable folder is not "gone"), and only
-        files the system says do not exist: one it cannot look at (permissions) is not gone either.
+        an unplugged drive, an empty mount point or an unreadable folder is not "gone"; nor is a
+        drive mounted inside a folder while it is away, `scanner.mount_away`), and only files the
+        system says do not exist: one it cannot look at (permissions) is not gone either.
         """
         counts = self.catalog.folder_counts()
-        from clipphotos.scanner import offline_reason
+        from clipphotos.scanner import mounts_away, offline_reason
         gone = []
         for fid, path, _ in self.folders():
             if offline_reason(path, counts.get(fid, 0) > 0) is None:
-                gone += [p.path for p in self.catalog.photos_in_folder(fid) if _certainly_gone(p.path)]
+                away = tuple(folder_prefix(m) for m in mounts_away(self.catalog.mount_points(fid)))
+                gone += [p.path for p in self.catalog.photos_in_folder(fid)
+                         if not encode_path(p.path).startswith(away) and _certainly_gone(p.path)]
         return gone
 
     def forget(self, paths: Iterable[str]) -> int:
@@ -979,7 +982,7 @@ class Library:
     # -- reporting -----------------------------------------------------------------------
 
     def status(self) -> dict:
-        from clipphotos.scanner import offline_reason
+        from clipphotos.scanner import mounts_away, offline_reason
         from clipphotos.watch_state import watch_status
         counts = self.catalog.folder_counts()
         skipped = self.catalog.skipped()
@@ -992,7 +995,8 @@ class Library:
             "skipped": len(skipped),
             "folders": [path for _, path, _ in folders],
             "folder_details": [{"path": path, "photos": counts.get(fid, 0), "follow_links": follow,
-                                "online": offline_reason(path, counts.get(fid, 0) > 0) is None}
+                                "online": offline_reason(path, counts.get(fid, 0) > 0) is None,
+                                "away": sorted(os.fsdecode(m) for m in mounts_away(self.catalog.mount_points(fid)))}
                                for fid, path, follow in folders],
             "model": ModelSpec.from_json(stored).describe() if stored else None,
             "model_key": self.settings.model_key,

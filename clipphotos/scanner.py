@@ -5,12 +5,16 @@ links are not followed unless the user allowed it for that folder, and then each
 entered once (no loops). Hidden files, AppleDouble `._*` files and the caches that NAS boxes
 and desktops leave beside photos are skipped. Names are handled as bytes, so file names that
 are not valid UTF-8 work.
+
+A drive can also be mounted on a folder inside a library folder (or reached through a followed
+link): the scan reports each such folder, the catalog remembers it, and while that drive is away
+(`mount_away`) its photos are kept as they are, as for a library folder that is offline.
 """
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -47,24 +51,55 @@ def offline_reason(root: str | bytes, holds_photos: bool) -> str | None:
     return None
 
 
+def mount_away(path: bytes) -> str | None:
+    """Why a folder that held another drive's files (see `scan_folder`'s `on_mount`) shows them
+    no more, or None while it still does, or now holds files of its own (then it is trusted)."""
+    try:
+        here, parent = os.stat(path), os.stat(os.path.dirname(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return "not found (the drive it was on is away?)"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if here.st_dev != parent.st_dev:
+        return None
+    try:
+        with os.scandir(path) as it:
+            empty = next(it, None) is None
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    return "empty, where another drive was mounted (is it away?)" if empty else None
+
+
+def mounts_away(paths: Iterable[bytes]) -> set[bytes]:
+    """The remembered mount points (Catalog.mount_points) whose drive is away now."""
+    return {p for p in paths if mount_away(p) is not None}
+
+
 def is_ignored_name(name: bytes) -> bool:
     """Hidden entries (incl. AppleDouble `._*`, `.thumbnails`, `.Trash-1000`) and cache folders."""
     return name.startswith(b".") or name in IGNORED_DIRS
 
 
 def scan_folder(root: bytes, follow_links: bool = False, excluded: frozenset[bytes] = frozenset(),
-                on_error: Callable[[bytes, str], None] | None = None) -> Iterator[ScannedFile]:
-    """Every supported picture file below `root`, depth first, in a stable order."""
+                on_error: Callable[[bytes, str], None] | None = None,
+                on_mount: Callable[[bytes], None] | None = None) -> Iterator[ScannedFile]:
+    """Every supported picture file below `root`, depth first, in a stable order.
+
+    `on_mount` hears of each folder below `root` that is on another device than the folder
+    holding it: a drive mounted there, or a followed link to one.
+    """
     from clipphotos.loader import is_supported   # here: the loader is heavy, and offline_reason needs none of it
     seen_dirs: set[tuple[int, int]] = set()
-    stack = [root]
+    stack: list[tuple[bytes, int | None]] = [(root, None)]   # (folder, the device of the folder holding it)
     while stack:
-        folder = stack.pop()
+        folder, outer = stack.pop()
         try:
-            st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen_dirs:
+            here = os.stat(folder)
+            if (here.st_dev, here.st_ino) in seen_dirs:
                 continue
-            seen_dirs.add((st.st_dev, st.st_ino))
+            seen_dirs.add((here.st_dev, here.st_ino))
+            if outer is not None and here.st_dev != outer and on_mount is not None:
+                on_mount(folder)
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
@@ -92,4 +127,4 @@ def scan_folder(root: bytes, follow_links: bool = False, excluded: frozenset[byt
                 continue
             if stat.S_ISREG(st.st_mode):
                 yield ScannedFile(entry.path, st.st_size, st.st_mtime_ns)
-        stack.extend(reversed(subdirs))
+        stack.extend((sub, here.st_dev) for sub in reversed(subdirs))

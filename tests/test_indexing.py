@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +207,68 @@ def test_empty_mount_point_is_offline_not_deleted(tmp_path, cli):
     r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
     assert r["removed"] == 0 and r["offline_folders"] == [str(card.resolve())]
     assert cli("status", "--library", lib, "--json").json["photos"] == 3
+
+
+def another_drive(inside: Path, how: str, request: pytest.FixtureRequest) -> Path:
+    """A folder on another device than `inside`, reached at inside/"Card": a tmpfs mounted there
+    (root only), or a followed link to a folder on another device (/dev/shm)."""
+    card = inside / "Card"
+    if how == "mount":
+        card.mkdir(parents=True)
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(card)],
+                                               capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs needs root (the followed-link case covers the rule)")
+        return card
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == inside.stat().st_dev:
+        pytest.skip("no folder on another device to link to")
+    elsewhere = Path(tempfile.mkdtemp(prefix="clipphotos-card-", dir=shm))
+    request.addfinalizer(lambda: [shutil.rmtree(p, ignore_errors=True) for p in (elsewhere, Path(f"{elsewhere}-away"))])
+    card.symlink_to(elsewhere)
+    return card
+
+
+@pytest.mark.parametrize("how", ["link", "mount"])
+def test_a_drive_mounted_inside_a_folder_keeps_its_photos_while_away(tmp_path, cli, how, request):
+    """The folder holding another drive's photos is remembered; while that drive is away (the
+    folder empty, or the link dangling) its photos stay, the folder is named offline, and repair
+    forgets nothing. Once the folder holds files of its own, it is trusted again."""
+    from clipphotos.shapes import write_library
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    write_library(photos, 3, seed=21)
+    card = another_drive(photos, how, request)
+    target = card.resolve()
+    try:
+        write_library(target, 4, seed=22)
+        r = cli("index", photos, "--library", lib, "--follow-links", *MODEL_ARGS, "--json").json
+        assert r["indexed"] == 7, r
+        with Library(lib) as library:
+            assert library.catalog.mount_points(library.folders()[0][0]) == {os.fsencode(card)}
+    finally:
+        if how == "mount":
+            subprocess.run(["umount", str(card)], check=True)      # the drive is away: an empty folder
+        else:
+            target.rename(target.with_name(target.name + "-away"))  # the drive is away: the link dangles
+    r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
+    assert r["removed"] == 0 and r["offline_folders"] == [str(card)], r
+    repair = cli("repair", "--yes", "--library", lib, *MODEL_ARGS, "--json").json
+    assert repair["vanished"] == [] and repair["forgotten"] == 0
+    status = cli("status", "--library", lib, "--json").json
+    assert status["photos"] == 7 and status["folder_details"][0]["away"] == [str(card)]
+    assert f"{card}  (its drive is away" in cli("status", "--library", lib).out
+
+    if how == "link":
+        target.with_name(target.name + "-away").rename(target)    # back: nothing to do again
+        r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
+        assert r["indexed"] == 0 and r["unchanged"] == 7 and r["offline_folders"] == []
+        card.unlink()
+        shutil.rmtree(target)
+        card.mkdir()
+    write_library(card, 1, seed=23)      # a plain folder with a photo of its own: trusted again
+    r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
+    assert r["removed"] == 4 and r["indexed"] == 1 and r["offline_folders"] == [], r
+    with Library(lib) as library:
+        assert library.catalog.mount_points(library.folders()[0][0]) == set()
 
 
 # -- the pipeline: cores shared in turns, encodes side by side, nothing done twice ------------

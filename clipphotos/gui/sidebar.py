@@ -201,6 +201,8 @@ class Sidebar(QWidget):
                              self.icons.get("folder"))
             item.setText(1, f"{d['photos']:,}")
             tip = path if d.get("online", True) else f"{path}\nOffline: its photos are kept until it is back"
+            for away in d.get("away", []):
+                tip += f"\n{away}: its drive is away; its photos are kept until it is back"
             item.setToolTip(0, tip)
             if not d.get("online", True):
                 item.setForeground(0, QColor("#9aa0a8"))
