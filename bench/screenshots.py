@@ -8,7 +8,8 @@ indexes it with the project's shapes model (tests/fixtures/shapes-clip unless to
 then saves PNGs of the real windows: browsing, search results with the preview, a photo's
 details, the large viewer, the filter popup, indexing in progress, the first-run dialog's
 pages (the offline one included), the settings dialog, and the Duplicates view (groups listed,
-a near group compared, the bulk clean-up's confirmation and its message) at 1024×700 and 1920×1080;
+a near group compared, the bulk clean-up's confirmation and its message, a group set apart and
+grouped again), and a damaged catalog offered its rebuild and then rebuilt, at 1024×700 and 1920×1080;
 and tagging, each stage at 1024×700, 1280×800 and 1920×1080: a label just made (its suggestions in
 the grid), the review with answers, the label applied, a photo's tag chips, and the Tags section.
 """
@@ -39,9 +40,10 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=SHAPES / "config.json", help="OpenCLIP model config")
     parser.add_argument("--weights", type=Path, default=SHAPES / "shapes-clip.safetensors")
     parser.add_argument("--photos", type=int, default=48, help="camera-like photos to generate")
-    parser.add_argument("--only", choices=["all", "duplicates", "tags", "picker"], default="all",
-                        help="just the Duplicates view, just tagging, or just the model picker (the "
-                             "first-run dialog's model page and the settings dialog, no library)")
+    parser.add_argument("--only", choices=["all", "duplicates", "tags", "picker", "damaged"], default="all",
+                        help="just the Duplicates view, just tagging, just the model picker (the "
+                             "first-run dialog's model page and the settings dialog, no library), or "
+                             "just a damaged catalog offered its rebuild")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clipphotos-shots-") as tmp:
@@ -87,6 +89,9 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
         return 0
     if args.only == "picker":
         shoot_picker(until, save)
+        return 0
+    if args.only == "damaged":
+        shoot_damaged(tmp, model, until, save)
         return 0
     pictures, drawings = tmp / "Pictures", tmp / "Drawings"
     print("generating photos…", flush=True)
@@ -202,7 +207,38 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     settings.close()
     runner.shutdown()
     shoot_duplicates(tmp, model, out, until, save)
+    shoot_damaged(tmp, model, until, save)
     return 0
+
+
+def shoot_damaged(tmp: Path, model, until: Callable, save: Callable) -> None:
+    """A library whose catalog lost a page of vectors: the window's offer to rebuild it, and after."""
+    import sqlite3
+
+    from clipphotos.gui.main_window import AppOptions, MainWindow
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    folder = tmp / "Damaged drawings"
+    write_library(folder, 24, seed=11)
+    for width, height in ((1024, 700), (1920, 1080)):
+        root = tmp / f"damaged-{width}"
+        with Library(root, model=model.spec("cpu")) as lib:
+            lib.index_folders([folder])
+        with sqlite3.connect(root / "catalog.sqlite3") as con:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            page = con.execute("SELECT rootpage FROM sqlite_master WHERE name='vectors'").fetchone()[0]
+        with open(root / "catalog.sqlite3", "r+b") as f:
+            f.seek((page - 1) * 4096)
+            f.write(b"\xff" * 4096)
+        window = MainWindow(AppOptions(str(root), model, "cpu", welcome=False))
+        window.resize(width, height)
+        window.show()
+        until(lambda: window.message.button.text() == "Rebuild the catalog" and window.message.isVisible(), 120)
+        save(window, f"18-damaged-catalog-{width}.png")
+        window.message.button.click()
+        until(lambda: window.library is not None and window.model.rowCount() == 24 and not window.runner.busy, 120)
+        save(window, f"19-catalog-rebuilt-{width}.png")
+        window.close()
 
 
 def shoot_tagging(window, red: set[str], until: Callable, settle: Callable, save: Callable) -> None:

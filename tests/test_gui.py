@@ -416,3 +416,39 @@ def test_settings_carry_the_precision_and_fit_a_short_screen(qtbot):
     assert dialog.height() <= dialog.screen().availableGeometry().height() - 60
     assert dialog.save.isVisible()
     runner.shutdown()
+
+
+def test_a_damaged_catalog_is_rebuilt_from_the_window(qtbot, tmp_path):
+    """The window checks the catalog before it indexes anything; a damaged one (a page of its
+    vectors overwritten) is offered a rebuild: the damaged file is kept, the folder and a label
+    carried over, the folder indexed again, and the library opens with its photos."""
+    import sqlite3
+
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    photos, root = tmp_path / "photos", tmp_path / "library"
+    write_library(photos, 6, seed=77)
+    with Library(root, model=shapes_spec()) as lib:
+        lib.index_folders([photos])
+        lib.labels.add("circles")
+    catalog = root / "catalog.sqlite3"
+    with sqlite3.connect(catalog) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = con.execute("SELECT rootpage FROM sqlite_master WHERE name='vectors'").fetchone()[0]
+    with open(catalog, "r+b") as f:
+        f.seek((page - 1) * 4096)
+        f.write(b"\xff" * 4096)
+    window = MainWindow(AppOptions(str(root), SHAPES, "cpu", welcome=False))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.message.title.text() == "This library's catalog is damaged", timeout=LONG)
+    assert window.stack.currentIndex() == window.PAGE_MESSAGE and "untouched" in window.message.body.text()
+    assert window.message.button.isVisible() and window.message.button.text() == "Rebuild the catalog"
+    assert window.engine is None                          # nothing was indexed into it
+    with qtbot.waitSignal(window.libraryOpened, timeout=LONG):
+        window.message.button.click()
+    qtbot.waitUntil(lambda: len(shown_paths(window)) == 6, timeout=LONG)
+    assert "Catalog rebuilt: 6 photos indexed again" in window.statusBar().currentMessage()
+    assert list(root.glob("catalog.sqlite3.damaged-*"))
+    assert [label.name for label in window.library.labels.all()] == ["circles"]
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=LONG)   # checked again: now it is watched

@@ -15,7 +15,7 @@ from clipphotos.settings import DEFAULT_THUMBNAIL_SIZE
 from clipphotos.gui.search_bar import Query
 
 if TYPE_CHECKING:
-    from clipphotos.library import Library, PhotoRecord, SearchAnswer
+    from clipphotos.library import Library, PhotoRecord, RebuiltCatalog, SearchAnswer
 
 SEARCH_LIMIT = 300
 PROGRESS_INTERVAL = 0.1      # seconds between progress signals (the indexer reports every photo)
@@ -66,6 +66,18 @@ def open_library(root: str | None, model: ModelRequest | None, device: str | Non
     settings = AppSettings(current, device, stored.thumbnail_size, stored.excluded_folders, precision,
                            lib.text_enabled)
     return Opened(lib, settings, browse(lib, Query()))
+
+
+def rebuild_catalog(damaged: Library | None, root: str | None, model: ModelRequest | None, device: str | None,
+                    progress: Callable[[Any], None]) -> RebuiltCatalog:
+    """A fresh catalog in place of a damaged one (closed first, if the app had it open), what could
+    be read of it carried over and the folders indexed again (clipphotos.library.rebuild_catalog);
+    `progress` hears of the indexing."""
+    from clipphotos.library import rebuild_catalog
+    if damaged is not None:
+        damaged.close()
+    return rebuild_catalog(root, model=model.spec(device) if model is not None else None,
+                           device=device if device != "auto" else None, on_progress=throttled(progress))
 
 
 def browse(lib: Library, query: Query) -> Browse:

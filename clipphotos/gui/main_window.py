@@ -31,7 +31,7 @@ from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
-    from clipphotos.library import IndexReport, Library, PhotoRecord, Progress, SearchAnswer, TrashReport
+    from clipphotos.library import IndexReport, Library, PhotoRecord, Progress, RebuiltCatalog, SearchAnswer, TrashReport
     from clipphotos.watcher import WatchEngine, WatchSettings
 
 REFRESH_WHILE_INDEXING_S = 3.0     # how often the browse grid picks up newly indexed photos
@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.settings = AppSettings()
         self.model_state = "waiting"        # waiting, loading, ready, failed
         self.model_error = ""
+        self._intact: bool | None = None    # the open catalog passed SQLite's quick check (None: being checked)
         self.query = Query()
         self.matches = 0                    # how many photos clearly match the search on show
         self.status: dict = {}
@@ -302,13 +303,65 @@ class MainWindow(QMainWindow):
         self._generation += 1
         self._apply_browse(self._generation, self.query, opened.browse)
         self.libraryOpened.emit()
+        self._check_catalog(opened.library)
         if not self.status.get("folders") and self.options.welcome:
             QTimer.singleShot(0, self.show_welcome)
         else:
             self.load_model()
 
     def _library_failed(self, exc: BaseException) -> None:
+        from clipphotos.library import CatalogDamaged, is_damage
+        if isinstance(exc, CatalogDamaged) or is_damage(exc):
+            self._show_message(
+                "This library's catalog is damaged",
+                f"{str(exc)[:1].upper()}{str(exc)[1:]}.\n\nYour photos are untouched. Rebuilding starts a fresh "
+                "catalog: the damaged one is kept beside it under a new name, what can still be read of it "
+                "(folders, labels, your tag answers, “not duplicates” marks) is carried over, and your folders "
+                "are indexed again.", "Rebuild the catalog", self.rebuild_catalog)
+            return
         self._show_message("The library could not be opened", str(exc))
+
+    def _check_catalog(self, lib: Library) -> None:
+        """SQLite's quick check on a worker, before anything is indexed into the catalog: browsing
+        goes on meanwhile, and a damaged catalog is offered a rebuild instead of being built on."""
+        self._intact = None
+
+        def checked(exc: BaseException | None) -> None:
+            if lib is not self.library:
+                return
+            from clipphotos.library import CatalogDamaged, is_damage
+            if exc is not None and (isinstance(exc, CatalogDamaged) or is_damage(exc)):
+                self._intact = False
+                self._library_failed(exc)
+                return
+            self._intact = True     # checked, or the check itself could not run: as before it existed
+            self.start_watching()
+        self.runner.submit(lib.ensure_intact, on_done=lambda _r: checked(None), on_failed=checked)
+
+    def rebuild_catalog(self) -> None:
+        """Start a fresh catalog in place of the damaged one, then open the library again."""
+        self._show_message("Rebuilding the catalog…", "Setting the damaged catalog aside…")
+        o = self.options
+        damaged, self.library = self.library, None     # closed by the job, before the rebuild takes its lock
+        self.runner.submit(library_jobs.rebuild_catalog, damaged, o.library, o.model, o.device, progress=True,
+                           on_progress=self._rebuild_progress, on_done=self._catalog_rebuilt,
+                           on_failed=lambda exc: self._show_message("The catalog could not be rebuilt", str(exc),
+                                                                    "Try again", self.rebuild_catalog))
+
+    def _rebuild_progress(self, p: Progress) -> None:
+        if p.phase == "indexing" and p.total:
+            parts = [f"Indexing your folders again: {p.done:,} of {p.total:,} photos"]
+            if p.eta_seconds is not None and p.done < p.total:
+                parts.append(_eta(p.eta_seconds))
+            self.message.body.setText(" · ".join(parts) + ". Your photos are untouched.")
+        elif p.phase == "scanning":
+            self.message.body.setText("Looking through your folders…")
+
+    def _catalog_rebuilt(self, done: RebuiltCatalog) -> None:
+        answers = f", {done.reviews_restored:,} tag answers kept" if done.reviews_restored else ""
+        self.statusBar().showMessage(f"Catalog rebuilt: {done.index.indexed:,} photos indexed again{answers}; "
+                                     f"the damaged one is set aside in the library folder", 20_000)
+        self.open_library()
 
     def load_model(self) -> None:
         if self.library is None or self.model_state == "loading":
@@ -447,7 +500,8 @@ class MainWindow(QMainWindow):
 
     def start_watching(self) -> None:
         """Keep the library indexed from now on: a full scan, then the folders' changes."""
-        if self.library is None or self.model_state != "ready" or self._closing or self.engine is not None:
+        if self.library is None or self.model_state != "ready" or self._closing or self.engine is not None \
+                or not self._intact:
             return
         from clipphotos.watcher import WatchEngine
         sig = self.engine_signals
