@@ -258,10 +258,10 @@ def main() -> None:
                                                  for size, sec in sorted(cost["by_size"].items())))
     print(f"  app's own extra work on a new photo's decode (thumbnail, fingerprints): {cost['extra'] * 1e3:.1f} ms "
           f"on one core, not in the ceiling")
-    print(f"ceiling they allow           {ceiling:6.2f} img/s   app reaches {app_rate / ceiling:.0%} of it "
+    print(f"ceiling they allow           {ceiling:6.2f} img/s   app reaches {app_rate / ceiling:.1%} of it "
           f"(goal >= 90%); load now {os.getloadavg()[0]:.2f}")
     perfect = 1 / ((cost["read"] + cost["decode"]) / cores + cost["encode"])
-    print(f"  (were decoding {cores}x as fast on {cores} cores: {perfect:.2f} img/s, app {app_rate / perfect:.0%} of it)")
+    print(f"  (were decoding {cores}x as fast on {cores} cores: {perfect:.2f} img/s, app {app_rate / perfect:.1%} of it)")
     cos = [float(ref_vecs[k] @ app_vecs[k] / np.linalg.norm(app_vecs[k])) for k in ref_vecs if k in app_vecs]
     print(f"embeddings compared: {len(cos)}; min cosine app vs naive (same view) {min(cos):.5f}")
     print(f"goal: ratio >= 6.0 with min cosine >= 0.999; work folder {work}")
