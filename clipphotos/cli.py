@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send every held clean-up on to the system trash now (they can no longer be undone here)")
     p.add_argument("--yes", action="store_true", help="move without asking")
 
-    p = command("folders", "list, add or remove the library's folders")
+    p = command("folders", "list, add or remove the library's folders (remove also forgets a drive "
+                           "mounted inside one that `status` lists as away)")
     p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
     p.add_argument("paths", nargs="*", metavar="FOLDER")
     return parser

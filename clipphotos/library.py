@@ -419,11 +419,24 @@ class Library:
         return self.catalog.add_folder(folder.resolve(), follow_links)
 
     def remove_folder(self, path: str | os.PathLike[str]) -> bool:
+        """Forget a library folder and its photos; or a drive mounted inside one while it is away
+        (its photos are kept until it is back: this is how to stop waiting for it). Files are
+        never touched. False when the path is neither."""
         removed = self.catalog.remove_folder(Path(path).expanduser().resolve())
         if removed and self._index is not None:
             self._sync_index(self._index)
             self.save_index()
-        return removed
+        return removed or self._forget_away_drive(encode_path(os.path.abspath(os.path.expanduser(path))))
+
+    def _forget_away_drive(self, mount: bytes) -> bool:
+        from clipphotos.scanner import mount_away
+        for fid, _, _ in self.folders():
+            if mount in self.catalog.mount_points(fid) and mount_away(mount) is not None:
+                inside = folder_prefix(mount)
+                self.forget([p.path for p in self.catalog.photos_in_folder(fid) if encode_path(p.path).startswith(inside)])
+                self.catalog.remember_mount_points(fid, (), [mount])
+                return True
+        return False
 
     def folders(self) -> list[tuple[int, str, bool]]:
         return self.catalog.folders()

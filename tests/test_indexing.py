@@ -271,6 +271,24 @@ def test_a_drive_mounted_inside_a_folder_keeps_its_photos_while_away(tmp_path, c
         assert library.catalog.mount_points(library.folders()[0][0]) == set()
 
 
+def test_a_drive_away_for_good_is_forgotten_by_folders_remove(tmp_path, cli, request):
+    """`folders remove` on the away folder forgets the photos kept for it (the files untouched)."""
+    from clipphotos.shapes import write_library
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    write_library(photos, 3, seed=24)
+    card = another_drive(photos, "link", request)
+    target = card.resolve()
+    write_library(target, 4, seed=25)
+    assert cli("index", photos, "--library", lib, "--follow-links", *MODEL_ARGS, "--json").json["indexed"] == 7
+    target.rename(target.with_name(target.name + "-away"))
+    assert cli("status", "--library", lib, "--json").json["photos"] == 7
+    assert cli("folders", "remove", card, "--library", lib).code == 0
+    status = cli("status", "--library", lib, "--json").json
+    assert status["photos"] == 3 and status["folder_details"][0]["away"] == [] and len(status["folders"]) == 1
+    assert len(list(target.with_name(target.name + "-away").rglob("*.*"))) == 4     # the files untouched
+    assert "is not one of the library's folders" in cli("folders", "remove", card, "--library", lib).err
+
+
 # -- the pipeline: cores shared in turns, encodes side by side, nothing done twice ------------
 
 
