@@ -307,7 +307,10 @@ class CatalogDamaged(Exception):
 
 
 def is_damage(exc: BaseException) -> bool:
-    """Whether an SQLite error means a damaged file (not a full disk, a lock or a read-only folder)."""
+    """Whether an error means a damaged catalog: CatalogDamaged, or an SQLite error that says the
+    file is damaged (not a full disk, a lock or a read-only folder)."""
+    if isinstance(exc, CatalogDamaged):
+        return True
     text = str(exc).lower()
     return isinstance(exc, sqlite3.DatabaseError) and any(
         s in text for s in ("not a database", "malformed", "corrupt", "database disk image"))

@@ -539,7 +539,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         lib = open_library(args)
     except (CatalogDamaged, sqlite3.DatabaseError) as exc:
-        if not (isinstance(exc, CatalogDamaged) or is_damage(exc)):
+        if not is_damage(exc):
             raise
         root = Path(_library_dir(args))
         data = report_unopened(root, root / "catalog.sqlite3", getattr(exc, "problem", str(exc)))

@@ -295,7 +295,8 @@ class Indexer:
             seen: set[bytes] = set()
             blind: set[bytes] = set()   # subfolders (or entries) that could not be read this time
             # Another drive mounted inside the folder, away now: its photos stay until it is back.
-            away = mounts_away(self.catalog.mount_points(folder_id))
+            known_mounts = self.catalog.mount_points(folder_id)
+            away = mounts_away(known_mounts)
             blind |= away
             report.offline_folders += sorted(os.fsdecode(m) for m in away)
             mounts: set[bytes] = set()
@@ -322,11 +323,11 @@ class Indexer:
                         and not is_read_error(skip[2]):
                     continue  # still the same broken file; listed below with its reason
                 candidates.append((folder_id, f))
-            known_mounts = self.catalog.mount_points(folder_id)
-            if mounts - known_mounts or (only_set is None and known_mounts - mounts - away):
-                # A full scan that passed a remembered mount point as a plain folder with files: trusted now.
-                self.catalog.remember_mount_points(folder_id, mounts - known_mounts,
-                                                   known_mounts - mounts - away if only_set is None else ())
+            # Mount points met for the first time are remembered; one a full scan passed as a plain
+            # folder (not away, yet on the device of its parent) holds files of its own: trusted now.
+            dropped = known_mounts - mounts - away if only_set is None else set()
+            if mounts - known_mounts or dropped:
+                self.catalog.remember_mount_points(folder_id, mounts - known_mounts, dropped)
             scope = known.keys() | skips.keys()
             if only_set is not None:
                 scope = _within(scope, only_set)

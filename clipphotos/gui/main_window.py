@@ -310,8 +310,8 @@ class MainWindow(QMainWindow):
             self.load_model()
 
     def _library_failed(self, exc: BaseException) -> None:
-        from clipphotos.library import CatalogDamaged, is_damage
-        if isinstance(exc, CatalogDamaged) or is_damage(exc):
+        from clipphotos.library import is_damage
+        if is_damage(exc):
             self._show_message(
                 "This library's catalog is damaged",
                 f"{str(exc)[:1].upper()}{str(exc)[1:]}.\n\nYour photos are untouched. Rebuilding starts a fresh "
@@ -329,8 +329,8 @@ class MainWindow(QMainWindow):
         def checked(exc: BaseException | None) -> None:
             if lib is not self.library:
                 return
-            from clipphotos.library import CatalogDamaged, is_damage
-            if exc is not None and (isinstance(exc, CatalogDamaged) or is_damage(exc)):
+            from clipphotos.library import is_damage
+            if exc is not None and is_damage(exc):
                 self._intact = False
                 self._library_failed(exc)
                 return
