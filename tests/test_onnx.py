@@ -196,25 +196,31 @@ def test_a_brief_process_leaves_torch_out_where_onnx_agrees(monkeypatch):
     assert choose(manifest, "auto", onnx_only=True)[:2] == ("torch", "bf16")
 
 
-def test_an_export_that_drifts_is_not_used(cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("native", [False, True])
+def test_an_export_that_drifts_is_not_used(cache, tmp_path, monkeypatch, native):
     """An export that loses the text tower's causal mask gives other text vectors: the check
-    against torch fp32 catches it, and the model stays on torch."""
+    against torch fp32 catches it, and the model stays on torch: in fp32, or in bf16 where the
+    CPU computes it natively and it is the faster of the two (both kinds of CPU, forced)."""
     import torch
 
-    from clipphotos import onnx_export, torch_towers
+    from clipphotos import models, onnx_export, torch_towers
     from clipphotos.inference import open_model
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
     forward = onnx_export.ExportAttention.forward
     monkeypatch.setattr(onnx_export.ExportAttention, "forward",
                         lambda self, q, k, v, need_weights=False, attn_mask=None: forward(self, q, k, v))
     monkeypatch.setattr(torch_towers, "seen_mask",
                         lambda start, length, past: torch.zeros(start.shape[0], 1, length, past + length))
     model = open_model(shapes_spec("auto"), tmp_path)
-    assert model.backend == "torch" and model.precision == "fp32"
-    assert "too far from fp32" in model.precision_reason
-    asked = open_model(shapes_spec("fp32"), tmp_path)
-    assert asked.backend == "torch" and "drifted" in asked.precision_reason
     manifest = json.loads(next(cache.glob("*/manifest.json")).read_text())
     assert manifest["exports"]["fp32"]["text_cosine"] < 0.999
+    on_torch = {p: e["images_per_second"] for p, e in manifest["torch_speed"].items()
+                if e.get("image_cosine", 1) >= 0.999 and e.get("text_cosine", 1) >= 0.999}
+    assert ("bf16" in manifest["torch_speed"]) == native
+    assert model.backend == "torch" and model.precision == max(on_torch, key=on_torch.get)
+    assert "too far from fp32" in model.precision_reason
+    asked = open_model(shapes_spec("fp32"), tmp_path)
+    assert asked.backend == "torch" and asked.precision == "fp32" and "drifted" in asked.precision_reason
 
 
 @pytest.mark.slow
