@@ -445,8 +445,9 @@ def test_a_damaged_catalog_is_rebuilt_from_the_window(qtbot, tmp_path):
     assert window.stack.currentIndex() == window.PAGE_MESSAGE and "untouched" in window.message.body.text()
     assert window.message.button.isVisible() and window.message.button.text() == "Rebuild the catalog"
     assert window.engine is None                          # nothing was indexed into it
+    assert window.focusWidget() is window.message.button  # the one thing to do has the keyboard
     with qtbot.waitSignal(window.libraryOpened, timeout=LONG):
-        window.message.button.click()
+        qtbot.keyClick(window.message.button, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(shown_paths(window)) == 6, timeout=LONG)
     assert "Catalog rebuilt: 6 photos indexed again" in window.statusBar().currentMessage()
     assert list(root.glob("catalog.sqlite3.damaged-*"))

@@ -75,6 +75,7 @@ class _Message(QWidget):
         self.body.setWordWrap(True)
         self.button = QPushButton()
         self.button.setObjectName("primaryButton")
+        self.button.setAutoDefault(True)          # Enter presses it when it has the focus
         for w in (self.title, self.body):
             w.setAlignment(Qt.AlignmentFlag.AlignCenter)
             layout.addWidget(w)
@@ -318,6 +319,7 @@ class MainWindow(QMainWindow):
                 "catalog: the damaged one is kept beside it under a new name, what can still be read of it "
                 "(folders, labels, your tag answers, “not duplicates” marks) is carried over, and your folders "
                 "are indexed again.", "Rebuild the catalog", self.rebuild_catalog)
+            self.message.button.setFocus(Qt.FocusReason.OtherFocusReason)   # Enter rebuilds: nothing else can work now
             return
         self._show_message("The library could not be opened", str(exc))
 
@@ -345,8 +347,11 @@ class MainWindow(QMainWindow):
         damaged, self.library = self.library, None     # closed by the job, before the rebuild takes its lock
         self.runner.submit(library_jobs.rebuild_catalog, damaged, o.library, o.model, o.device, progress=True,
                            on_progress=self._rebuild_progress, on_done=self._catalog_rebuilt,
-                           on_failed=lambda exc: self._show_message("The catalog could not be rebuilt", str(exc),
-                                                                    "Try again", self.rebuild_catalog))
+                           on_failed=self._rebuild_failed)
+
+    def _rebuild_failed(self, exc: BaseException) -> None:
+        self._show_message("The catalog could not be rebuilt", str(exc), "Try again", self.rebuild_catalog)
+        self.message.button.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _rebuild_progress(self, p: Progress) -> None:
         if p.phase == "indexing" and p.total:
