@@ -38,6 +38,10 @@ TORCH_PRECISIONS = ("fp32", "bf16", "fp16")   # int8 runs only through ONNX Runt
 PRECISION_ENV = "CLIPPHOTOS_PRECISION"
 # Below this cosine to fp32, half-precision weights are judged to change what the model sees.
 HALF_PRECISION_AGREEMENT = 0.999
+# Texts every lower precision is checked on against fp32 (with PROBE pictures): short and long,
+# lower case and not, with and without CLIP's "a photo of" prompt.
+PROBE_TEXTS = ("a photo of a cat", "a red circle on a grey background", "two people walking on a beach at sunset",
+               "a picture of a purple star.", "receipt", "a snowy mountain road seen from a car window at night")
 
 _registry_lock = threading.Lock()
 
@@ -384,21 +388,23 @@ class VerdictStore:
 
 def set_precision(loaded: LoadedModel, verdicts: VerdictStore | None = None) -> None:
     """Cast the weights to the planned precision; an automatic bf16 must first pass the probe
-    (whose answer `verdicts` keeps for the next run)."""
+    on pictures and texts (whose answer `verdicts` keeps for the next run)."""
     import torch
     name, reason = plan_precision(loaded.device.type, requested_precision(loaded.spec.precision))
     if name == "bf16" and loaded.spec.precision == "auto":
-        probe_key = f"bf16 probe|{loaded.key}|{cpu_identity()}|torch {torch.__version__}"
-        worst = verdicts.get(probe_key) if verdicts is not None else None
-        if worst is None:
-            worst = _half_precision_agreement(loaded, torch.bfloat16)
+        probe_key = f"bf16 probe 2|{loaded.key}|{cpu_identity()}|torch {torch.__version__}"
+        measured = verdicts.get(probe_key) if verdicts is not None else None
+        if not isinstance(measured, dict):
+            measured = _half_precision_agreement(loaded, torch.bfloat16)
             if verdicts is not None:
-                verdicts.put(probe_key, worst)
-        loaded.measured = {"image_cosine": round(worst, 6)}
+                verdicts.put(probe_key, measured)
+        loaded.measured = dict(measured)
+        worst = min(measured.values())
+        cosines = f"pictures {measured['image_cosine']:.5f}, texts {measured['text_cosine']:.5f}"
         if worst < HALF_PRECISION_AGREEMENT:
-            name, reason = "fp32", f"automatic: bf16 drifted to cosine {worst:.4f} of fp32"
+            name, reason = "fp32", f"automatic: bf16 drifted from fp32 (cosine to fp32: {cosines})"
         else:
-            reason = f"automatic: native bf16 on this CPU, cosine to fp32 {worst:.5f}"
+            reason = f"automatic: native bf16 on this CPU, cosine to fp32: {cosines}"
     cast(loaded, name, reason)
 
 
@@ -412,14 +418,17 @@ def cast(loaded: LoadedModel, name: str, reason: str) -> None:
     loaded.notes[:] = [f"{loaded.device.type}, {name} through torch ({reason})"]
 
 
-def _half_precision_agreement(loaded: LoadedModel, dtype: torch.dtype) -> float:
-    """The worst cosine between fp32 and `dtype` image vectors of a fixed probe batch."""
+def _half_precision_agreement(loaded: LoadedModel, dtype: torch.dtype) -> dict[str, float]:
+    """The worst cosines between fp32 and `dtype` vectors of a fixed probe: pictures and texts."""
     import torch
+    unit = lambda x: torch.nn.functional.normalize(x.float(), dim=-1)   # noqa: E731
     probe = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, loaded.image_size, loaded.image_size))
                              .astype(np.float32))
+    tokens = loaded.tokenizer(list(PROBE_TEXTS)).to(loaded.device)
     with torch.inference_mode():
-        ref = torch.nn.functional.normalize(loaded.model.encode_image(probe), dim=-1)
+        ref_images, ref_texts = unit(loaded.model.encode_image(probe)), unit(loaded.model.encode_text(tokens))
         loaded.model.to(dtype)
-        low = torch.nn.functional.normalize(loaded.model.encode_image(probe.to(dtype)).float(), dim=-1)
+        images, texts = unit(loaded.model.encode_image(probe.to(dtype))), unit(loaded.model.encode_text(tokens))
         loaded.model.to(torch.float32)
-    return float((ref * low).sum(-1).min())
+    return {"image_cosine": round(float((ref_images * images).sum(-1).min()), 6),
+            "text_cosine": round(float((ref_texts * texts).sum(-1).min()), 6)}

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from clipphotos import models
-from clipphotos.models import LoadedModel, cpu_identity
+from clipphotos.models import PROBE_TEXTS, LoadedModel, cpu_identity
 from clipphotos.onnx_runtime import (
     EXPORT_FORMAT, MANIFEST, OnnxModel, runtime_version, tower_file, tokenizer_supported, weights_identity,
 )
@@ -38,11 +38,9 @@ from clipphotos.torch_towers import (
 )
 
 OPSET = 17
-# Each begins with a PROBE_STARTS or not at all, so a continued tower is checked both ways; and
-# PROBE_TYPED_ON continue the first texts, as a query typed on continues the one before.
+# models.PROBE_TEXTS each begin with a PROBE_STARTS or not at all, so a continued tower is checked
+# both ways; and PROBE_TYPED_ON continue the first texts, as a query typed on continues the one before.
 PROBE_STARTS = ("a photo of ", "a picture of ")
-PROBE_TEXTS = ("a photo of a cat", "a red circle on a grey background", "two people walking on a beach at sunset",
-               "a picture of a purple star.", "receipt", "a snowy mountain road seen from a car window at night")
 PROBE_TYPED_ON = ("a photo of a cat on a sofa", "a red circle on a grey background with a blue line")
 TIMED_BATCH = 8
 
@@ -142,7 +140,9 @@ def export(loaded: LoadedModel, folder: Path) -> dict:
         with torch.inference_mode():
             model.to(torch.bfloat16)
             low = unit(model.encode_image(torch.from_numpy(pictures).bfloat16()))
+            low_texts = unit(model.encode_text(tokens))
             manifest["torch_speed"]["bf16"] = {"image_cosine": _worst(low, ref_images),
+                                               "text_cosine": _worst(low_texts, ref_texts),
                                                "images_per_second": _torch_speed(loaded, pictures, torch.bfloat16)}
             model.to(torch.float32)
     manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")

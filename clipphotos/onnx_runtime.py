@@ -26,7 +26,8 @@ import numpy as np
 
 from clipphotos.models import HALF_PRECISION_AGREEMENT, ModelSpec, cpu_identity, file_fingerprint
 
-EXPORT_FORMAT = 2   # 2: a causal text tower continues texts from kept starts (torch_towers.ContinuedTextTower)
+EXPORT_FORMAT = 3   # 2: a causal text tower continues texts from kept starts (torch_towers.ContinuedTextTower);
+                    # 3: torch bf16 is checked on texts too
 KEPT_STARTS = 64    # text starts kept per model (a few templates' worth)
 RECENT_ROWS = 6     # rows of the last texts read kept to continue from (two queries' phrasings)
 MANIFEST = "manifest.json"

@@ -163,7 +163,10 @@ def test_automatic_precision_on_either_kind_of_cpu(monkeypatch, native):
     loaded = load_model(shapes_spec("auto"))
     assert loaded.precision == ("bf16" if native else "fp32")
     assert loaded.precision_reason.startswith("automatic")
-    assert ("cosine to fp32 0.99" in loaded.precision_reason) if native else ("no native bf16" in loaded.precision_reason)
+    assert (("cosine to fp32: pictures 0.99" in loaded.precision_reason and ", texts 0.99" in loaded.precision_reason)
+            if native else ("no native bf16" in loaded.precision_reason))
+    assert (min(loaded.measured.values()) >= 0.999 and set(loaded.measured) == {"image_cosine", "text_cosine"}) \
+        if native else not loaded.measured
     assert loaded.notes[0].startswith(f"cpu, {loaded.precision}")
 
 
