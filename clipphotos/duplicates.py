@@ -32,7 +32,7 @@ import numpy as np
 
 from clipphotos.catalog import Catalog, PhotoRecord, encode_path, file_content_hash
 from clipphotos.fingerprint import (
-    HASH_BITS, grey_thumbnail, layout_vectors, match_thumbnails, perceptual_hash, thumbnails,
+    HASH_BITS, fingerprints, layout_vectors, match_thumbnails, thumbnails,
 )
 
 TIERS = ("exact", "near", "similar")
@@ -788,7 +788,7 @@ def fill_missing_signals(catalog: Catalog, on_progress: Callable[[int, int], Non
             image = load_image(path, target=64).image
         except Exception:  # noqa: BLE001 - unreadable now (or a decoder bug): costs this file, not the search
             continue
-        filled.append((cid, perceptual_hash(image), grey_thumbnail(image)))
+        filled.append((cid, *fingerprints(image)))
         if len(filled) >= 256:
             catalog.set_duplicate_signals(filled)
             filled = []

@@ -34,7 +34,7 @@ import numpy as np
 
 from clipphotos.catalog import Catalog, ContentInfo, content_hash, decode_path, folder_prefix
 from clipphotos.embedder import Embedder
-from clipphotos.fingerprint import grey_thumbnail, perceptual_hash
+from clipphotos.fingerprint import fingerprints
 from clipphotos.loader import UnreadableImage, is_supported, load_image
 from clipphotos.preprocess import fit
 from clipphotos.raw import is_raw_path
@@ -531,8 +531,7 @@ class Indexer:
             reduced = fit(loaded.image, self.embedder.loaded.image_size)
             item.tensor = self.embedder.prepare(reduced)
             item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
-                                    loaded.taken_at, loaded.camera, loaded.orientation,
-                                    perceptual_hash(loaded.image), grey_thumbnail(loaded.image))
+                                    loaded.taken_at, loaded.camera, loaded.orientation, *fingerprints(loaded.image))
             if self.on_decoded is not None:
                 self.on_decoded(item.hash, loaded, reduced)
         except UnreadableImage as exc:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from clipphotos.fingerprint import _dct_matrix, hamming, perceptual_hash
+from clipphotos.fingerprint import _dct_matrix, fingerprints, grey_thumbnail, hamming, perceptual_hash
 from clipphotos.loader import load_image
 
 SEED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-photos"
@@ -76,6 +76,17 @@ def test_reduced_and_full_size_decodes_hash_alike() -> None:
     full = perceptual_hash(load_image(buf.getvalue()).image)
     reduced = perceptual_hash(load_image(buf.getvalue(), target=256).image)
     assert hamming(full, reduced) <= 4
+
+
+def test_the_grey_thumbnail_of_a_big_decode_is_lanczos_all_the_way_within_a_grey_level() -> None:
+    """The indexer's fingerprints of a 1000-px decode (box-reduced first, then Lanczos) are what
+    Lanczos alone gives, near enough that thumbnails kept by older versions still compare."""
+    big = synthetic_photo(7, (1020, 768))
+    grey = big.convert("L")
+    lanczos = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    thumb = np.frombuffer(grey_thumbnail(big), dtype=np.uint8).reshape(32, 32)
+    assert float(np.abs(thumb - lanczos).mean()) < 1.0
+    assert fingerprints(big) == (perceptual_hash(big), grey_thumbnail(big))
 
 
 def test_different_photos_are_far_apart(library: dict[str, Image.Image]) -> None:
