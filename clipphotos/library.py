@@ -213,13 +213,15 @@ class Library:
         (by an older version or by hand): said once, since afterwards there is nothing to change."""
         existed = self.root.is_dir()
         loose = existed and stat.S_IMODE(self.root.stat().st_mode) & 0o077
-        private_dir(self.root)
         if loose:
             own = [e.name for e in self.root.iterdir() if e.name.startswith(CATALOG_NAME)
                    or e.name in LIBRARY_ENTRIES]
-            changed = tighten(self.root, own)
-            log.warning("clipphotos: the library at %s was readable by other accounts of this computer; "
-                        "its %d files and folders are now readable by you alone", self.root, len(changed))
+            changed = tighten(self.root, own)    # the folder itself too
+            if own:   # a folder just made for a new library held nothing to say this about
+                log.warning("clipphotos: the library at %s was readable by other accounts of this computer; "
+                            "it and what it holds (%d files and folders) are now readable by you alone",
+                            self.root, len(changed))
+        private_dir(self.root)
 
     def close(self) -> None:
         self.catalog.close()

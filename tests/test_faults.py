@@ -421,8 +421,16 @@ def test_an_old_library_is_tightened_once_and_says_so(tmp_path, cli, caplog):
         Library(lib).close()
         Library(lib).close()
     said = [r.getMessage() for r in caplog.records if "readable by other accounts" in r.getMessage()]
-    assert len(said) == 1, said
+    assert len(said) == 1 and "it and what it holds" in said[0], said
     assert {n: oct(m) for n, m in modes(lib).items() if m & 0o077} == {"notes.txt": "0o644"}
+    fresh = tmp_path / "made-by-hand"              # an empty folder the user made for a new library
+    fresh.mkdir(mode=0o755)
+    fresh.chmod(0o755)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clipphotos"):
+        Library(fresh).close()
+    assert not [r for r in caplog.records if "readable by other accounts" in r.getMessage()]
+    assert fresh.stat().st_mode & 0o777 == 0o700
 
 
 def test_xmp_sidecars_keep_the_photo_permissions(tmp_path):
