@@ -20,7 +20,10 @@ indexer runs them (clipphotos.indexer.plan_encoders), and the app's own extra wo
 (thumbnail and fingerprints, from the same decode: not in the ceiling). The ceiling they allow:
 1 / (read + decode with all cores decoding + encoder with all its encodes running), next to the
 app's figure: each core does one thing at a time, the photos' work simply adds up. The stages
-are measured before and after the app's run, and each counts at the faster of the two.
+are measured before and after the app's first run, and each counts at the faster of the two;
+the app runs twice too (the second time into a new library that keeps the first one's export,
+as any later run would) and counts at its faster run: both sides of the ratio get two chances
+on a machine whose speed moves by a sixth from minute to minute.
 
 No real weights can be downloaded here: without --weights the model gets random weights made in
 this run (speed does not depend on the values; the cosine compares two pipelines on the same
@@ -35,6 +38,7 @@ import argparse
 import json
 import sqlite3
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -232,8 +236,16 @@ def main() -> None:
     again = stage_costs(paths, args.model, weights, work / "lib", [])
     for stage in ("read", "decode", "read_all", "decode_all", "extra", "encode"):
         cost[stage] = min(cost[stage], again[stage])
+    # And the app again, into a library of its own that keeps the first one's export (as any
+    # later run would): the ratio's two sides each count at the faster of two measurements.
+    shutil.copytree(work / "lib" / "models", work / "lib-again" / "models")
+    rate_again, _, peak_again, inner_again = app(photos, args.model, weights, work / "lib-again")
+    runs = [(app_rate, inner_rate), (rate_again, inner_again)]
+    app_rate, inner_rate = max(runs)
+    peak = max(peak, peak_again)
     print(f"app indexing path            {app_rate:6.2f} img/s   whole process, text pass off "
-          f"(indexing alone {inner_rate:.2f} img/s); peak RSS {peak / 2**30:.2f} GiB; load before {load:.2f}")
+          f"(indexing alone {inner_rate:.2f} img/s; the faster of two runs: "
+          f"{', '.join(f'{r:.2f}' for r, _ in runs)}); peak RSS {peak / 2**30:.2f} GiB; load before {load:.2f}")
     if not args.skip_text_pass:
         text, seconds, text_peak = run_index(photos, args.model, weights, work / "lib")
         if text.get("text") is not None:
