@@ -268,9 +268,9 @@ class Library:
         except ModelUnavailable:
             device = "cpu"
         name, reason = plan_precision(device, spec.precision)
-        if device == "cpu" and spec.precision not in ("bf16", "fp16"):
-            reason += "; measured against ONNX Runtime (fp32, int8) at the first load"
-        return "torch" if device != "cpu" else "not measured yet", name, reason, {}
+        if device != "cpu" or spec.precision in ("bf16", "fp16"):
+            return "torch", name, reason, {}        # GPUs, and the formats only torch runs
+        return "not measured yet", name, reason + "; measured against ONNX Runtime (fp32, int8) at the first load", {}
 
     @property
     def embedder(self) -> Embedder:

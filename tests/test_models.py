@@ -200,7 +200,8 @@ def test_precision_option_environment_and_status(tmp_path, cli, monkeypatch):
     status = cli("--precision", "fp32", "status", "--library", lib, "--json").json
     assert status["precision"] == "fp32" and "asked for" in status["precision_reason"]
     monkeypatch.setenv("CLIPPHOTOS_PRECISION", "bf16")
-    assert cli("status", "--library", lib, "--json").json["precision"] == "bf16"
+    asked = cli("status", "--library", lib, "--json").json
+    assert asked["precision"] == "bf16" and asked["backend"] == "torch"     # only torch runs bf16
     assert cli("status", "--precision", "fp32", "--library", lib, "--json").json["precision"] == "fp32"
     monkeypatch.setenv("CLIPPHOTOS_PRECISION", "int4")
     bad = cli("status", "--library", lib, "--json")
