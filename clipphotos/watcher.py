@@ -36,7 +36,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from clipphotos.catalog import encode_path, folder_prefix
+from clipphotos.catalog import encode_path, folder_prefix, is_damage
 from clipphotos.indexer import Indexer, IndexReport, Progress, scan_reaches
 from clipphotos.library import Library, LibraryBusy
 from clipphotos.watch_state import EVENTS, HEARTBEAT_SECONDS, POLLING, WatchedFolder, WatchState, clear_state, publish_state
@@ -404,6 +404,10 @@ class WatchEngine:
         self._wake.clear()
 
     def _failed(self, exc: Exception) -> None:
+        """A run that failed is tried again shortly; a damaged catalog ends the engine instead
+        (waiting does not mend it: whoever runs the engine offers the way out)."""
+        if is_damage(exc):
+            raise exc
         log.error("watching failed (%s); trying again in %.0f s", exc, self.settings.retry_seconds, exc_info=exc)
         self.on_error(exc)
         self._not_before = time.monotonic() + self.settings.retry_seconds

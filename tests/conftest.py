@@ -40,6 +40,30 @@ def sql(where, statement: str, params: tuple = ()) -> list[tuple]:
         return rows
 
 
+def point_an_index_entry_nowhere(catalog: Path, index: str) -> None:
+    """Damage that SQLite's quick check does not see: the last entry of a one-page index names a
+    row that does not exist (the index stays in order). A query that follows it to its row fails
+    with 'database disk image is malformed'."""
+    import sqlite3
+    with sqlite3.connect(catalog) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        root = con.execute("SELECT rootpage FROM sqlite_master WHERE name=?", (index,)).fetchone()[0]
+    data = bytearray(catalog.read_bytes())
+    page = (root - 1) * page_size
+    assert data[page] == 0x0A, "a leaf index page"
+    cells = int.from_bytes(data[page + 3:page + 5], "big")
+    cell = page + int.from_bytes(data[page + 8 + 2 * (cells - 1):page + 10 + 2 * (cells - 1)], "big")
+    header = cell + 1                                  # after the payload size (one byte here)
+    types = list(data[header + 1:header + data[header]])          # (key, row id): small integers
+    sizes = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8, 8: 0, 9: 0}
+    assert types[-1] == 1, "a row id stored in one byte"
+    data[header + data[header] + sum(sizes[t] for t in types[:-1])] = 120   # the row id: no such row
+    catalog.write_bytes(bytes(data))
+    with sqlite3.connect(catalog) as con:
+        assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
 def needs_shared(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared test data lies beside the repo only in this "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODEL_ARGS, REPO
+from conftest import MODEL_ARGS, REPO, point_an_index_entry_nowhere
 
 
 def draw(folder: Path, count: int, seed: int) -> list[Path]:
@@ -168,6 +168,23 @@ def test_damage_inside_the_catalog_is_noticed_before_backup_index_and_repair(ind
         r = cli(*command, "--library", lib, *MODEL_ARGS)
         assert r.code == 4 and "damaged" in r.err and "doctor" in r.err, (command, r.err)
     assert not (tmp_path / "copy.sqlite3").exists()
+
+
+def test_watch_stops_on_damage_the_quick_check_missed_and_says_how_to_recover(tmp_path):
+    """Waiting does not mend a damaged catalog: `watch` meets it in its first scan (past the quick
+    check at start) and exits with the damage message instead of retrying for ever."""
+    import subprocess
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    draw(photos, 6, seed=45)
+    subprocess.run([sys.executable, "-m", "clipphotos", "index", str(photos), "--library", str(lib), *MODEL_ARGS,
+                    "--no-text"], cwd=REPO, check=True, capture_output=True)
+    point_an_index_entry_nowhere(lib / "catalog.sqlite3", "photos_folder")   # the scan reads it
+    (photos / "new").mkdir()
+    draw(photos / "new", 2, seed=46)                  # work for the first scan
+    done = subprocess.run([sys.executable, "-m", "clipphotos", "watch", "--library", str(lib), "--no-text"],
+                          cwd=REPO, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 4, done.stderr
+    assert "damaged" in done.stderr and "doctor" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_an_emptied_catalog_beside_its_index_is_damage_not_a_new_library(indexed, cli):

@@ -16,7 +16,7 @@ from clipphotos.gui.library_jobs import SEARCH_LIMIT
 from clipphotos.gui.main_window import AppOptions, MainWindow
 from clipphotos.model_choices import CHOICES, ModelRequest
 from clipphotos.gui.search_bar import split_negatives
-from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, shapes_spec
+from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, point_an_index_entry_nowhere, shapes_spec
 
 SHAPES = ModelRequest(str(SHAPES_CONFIG), None, str(SHAPES_WEIGHTS))
 LONG = 90_000   # ms: the first model load imports torch and open_clip
@@ -453,3 +453,26 @@ def test_a_damaged_catalog_is_rebuilt_from_the_window(qtbot, tmp_path):
     assert list(root.glob("catalog.sqlite3.damaged-*"))
     assert [label.name for label in window.library.labels.all()] == ["circles"]
     qtbot.waitUntil(lambda: window.engine is not None, timeout=LONG)   # checked again: now it is watched
+
+
+def test_damage_met_after_opening_leads_to_the_rebuild_page(qtbot, tmp_path, open_window):
+    """A catalog that passes the quick check at opening but fails a later query (a search here)
+    shows the rebuild page, not the search's own error, and the rebuild mends it."""
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    photos, root = tmp_path / "photos", tmp_path / "library"
+    write_library(photos, 6, seed=78)
+    with Library(root, model=shapes_spec()) as lib:
+        lib.index_folders([photos], read_text=False)
+    point_an_index_entry_nowhere(root / "catalog.sqlite3", "photos_content")
+    window = open_window(root)
+    assert window.stack.currentIndex() == window.PAGE_GRID and len(shown_paths(window)) == 6
+    window.search.field.setFocus()
+    qtbot.keyClicks(window.search.field, "a red circle")
+    qtbot.waitUntil(lambda: window.message.title.text() == "This library's catalog is damaged", timeout=LONG)
+    assert "malformed" in window.message.body.text() and window.engine is None
+    assert window.focusWidget() is window.message.button
+    with qtbot.waitSignal(window.libraryOpened, timeout=LONG):
+        qtbot.keyClick(window.message.button, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(shown_paths(window)) == 6, timeout=LONG)
+    assert list(root.glob("catalog.sqlite3.damaged-*"))

@@ -238,6 +238,8 @@ class MainWindow(QMainWindow):
         self.tags = TagsController(self)
         for widget in (self.tags.notice, self.tags.bar, self.tags.review_bar):
             col.insertWidget(col.indexOf(self.stack), widget)
+        for runner in (self.runner, self.search_runner, self.preview_runner, self.tags.runner):
+            runner.intercept = self._damage_met
         self.libraryOpened.connect(lambda: self.tags.set_library(self.library, self.model_state == "ready"))
         self.modelReady.connect(lambda: self.tags.set_library(self.library, ready=True))
         self.indexingFinished.connect(lambda _report: self.tags.reload_labels())
@@ -339,6 +341,18 @@ class MainWindow(QMainWindow):
             self._intact = True     # checked, or the check itself could not run: as before it existed
             self.start_watching()
         self.runner.submit(lib.ensure_intact, on_done=lambda _r: checked(None), on_failed=checked)
+
+    def _damage_met(self, exc: BaseException) -> bool:
+        """Any job that meets catalog damage (in a page the quick check at opening passed) leads
+        to the rebuild page, once, instead of its own error: True when `exc` was that."""
+        from clipphotos.library import is_damage
+        if self.library is None or self._closing or not is_damage(exc):
+            return False       # (while rebuilding, self.library is None: its errors are its own)
+        if self._intact is not False:
+            self._intact = False
+            self.stop_watching()
+            self._library_failed(exc)
+        return True
 
     def rebuild_catalog(self) -> None:
         """Start a fresh catalog in place of the damaged one, then open the library again."""
@@ -586,7 +600,7 @@ class MainWindow(QMainWindow):
         self.indexingFinished.emit(report)
 
     def _engine_error(self, exc: BaseException) -> None:
-        if self._closing:
+        if self._closing or self._damage_met(exc):
             return
         self._index_over()
         engine = self.engine

@@ -59,6 +59,8 @@ class Runner(QObject):
         self.pool.setMaxThreadCount(threads)
         self._live: set[Job] = set()
         self._closed = False
+        # Sees every failure first; True means it was dealt with (the window's catalog-damage page).
+        self.intercept: Callable[[BaseException], bool] | None = None
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                on_done: Callable[[Any], None] | None = None,
@@ -86,6 +88,8 @@ class Runner(QObject):
                 failed: bool = False) -> None:
         self._live.discard(job)
         if self._closed:
+            return
+        if failed and self.intercept is not None and self.intercept(value):
             return
         if callback is not None:
             callback(value)
