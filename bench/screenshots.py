@@ -40,10 +40,11 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=SHAPES / "config.json", help="OpenCLIP model config")
     parser.add_argument("--weights", type=Path, default=SHAPES / "shapes-clip.safetensors")
     parser.add_argument("--photos", type=int, default=48, help="camera-like photos to generate")
-    parser.add_argument("--only", choices=["all", "duplicates", "tags", "picker", "damaged"], default="all",
+    parser.add_argument("--only", choices=["all", "duplicates", "tags", "picker", "damaged", "away"], default="all",
                         help="just the Duplicates view, just tagging, just the model picker (the "
-                             "first-run dialog's model page and the settings dialog, no library), or "
-                             "just a damaged catalog offered its rebuild")
+                             "first-run dialog's model page and the settings dialog, no library), "
+                             "just a damaged catalog offered its rebuild, or just a drive that is away "
+                             "forgotten from its folder's menu")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clipphotos-shots-") as tmp:
@@ -92,6 +93,9 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
         return 0
     if args.only == "damaged":
         shoot_damaged(tmp, model, until, save)
+        return 0
+    if args.only == "away":
+        shoot_away(tmp, model, until, save)
         return 0
     pictures, drawings = tmp / "Pictures", tmp / "Drawings"
     print("generating photos…", flush=True)
@@ -239,6 +243,53 @@ def shoot_damaged(tmp: Path, model, until: Callable, save: Callable) -> None:
         until(lambda: window.library is not None and window.model.rowCount() == 24 and not window.runner.busy, 120)
         save(window, f"19-catalog-rebuilt-{width}.png")
         window.close()
+
+
+def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
+    """A drive reached inside a library folder (a followed link to another device) that is away:
+    its folder's menu, the question, and the library after its photos were forgotten."""
+    from PySide6.QtCore import QPoint, QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from clipphotos.gui.main_window import AppOptions, MainWindow
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    for width, height in ((1024, 700), (1920, 1080)):
+        folder, root = tmp / f"Photos-{width}", tmp / f"away-{width}"
+        write_library(folder, 12, seed=12)
+        drive = Path(tempfile.mkdtemp(prefix="clipphotos-shots-card-", dir="/dev/shm"))
+        (folder / "Camera card").symlink_to(drive)
+        write_library(drive, 8, seed=13)
+        with Library(root, model=model.spec("cpu")) as lib:
+            lib.add_folder(folder, follow_links=True)
+            lib.index_folders(read_text=False)
+        drive.rename(f"{drive}-away")                              # the card is taken out
+        try:
+            window = MainWindow(AppOptions(str(root), model, "cpu", welcome=False))
+            window.resize(width, height)
+            window.show()
+            until(lambda: window.model_state == "ready" and window.reports > 0 and window.model.rowCount() == 20, 120)
+            item = window.sidebar.library.child(1)
+            window.sidebar.tree.setCurrentItem(item)
+            until(lambda: not window.runner.busy and window.model.rowCount() == 20)
+            save(window, f"25-drive-away-{width}.png")
+            menu = window.sidebar.folder_menu(item)
+            menu.popup(window.sidebar.tree.viewport().mapToGlobal(window.sidebar.tree.visualItemRect(item).center()
+                                                                 + QPoint(20, 0)))
+            save(menu, f"26-drive-away-menu-{width}.png")
+            menu.close()
+
+            def answer() -> None:
+                box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+                save(box, f"27-forget-drive-question-{width}.png")
+                next(b for b in box.buttons() if b.text() == "Forget Photos").click()
+            QTimer.singleShot(300, answer)
+            menu.actions()[-1].trigger()
+            until(lambda: window.model.rowCount() == 12 and not window.runner.busy, 120)
+            save(window, f"28-drive-forgotten-{width}.png")
+            window.close()
+        finally:
+            shutil.rmtree(f"{drive}-away", ignore_errors=True)
 
 
 def shoot_tagging(window, red: set[str], until: Callable, settle: Callable, save: Callable) -> None:

@@ -346,8 +346,10 @@ class WatchEngine:
         self._command(lambda: self._sync_folders(force=True))
 
     def remove_folder(self, path: str | os.PathLike[str]) -> None:
-        """Stop watching a folder and forget its photos (between runs, never under one)."""
-        folder = Path(path).expanduser().resolve()
+        """Stop watching a folder and forget its photos, or forget an away drive's (between runs,
+        never under one). The path goes to `Library.remove_folder` as given: a drive reached by a
+        link is known by the link's path, which resolving would lose."""
+        folder = Path(path).expanduser()
         self._command(lambda: self._remove_folder(folder))
 
     def rescan(self) -> None:

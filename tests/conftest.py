@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,25 @@ def point_an_index_entry_nowhere(catalog: Path, index: str) -> None:
     catalog.write_bytes(bytes(data))
     with sqlite3.connect(catalog) as con:
         assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
+def another_drive(inside: Path, how: str, request: pytest.FixtureRequest) -> Path:
+    """A folder on another device than `inside`, reached at inside/"Card": a tmpfs mounted there
+    (root only), or a followed link to a folder on another device (/dev/shm)."""
+    card = inside / "Card"
+    if how == "mount":
+        card.mkdir(parents=True)
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(card)],
+                                               capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs needs root (the followed-link case covers the rule)")
+        return card
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == inside.stat().st_dev:
+        pytest.skip("no folder on another device to link to")
+    elsewhere = Path(tempfile.mkdtemp(prefix="clipphotos-card-", dir=shm))
+    request.addfinalizer(lambda: [shutil.rmtree(p, ignore_errors=True) for p in (elsewhere, Path(f"{elsewhere}-away"))])
+    card.symlink_to(elsewhere)
+    return card
 
 
 def needs_shared(path: Path) -> None:

@@ -16,7 +16,7 @@ from clipphotos.gui.library_jobs import SEARCH_LIMIT
 from clipphotos.gui.main_window import AppOptions, MainWindow
 from clipphotos.model_choices import CHOICES, ModelRequest
 from clipphotos.gui.search_bar import split_negatives
-from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, point_an_index_entry_nowhere, shapes_spec
+from conftest import REPO, SHAPES_CONFIG, SHAPES_WEIGHTS, another_drive, point_an_index_entry_nowhere, shapes_spec
 
 SHAPES = ModelRequest(str(SHAPES_CONFIG), None, str(SHAPES_WEIGHTS))
 LONG = 90_000   # ms: the first model load imports torch and open_clip
@@ -453,6 +453,43 @@ def test_a_damaged_catalog_is_rebuilt_from_the_window(qtbot, tmp_path):
     assert list(root.glob("catalog.sqlite3.damaged-*"))
     assert [label.name for label in window.library.labels.all()] == ["circles"]
     qtbot.waitUntil(lambda: window.engine is not None, timeout=LONG)   # checked again: now it is watched
+
+
+def test_a_drive_away_for_good_is_forgotten_from_the_folders_menu(qtbot, tmp_path, open_window, request):
+    """A drive reached inside a library folder is away: its folder's tooltip says so, and its
+    context menu offers to forget the drive's photos; confirmed, they go and the rest stay."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from clipphotos.gui.sidebar import AWAY_ROLE
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    photos, root = tmp_path / "photos", tmp_path / "library"
+    write_library(photos, 3, seed=31)
+    card = another_drive(photos, "link", request)
+    target = card.resolve()
+    write_library(target, 4, seed=32)
+    with Library(root, model=shapes_spec()) as lib:
+        lib.add_folder(photos, follow_links=True)
+        lib.index_folders(read_text=False)
+    target.rename(target.with_name(target.name + "-away"))          # the drive is away
+    window = open_window(root)
+    assert len(shown_paths(window)) == 7                            # kept while it is away
+    item = window.sidebar.library.child(1)
+    assert item.data(0, AWAY_ROLE) == [str(card)] and "right-click to forget" in item.toolTip(0)
+    menu = window.sidebar.folder_menu(item)
+    forget = menu.actions()[-1]
+    assert [a.text() for a in menu.actions()] == ["Remove Folder…", "Forget the Photos on “Card” (Drive Away)…"]
+
+    def answer() -> None:
+        box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+        assert "Forget the photos on “Card”?" == box.text() and "Nothing on the drive is touched" in box.informativeText()
+        next(b for b in box.buttons() if b.text() == "Forget Photos").click()
+    QTimer.singleShot(200, answer)
+    forget.trigger()
+    qtbot.waitUntil(lambda: len(shown_paths(window)) == 3, timeout=LONG)
+    assert all(not p.startswith(str(card)) for p in shown_paths(window))
+    qtbot.waitUntil(lambda: window.sidebar.library.child(1).data(0, AWAY_ROLE) == [], timeout=LONG)
 
 
 def test_damage_met_after_opening_leads_to_the_rebuild_page(qtbot, tmp_path, open_window):

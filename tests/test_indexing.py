@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clipphotos.library import Library
-from conftest import MODEL_ARGS, shapes_spec, sql
+from conftest import MODEL_ARGS, another_drive, shapes_spec, sql
 
 
 def count_files(root: Path) -> int:
@@ -207,25 +206,6 @@ def test_empty_mount_point_is_offline_not_deleted(tmp_path, cli):
     r = cli("index", "--library", lib, *MODEL_ARGS, "--json").json
     assert r["removed"] == 0 and r["offline_folders"] == [str(card.resolve())]
     assert cli("status", "--library", lib, "--json").json["photos"] == 3
-
-
-def another_drive(inside: Path, how: str, request: pytest.FixtureRequest) -> Path:
-    """A folder on another device than `inside`, reached at inside/"Card": a tmpfs mounted there
-    (root only), or a followed link to a folder on another device (/dev/shm)."""
-    card = inside / "Card"
-    if how == "mount":
-        card.mkdir(parents=True)
-        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(card)],
-                                               capture_output=True).returncode != 0:
-            pytest.skip("mounting a tmpfs needs root (the followed-link case covers the rule)")
-        return card
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or shm.stat().st_dev == inside.stat().st_dev:
-        pytest.skip("no folder on another device to link to")
-    elsewhere = Path(tempfile.mkdtemp(prefix="clipphotos-card-", dir=shm))
-    request.addfinalizer(lambda: [shutil.rmtree(p, ignore_errors=True) for p in (elsewhere, Path(f"{elsewhere}-away"))])
-    card.symlink_to(elsewhere)
-    return card
 
 
 @pytest.mark.parametrize("how", ["link", "mount"])

@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.sidebar.folderSelected.connect(self._folder_selected)
         self.sidebar.addFolderRequested.connect(self.choose_folder)
         self.sidebar.removeFolderRequested.connect(self.remove_folder)
+        self.sidebar.forgetDriveRequested.connect(self.forget_away_drive)
         self.sidebar.tagSelected.connect(self._tag_selected)
         self.duplicates = DuplicatesView(self.runner)   # exact, near, similar groups (clipphotos.duplicates)
         self.sidebar.duplicatesSelected.connect(self.show_duplicates)
@@ -473,12 +474,26 @@ class MainWindow(QMainWindow):
 
     def remove_folder(self, path: str) -> None:
         if not confirm(self, "Remove folder", f"Remove “{os.path.basename(path) or path}” from the library?",
-                       "The photos stay on disk; ClipPhotos just stops showing them.", "Remove Folder") \
-                or self.library is None:
+                       "The photos stay on disk; ClipPhotos just stops showing them.", "Remove Folder"):
             return
-        lib, engine = self.library, self.engine
         if self.query.folder == path:
             self.search.set_folder(None)
+        self._forget(path)
+
+    def forget_away_drive(self, mount: str) -> None:
+        """Stop waiting for a drive mounted inside a library folder that is gone for good."""
+        name = os.path.basename(mount.rstrip(os.sep)) or mount
+        if confirm(self, "Forget a drive", f"Forget the photos on “{name}”?",
+                   f"The drive that was at {mount} is away. ClipPhotos keeps its photos until it is back; "
+                   "forget them if it is gone for good. Nothing on the drive is touched: plugged in again, "
+                   "its photos are indexed anew.", "Forget Photos"):
+            self._forget(mount)
+
+    def _forget(self, path: str) -> None:
+        """Forget a folder, or an away drive, through the watcher when it runs (between its runs)."""
+        if self.library is None:
+            return
+        lib, engine = self.library, self.engine
 
         def remove() -> None:
             if engine is None:

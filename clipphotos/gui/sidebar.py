@@ -3,16 +3,17 @@
 Sections are top-level rows of one tree ("Library", "Tidy up", "Tags"), which scrolls when the
 window is short, so every entry stays reachable at any size; nothing in it is elided. Selecting
 "All photos" or a folder narrows what the grid shows; a tag shows the photos it applies to
-(the search and filters still apply on top). Below the tree: a field to make a new label, and
-the folder buttons.
+(the search and filters still apply on top). A folder's context menu removes it, or forgets the
+photos of a drive mounted inside it that is away for good. Below the tree: a field to make a new
+label, and the folder buttons.
 """
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QToolButton, QTreeWidget,
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QMenu, QToolButton, QTreeWidget,
                                QTreeWidgetItem, QWidget)
 
 from clipphotos.gui.widgets import hbox, vbox
@@ -22,6 +23,7 @@ DUPLICATES = "\0duplicates"   # the key of the "Duplicates" row (never a path)
 TAG = "\0tag:"                # a tag row's key: TAG + the label's name
 NO_TAGS = "\0no-tags"         # the hint row of an empty Tags section
 KEY_ROLE = Qt.ItemDataRole.UserRole
+AWAY_ROLE = Qt.ItemDataRole.UserRole + 1   # a folder row's drives that are away (mount paths)
 
 
 def _key(item: QTreeWidgetItem) -> str | None:
@@ -34,6 +36,7 @@ class Sidebar(QWidget):
     duplicatesSelected = Signal()           # the "Duplicates" row was chosen
     addFolderRequested = Signal()
     removeFolderRequested = Signal(str)
+    forgetDriveRequested = Signal(str)      # the mount path of a drive that is away
     tagSelected = Signal(str)               # a label's name
     labelRequested = Signal(str)            # "name: prompt; prompt" typed in the new-label field
 
@@ -55,6 +58,8 @@ class Sidebar(QWidget):
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(lambda pos: self._show_menu(self.tree.itemAt(pos), pos))
         layout.addWidget(self.tree, 1)
 
         self.library = self.add_section("Library")
@@ -202,8 +207,10 @@ class Sidebar(QWidget):
             item.setText(1, f"{d['photos']:,}")
             tip = path if d.get("online", True) else f"{path}\nOffline: its photos are kept until it is back"
             for away in d.get("away", []):
-                tip += f"\n{away}: its drive is away; its photos are kept until it is back"
+                tip += (f"\n{away}: its drive is away; its photos are kept until it is back "
+                        f"(right-click to forget them if it is gone for good)")
             item.setToolTip(0, tip)
+            item.setData(0, AWAY_ROLE, list(d.get("away", [])))
             if not d.get("online", True):
                 item.setForeground(0, QColor("#9aa0a8"))
                 font = item.font(0)
@@ -252,6 +259,24 @@ class Sidebar(QWidget):
             return
         self.remove_button.setEnabled(folder is not None)
         self.folderSelected.emit(folder)
+
+    def folder_menu(self, item: QTreeWidgetItem | None) -> QMenu | None:
+        """A folder row's context menu: remove the folder; forget each of its drives that is away."""
+        key = _key(item) if item is not None else None
+        if item is None or not key or key.startswith("\0"):
+            return None
+        menu = QMenu(self)
+        menu.addAction("Remove Folder…", lambda: self.removeFolderRequested.emit(key))
+        for mount in item.data(0, AWAY_ROLE) or []:
+            name = os.path.basename(mount.rstrip(os.sep)) or mount
+            menu.addAction(f"Forget the Photos on “{name}” (Drive Away)…",
+                           lambda m=mount: self.forgetDriveRequested.emit(m))
+        return menu
+
+    def _show_menu(self, item: QTreeWidgetItem | None, pos: QPoint) -> None:
+        menu = self.folder_menu(item)
+        if menu is not None:
+            menu.exec(self.tree.viewport().mapToGlobal(pos))
 
     def _remove_clicked(self) -> None:
         folder = self.selected_folder()
