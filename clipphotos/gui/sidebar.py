@@ -277,6 +277,7 @@ class Sidebar(QWidget):
         menu = self.folder_menu(item)
         if menu is not None:
             menu.exec(self.tree.viewport().mapToGlobal(pos))
+            menu.deleteLater()          # one menu per right-click: not kept as the sidebar's child
 
     def _remove_clicked(self) -> None:
         folder = self.selected_folder()
