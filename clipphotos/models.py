@@ -395,7 +395,7 @@ def set_precision(loaded: LoadedModel, verdicts: VerdictStore | None = None) -> 
         probe_key = f"bf16 probe 2|{loaded.key}|{cpu_identity()}|torch {torch.__version__}"
         measured = verdicts.get(probe_key) if verdicts is not None else None
         if not isinstance(measured, dict):
-            measured = _half_precision_agreement(loaded, torch.bfloat16)
+            measured = half_precision_agreement(loaded, torch.bfloat16)
             if verdicts is not None:
                 verdicts.put(probe_key, measured)
         loaded.measured = dict(measured)
@@ -418,12 +418,16 @@ def cast(loaded: LoadedModel, name: str, reason: str) -> None:
     loaded.notes[:] = [f"{loaded.device.type}, {name} through torch ({reason})"]
 
 
-def _half_precision_agreement(loaded: LoadedModel, dtype: torch.dtype) -> dict[str, float]:
-    """The worst cosines between fp32 and `dtype` vectors of a fixed probe: pictures and texts."""
+def half_precision_agreement(loaded: LoadedModel, dtype: torch.dtype,
+                             pictures: np.ndarray | None = None) -> dict[str, float]:
+    """The worst cosines between fp32 and `dtype` vectors of a fixed probe, pictures and texts
+    (`pictures`: prepared model inputs; default noise). The model is left in fp32."""
     import torch
-    unit = lambda x: torch.nn.functional.normalize(x.float(), dim=-1)   # noqa: E731
-    probe = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, loaded.image_size, loaded.image_size))
-                             .astype(np.float32))
+
+    from clipphotos.torch_towers import unit
+    if pictures is None:
+        pictures = np.random.default_rng(0).normal(0, 1, (4, 3, loaded.image_size, loaded.image_size))
+    probe = torch.from_numpy(pictures.astype(np.float32))
     tokens = loaded.tokenizer(list(PROBE_TEXTS)).to(loaded.device)
     with torch.inference_mode():
         ref_images, ref_texts = unit(loaded.model.encode_image(probe)), unit(loaded.model.encode_text(tokens))

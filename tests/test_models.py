@@ -228,7 +228,7 @@ def test_the_bf16_probe_runs_once_per_model_and_cpu(tmp_path, monkeypatch):
 
     def no_probe(*args):
         raise AssertionError("probed again")
-    monkeypatch.setattr(models, "_half_precision_agreement", no_probe)
+    monkeypatch.setattr(models, "half_precision_agreement", no_probe)
     again = load_model(shapes_spec("auto"), store)
     assert again.precision == "bf16" and again.measured == first.measured
     with pytest.raises(AssertionError, match="probed again"):
