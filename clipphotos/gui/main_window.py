@@ -321,8 +321,7 @@ class MainWindow(QMainWindow):
                 f"{str(exc)[:1].upper()}{str(exc)[1:]}.\n\nYour photos are untouched. Rebuilding starts a fresh "
                 "catalog: the damaged one is kept beside it under a new name, what can still be read of it "
                 "(folders, labels, your tag answers, “not duplicates” marks) is carried over, and your folders "
-                "are indexed again.", "Rebuild the catalog", self.rebuild_catalog)
-            self.message.button.setFocus(Qt.FocusReason.OtherFocusReason)   # Enter rebuilds: nothing else can work now
+                "are indexed again.", "Rebuild the catalog", self.rebuild_catalog, focus=True)
             return
         self._show_message("The library could not be opened", str(exc))
 
@@ -365,8 +364,7 @@ class MainWindow(QMainWindow):
                            on_failed=self._rebuild_failed)
 
     def _rebuild_failed(self, exc: BaseException) -> None:
-        self._show_message("The catalog could not be rebuilt", str(exc), "Try again", self.rebuild_catalog)
-        self.message.button.setFocus(Qt.FocusReason.OtherFocusReason)
+        self._show_message("The catalog could not be rebuilt", str(exc), "Try again", self.rebuild_catalog, focus=True)
 
     def _rebuild_progress(self, p: Progress) -> None:
         if p.phase == "indexing" and p.total:
@@ -789,9 +787,14 @@ class MainWindow(QMainWindow):
         else:
             self._show_message("No photos found", "The library’s folders hold no pictures ClipPhotos can read.")
 
-    def _show_message(self, title: str, body: str = "", button: str = "", action: Any = None) -> None:
+    def _show_message(self, title: str, body: str = "", button: str = "", action: Any = None,
+                      focus: bool = False) -> None:
+        """The message page; `focus` gives its button the keyboard (Enter presses it), for pages
+        where nothing else can work meanwhile (a damaged catalog)."""
         self.message.show_message(title, body, button, action)
         self.stack.setCurrentIndex(self.PAGE_MESSAGE)
+        if focus and button:
+            self.message.button.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _update_header(self, count: int) -> None:
         q = self.query
