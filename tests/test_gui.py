@@ -500,13 +500,16 @@ def test_damage_met_after_opening_leads_to_the_rebuild_page(qtbot, tmp_path, ope
     photos, root = tmp_path / "photos", tmp_path / "library"
     write_library(photos, 6, seed=78)
     with Library(root, model=shapes_spec()) as lib:
-        lib.index_folders([photos], read_text=False)
+        lib.set_text_enabled(False)      # the watcher's text pass would meet the damage first
+        lib.index_folders([photos])
     point_an_index_entry_nowhere(root / "catalog.sqlite3", "photos_content")
     window = open_window(root)
     assert window.stack.currentIndex() == window.PAGE_GRID and len(shown_paths(window)) == 6
     window.search.field.setFocus()
     qtbot.keyClicks(window.search.field, "a red circle")
     qtbot.waitUntil(lambda: window.message.title.text() == "This library's catalog is damaged", timeout=LONG)
+    qtbot.wait(500)                                   # answers still arriving do not take the page away
+    assert window.stack.currentIndex() == window.PAGE_MESSAGE
     assert "malformed" in window.message.body.text() and window.engine is None
     assert window.focusWidget() is window.message.button
     with qtbot.waitSignal(window.libraryOpened, timeout=LONG):

@@ -305,9 +305,9 @@ class MainWindow(QMainWindow):
         self.provider.set_cache(opened.library.thumbnails)
         self.grid.set_cell_size(self.settings.thumbnail_size)
         self._generation += 1
+        self._check_catalog(opened.library)     # first: a rebuilt catalog's photos are shown again
         self._apply_browse(self._generation, self.query, opened.browse)
         self.libraryOpened.emit()
-        self._check_catalog(opened.library)
         if not self.status.get("folders") and self.options.welcome:
             QTimer.singleShot(0, self.show_welcome)
         else:
@@ -749,6 +749,8 @@ class MainWindow(QMainWindow):
                      listing: bool = False, divider: int | None = None) -> None:
         if self.tags.reviewing and not listing:
             return      # a review keeps the grid until it ends
+        if self._intact is False:
+            return      # a damaged catalog keeps its page until it is rebuilt (a browse may still answer)
         current = self.current_path() if keep_position else None
         scroll = self.grid.verticalScrollBar().value() if keep_position else 0
         self.model.set_photos(photos, scores, divider)
