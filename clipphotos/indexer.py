@@ -531,7 +531,8 @@ class Indexer:
             reduced = fit(loaded.image, self.embedder.loaded.image_size)
             item.tensor = self.embedder.prepare(reduced)
             item.info = ContentInfo(item.hash, len(data), loaded.width, loaded.height, loaded.format,
-                                    loaded.taken_at, loaded.camera, loaded.orientation, *fingerprints(loaded.image))
+                                    loaded.taken_at, loaded.camera, loaded.orientation,
+                                    *fingerprints(loaded.image, reduced))
             if self.on_decoded is not None:
                 self.on_decoded(item.hash, loaded, reduced)
         except UnreadableImage as exc:

@@ -89,6 +89,24 @@ def test_the_grey_thumbnail_of_a_big_decode_is_lanczos_all_the_way_within_a_grey
     assert fingerprints(big) == (perceptual_hash(big), grey_thumbnail(big))
 
 
+def test_the_indexers_model_sized_picture_gives_the_decodes_fingerprints_nearly() -> None:
+    """The indexer hands its model-sized picture along (no second shrink of the decode): the
+    grey thumbnail stays within a grey level of the decode's, the pHash within a few bits, so
+    fingerprints kept by older versions still compare; one under 32 px a side is not used."""
+    from clipphotos.preprocess import fit
+    for seed in range(6):
+        decode = synthetic_photo(seed, (1020, 680))
+        model_sized = fit(decode, 224)
+        phash, thumb = fingerprints(decode, model_sized)
+        assert (phash, thumb) == fingerprints(model_sized)
+        old_phash, old_thumb = fingerprints(decode)
+        assert hamming(phash, old_phash) <= 6
+        diff = np.abs(np.frombuffer(thumb, np.uint8).astype(float) - np.frombuffer(old_thumb, np.uint8))
+        assert float(diff.mean()) < 1.0
+    too_small = fit(decode, 40)   # 40 × 27
+    assert fingerprints(decode, too_small) == fingerprints(decode)
+
+
 def test_different_photos_are_far_apart(library: dict[str, Image.Image]) -> None:
     hashes = {name: perceptual_hash(im) for name, im in library.items()}
     distances = [hamming(a, b) for a, b in itertools.combinations(hashes.values(), 2)]
