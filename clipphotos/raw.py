@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import io
-import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import struct
@@ -33,10 +31,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import multiprocessing.connection
 
 __all__ = [
     "DECODE_TIMEOUT",
@@ -369,6 +370,7 @@ class ContainedPool:
             raise ValueError("a pool needs at least one worker")
         self.size = size
         self.initializer = initializer
+        import multiprocessing   # only once a RAW file is met: an index of JPEGs never starts a worker
         self._context = multiprocessing.get_context(start_method)
         self._idle: list[_Worker] = []
         self._started = 0
