@@ -14,9 +14,17 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach for the network
 # Libraries made by tests share one folder of model exports (clipphotos.inference): the shapes
-# model is exported and measured once per session, not once per library. Tests of the export
-# itself point it elsewhere.
-os.environ.setdefault("CLIPPHOTOS_MODEL_CACHE", tempfile.mkdtemp(prefix="clipphotos-models-"))
+# model is exported and measured once per session, not once per library, and the folder goes
+# with the session (each run would otherwise leave a third of a gigabyte in the temp folder).
+# Tests of the export itself point it elsewhere.
+_SESSION_MODEL_CACHE = None if "CLIPPHOTOS_MODEL_CACHE" in os.environ else tempfile.mkdtemp(prefix="clipphotos-models-")
+if _SESSION_MODEL_CACHE is not None:
+    os.environ["CLIPPHOTOS_MODEL_CACHE"] = _SESSION_MODEL_CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SESSION_MODEL_CACHE is not None:
+        shutil.rmtree(_SESSION_MODEL_CACHE, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
