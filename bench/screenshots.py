@@ -247,7 +247,8 @@ def shoot_damaged(tmp: Path, model, until: Callable, save: Callable) -> None:
 
 def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
     """A drive reached inside a library folder (a followed link to another device) that is away:
-    its folder's menu, the question, and the library after its photos were forgotten."""
+    its photos' cells and one in the preview, its folder's menu, the question, and the library
+    after its photos were forgotten."""
     from PySide6.QtCore import QPoint, QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -272,6 +273,14 @@ def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
             item = window.sidebar.library.child(1)
             window.sidebar.tree.setCurrentItem(item)
             until(lambda: not window.runner.busy and window.model.rowCount() == 20)
+            # An away photo without a kept thumbnail selected: its cell and the preview say why.
+            away = [p for p in window.model.photos()
+                    if "Camera card" in p.path and window.library.thumbnails.lookup(p.hash) is None]
+            if away:   # the cells on screen load; one of them is enough
+                until(lambda: any(window.provider.unavailable(p.hash) is not None for p in away))
+                shown = next(p for p in away if window.provider.unavailable(p.hash) is not None)
+                window.grid.setCurrentIndex(window.model.index(window.model.row_of(shown.path)))
+                until(lambda: not window.runner.busy)
             save(window, f"25-drive-away-{width}.png")
             menu = window.sidebar.folder_menu(item)
             menu.popup(window.sidebar.tree.viewport().mapToGlobal(window.sidebar.tree.visualItemRect(item).center()

@@ -392,6 +392,22 @@ class Library:
                          if not encode_path(p.path).startswith(away) and _certainly_gone(p.path)]
         return gone
 
+    def file_absence(self, path: str) -> str | None:
+        """Why a catalogued photo's file is not there, for a user to read the state of it:
+        "away" when its library folder is offline or it lies on a drive mounted inside one that
+        is away (the rule indexing follows: its photos are kept until it is back), "gone" when
+        the system says it does not exist in a folder that is here (moved or deleted since the
+        last scan). None when neither: the file is there, or it cannot be looked at now."""
+        if not _certainly_gone(path):
+            return None
+        from clipphotos.scanner import mounts_away, offline_reason
+        raw = encode_path(path)
+        for fid, root, _ in self.folders():
+            if raw.startswith(folder_prefix(encode_path(root))):
+                away = tuple(folder_prefix(m) for m in mounts_away(self.catalog.mount_points(fid)))
+                return "away" if offline_reason(root, True) is not None or raw.startswith(away) else "gone"
+        return "gone"
+
     def forget(self, paths: Iterable[str]) -> int:
         """Drop catalog rows of files (never touching the files); returns how many photos left."""
         raw = [encode_path(p) for p in paths]

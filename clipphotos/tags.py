@@ -269,7 +269,10 @@ class Labels:
         if paths is not None:
             out = []
             for path in paths:
-                photo = self.catalog.photo_by_path(Path(path).expanduser().resolve())
+                # As given first: a photo reached through a followed link (another drive inside a
+                # library folder) is catalogued under the link's path, which resolving would leave.
+                given = Path(os.path.abspath(Path(path).expanduser()))
+                photo = self.catalog.photo_by_path(given) or self.catalog.photo_by_path(given.resolve())
                 if photo is None:
                     raise UnknownPhoto(os.fspath(path))
                 out.append((photo.path, photo.content_id))

@@ -475,6 +475,20 @@ def test_a_drive_away_for_good_is_forgotten_from_the_folders_menu(qtbot, tmp_pat
     target.rename(target.with_name(target.name + "-away"))          # the drive is away
     window = open_window(root)
     assert len(shown_paths(window)) == 7                            # kept while it is away
+    # Those whose thumbnail was not kept (the shapes model's pictures are too small to make most
+    # of them from) say the drive is not connected, not that the photo is broken; so do their
+    # tooltip and the preview. The others show the thumbnail kept for them.
+    from clipphotos.gui.photo_grid import AWAY
+    on_card = [p for p in window.model.photos() if p.path.startswith(f"{card}{os.sep}")]
+    thumbless = [p for p in on_card if window.library.thumbnails.lookup(p.hash) is None]
+    assert len(on_card) == 4 and thumbless
+    qtbot.waitUntil(lambda: all(window.provider.unavailable(p.hash) is AWAY for p in thumbless), timeout=LONG)
+    assert all(window.provider.unavailable(p.hash) is None for p in window.model.photos() if p not in thumbless)
+    row = window.model.row_of(thumbless[0].path)
+    assert "drive is not connected" in window.model.data(window.model.index(row), Qt.ItemDataRole.ToolTipRole)
+    window.grid.setCurrentIndex(window.model.index(row))
+    qtbot.waitUntil(lambda: window.preview.image.message == AWAY.tip, timeout=LONG)
+    assert not window.preview.open_button.isEnabled() and window.preview.like_button.isEnabled()
     item = window.sidebar.library.child(1)
     assert item.data(0, AWAY_ROLE) == [str(card)] and "right-click to forget" in item.toolTip(0)
     menu = window.sidebar.folder_menu(item)

@@ -269,6 +269,33 @@ def test_a_drive_away_for_good_is_forgotten_by_folders_remove(tmp_path, cli, req
     assert "is not one of the library's folders" in cli("folders", "remove", card, "--library", lib).err
 
 
+def test_a_missing_file_says_whether_its_drive_is_away_or_it_is_gone(tmp_path, cli, request):
+    """Library.file_absence tells the app what to show for a photo whose file is not there: its
+    drive is away (by the rule indexing follows), or the file is gone from a folder that is here.
+    A photo reached through the link is found under the link's path, there or away (its tags
+    were asked for by its resolved path, which the catalog does not hold)."""
+    from clipphotos.shapes import write_library
+    photos, lib = tmp_path / "photos", tmp_path / "lib"
+    write_library(photos, 3, seed=26)
+    card = another_drive(photos, "link", request)
+    write_library(card.resolve(), 2, seed=27)
+    assert cli("index", photos, "--library", lib, "--follow-links", *MODEL_ARGS, "--json").json["indexed"] == 5
+    with Library(lib) as library:
+        paths = [p.path for p in library.catalog.photos_in_folder(library.folders()[0][0])]
+        on_card = [p for p in paths if p.startswith(f"{card}{os.sep}")]
+        assert [library.photo_tags(p) for p in on_card] == [[], []]
+    card.resolve().rename(card.resolve().with_name(card.resolve().name + "-away"))
+    with Library(lib) as library:
+        here = sorted(set(paths) - set(on_card))
+        assert len(on_card) == 2 and {library.file_absence(p) for p in on_card} == {"away"}
+        assert [library.photo_tags(p) for p in on_card] == [[], []]
+        assert [library.file_absence(p) for p in here] == [None, None, None]
+        os.remove(here[0])                                   # deleted since the last scan
+        assert library.file_absence(here[0]) == "gone"
+        shutil.rmtree(photos)                                # the whole folder's drive is unplugged
+        assert {library.file_absence(p) for p in paths} == {"away"}
+
+
 # -- the pipeline: cores shared in turns, encodes side by side, nothing done twice ------------
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QRunnable,
@@ -31,7 +31,6 @@ ScoreRole = Qt.ItemDataRole.UserRole + 2
 MarkRole = Qt.ItemDataRole.UserRole + 3     # a review's CellMark (gui/review.py), painted over the picture
 DividerRole = Qt.ItemDataRole.UserRole + 4   # True on the row that separates a search's matches from the rest
 DIVIDER_TEXT = "Less likely"
-BROKEN = object()              # DecorationRole value of a photo whose thumbnail cannot be made
 DEFAULT_CELL = 176
 PLACEHOLDER = QColor("#e8eaee")
 SELECTION = QColor("#2f6fde")
@@ -41,8 +40,21 @@ DIVIDER_LINE = QColor("#b8bdc6")
 DIVIDER_TEXT_COLOUR = QColor("#5f6672")
 
 
+class Unavailable:
+    """DecorationRole value of a photo whose thumbnail cannot be made: what its cell says, and why."""
+
+    def __init__(self, text: str, tip: str) -> None:
+        self.text, self.tip = text, tip
+
+
+BROKEN = Unavailable("Can’t open", "This photo cannot be opened")
+AWAY = Unavailable("Drive not connected", "Its drive is not connected: the photo is kept until it is back")
+GONE = Unavailable("File missing", "The file is no longer there (moved or deleted since the last scan)")
+_ABSENCE = {"away": AWAY, "gone": GONE}    # Library.file_absence
+
+
 class _ThumbSignals(QObject):
-    loaded = Signal(str, object)      # content hash, QImage or None (cannot be made)
+    loaded = Signal(str, object)      # content hash, QImage or Unavailable (cannot be made)
 
 
 class _Drain(QRunnable):
@@ -60,8 +72,10 @@ class _Drain(QRunnable):
                     p._draining -= 1
                     return
                 digest, (path, box) = p._queue.popitem(last=True)
-                cache = p._cache
+                cache, absence = p._cache, p._absence
             image = _load_thumbnail(cache, digest, path, box) if cache is not None else None
+            if image is None:   # why, in the cell's words: a drive away is not a broken photo
+                image = _ABSENCE.get(absence(path) or "", BROKEN) if absence is not None else BROKEN
             p._signals.loaded.emit(digest, image)
 
 
@@ -90,8 +104,9 @@ class ThumbnailProvider(QObject):
     def __init__(self, parent: QObject | None = None, capacity: int = 1200, threads: int = 2) -> None:
         super().__init__(parent)
         self._cache: ThumbnailCache | None = None
+        self._absence: Callable[[str], str | None] | None = None
         self._lru: OrderedDict[str, QPixmap] = OrderedDict()
-        self._broken: set[str] = set()
+        self._broken: dict[str, Unavailable] = {}
         self._capacity = capacity
         self._queue: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
@@ -104,8 +119,9 @@ class ThumbnailProvider(QObject):
         self._signals = _ThumbSignals()
         self._signals.loaded.connect(self._on_loaded)
 
-    def set_cache(self, cache: ThumbnailCache | None) -> None:
-        self._cache = cache
+    def set_cache(self, cache: ThumbnailCache | None, absence: Callable[[str], str | None] | None = None) -> None:
+        """Thumbnails from `cache`; `absence` (Library.file_absence) says why one cannot be made."""
+        self._cache, self._absence = cache, absence
         self.clear()
 
     def set_box(self, px: int, device_pixel_ratio: float = 1.0) -> None:
@@ -125,14 +141,18 @@ class ThumbnailProvider(QObject):
         """The pixmap if it is in memory now; never schedules a load."""
         return self._lru.get(digest)
 
-    def pixmap(self, digest: str, path: str) -> QPixmap | object | None:
-        """The pixmap, BROKEN, or None while it loads (the load is scheduled, newest first)."""
+    def unavailable(self, digest: str) -> Unavailable | None:
+        """Why the thumbnail could not be made, once a load has said so; never schedules a load."""
+        return self._broken.get(digest)
+
+    def pixmap(self, digest: str, path: str) -> QPixmap | Unavailable | None:
+        """The pixmap, why it cannot be made, or None while it loads (the load is scheduled, newest first)."""
         pm = self._lru.get(digest)
         if pm is not None:
             self._lru.move_to_end(digest)
             return pm
         if digest in self._broken:
-            return BROKEN
+            return self._broken[digest]
         with self._lock:
             if digest in self._queue:
                 self._queue.move_to_end(digest)
@@ -147,9 +167,9 @@ class ThumbnailProvider(QObject):
             self._pool.start(_Drain(self))
         return None
 
-    def _on_loaded(self, digest: str, image: QImage | None) -> None:
-        if image is None:
-            self._broken.add(digest)
+    def _on_loaded(self, digest: str, image: QImage | Unavailable) -> None:
+        if isinstance(image, Unavailable):
+            self._broken[digest] = image
         else:
             pm = QPixmap.fromImage(image)
             pm.setDevicePixelRatio(self._dpr)
@@ -239,8 +259,8 @@ class PhotoGridModel(QAbstractListModel):
     def photos(self) -> list[PhotoRecord]:
         return list(self._photos)
 
-    def thumbnail(self, row: int) -> QPixmap | object | None:
-        """The row's pixmap, BROKEN, or None while it loads (which this call schedules)."""
+    def thumbnail(self, row: int) -> QPixmap | Unavailable | None:
+        """The row's pixmap, why it cannot be made, or None while it loads (which this call schedules)."""
         photo = self.photo(row)
         return self.provider.pixmap(photo.hash, photo.path) if photo is not None else None
 
@@ -276,9 +296,11 @@ class PhotoGridModel(QAbstractListModel):
             if photo.path in self._marks:
                 return f"{os.path.basename(photo.path)}\n{self._marks[photo.path].tooltip}"
             when = photo.taken_at.replace("T", " ")[:16] if photo.taken_at else "date unknown"
-            return f"{os.path.basename(photo.path)}\n{when}"
+            missing = self.provider.unavailable(photo.hash)
+            return f"{os.path.basename(photo.path)}\n{when}" + (f"\n{missing.tip}" if missing else "")
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return os.path.basename(photo.path)
+            missing = self.provider.unavailable(photo.hash)
+            return os.path.basename(photo.path) + (f", {missing.text.lower()}" if missing else "")
         if role == ScoreRole and self._scores is not None:
             return self._scores[i]
         return None
@@ -345,9 +367,10 @@ class PhotoDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(PLACEHOLDER)
             painter.drawRoundedRect(target, 4, 4)
-            if pm is BROKEN:
-                painter.setPen(QColor("#8a8f98"))
-                painter.drawText(target, Qt.AlignmentFlag.AlignCenter, "Can’t open")
+            if isinstance(pm, Unavailable):
+                painter.setPen(QColor("#6b7079"))
+                painter.drawText(target.adjusted(6, 4, -6, -4),
+                                 Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, pm.text)
         if selected:
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(SELECTION, 3))

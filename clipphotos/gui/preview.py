@@ -65,6 +65,11 @@ class ImageView(QWidget):
         self.marks = marks
         self.update()
 
+    @property
+    def message(self) -> str:
+        """What the view says instead of a picture ("" while it shows one)."""
+        return self._message
+
     def has_pixmap(self) -> bool:
         return self._pixmap is not None
 
@@ -101,9 +106,13 @@ class _SharpLoader:
     def __init__(self, runner: Runner, view: ImageView) -> None:
         self.runner, self.view = runner, view
         self.path: str | None = None
+        self.missing: str | None = None
 
-    def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int) -> None:
+    def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int,
+             missing: str | None = None) -> None:
+        """Show `photo`, its thumbnail first; `missing` says why its file is not there, if the grid knows."""
         self.path = photo.path if photo is not None else None
+        self.missing = missing
         if photo is None:
             self.view.set_pixmap(None, "Select a photo to see it here\n\n"
                                        "Space  view it large\nM  more like this\nDelete  move to trash")
@@ -122,7 +131,7 @@ class _SharpLoader:
 
     def _failed(self, path: str, exc: BaseException) -> None:
         if path == self.path and not self.view.has_pixmap():
-            self.view.set_pixmap(None, f"This photo can’t be shown: {exc}")
+            self.view.set_pixmap(None, self.missing or f"This photo can’t be shown: {exc}")
 
 
 class PreviewPane(QFrame):
@@ -195,12 +204,13 @@ class PreviewPane(QFrame):
         self.like_button.clicked.connect(lambda: self.photo and self.moreLikeThisRequested.emit(self.photo.path))
         self.show_photo(None, None)
 
-    def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None) -> None:
+    def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None, missing: str | None = None) -> None:
         self.photo = photo
         for button in (self.open_button, self.folder_button, self.like_button):
             button.setEnabled(photo is not None)
+        self.open_button.setEnabled(photo is not None and missing is None)   # no file to open now
         side = max(self.image.width(), self.image.height(), 480)
-        self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())))
+        self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())), missing)
         self.details.setVisible(photo is not None)
         self.when.setVisible(photo is not None)
         self.tag_chips.set_photo(photo.path if photo is not None else None)
@@ -239,9 +249,9 @@ class PhotoViewer(QWidget):
         layout.addWidget(self.caption)
         self.loader = _SharpLoader(runner, self.image)
 
-    def show_photo(self, photo: PhotoRecord, thumb: QPixmap | None) -> None:
+    def show_photo(self, photo: PhotoRecord, thumb: QPixmap | None, missing: str | None = None) -> None:
         side = max(self.width(), self.height(), 800)
-        self.loader.show(photo, thumb, min(4096, round(side * self.devicePixelRatioF())))
+        self.loader.show(photo, thumb, min(4096, round(side * self.devicePixelRatioF())), missing)
         self.caption.setText(f"{os.path.basename(photo.path)}   ·   {format_date(photo.taken_at)}"
                              f"      ←  →  to browse,  Esc to go back")
 
