@@ -489,6 +489,12 @@ def test_a_drive_away_for_good_is_forgotten_from_the_folders_menu(qtbot, tmp_pat
     window.grid.setCurrentIndex(window.model.index(row))
     qtbot.waitUntil(lambda: window.preview.image.message == AWAY.tip, timeout=LONG)
     assert not window.preview.open_button.isEnabled() and window.preview.like_button.isEnabled()
+    away = target.with_name(target.name + "-away")
+    away.rename(target)                                            # back for a moment: the cells look again
+    window.provider.recheck_missing()                              # (each watcher report does this)
+    qtbot.waitUntil(lambda: all(window.provider.cached(p.hash) is not None for p in thumbless), timeout=LONG)
+    assert all(window.provider.unavailable(p.hash) is None for p in window.model.photos())
+    target.rename(away)
     item = window.sidebar.library.child(1)
     assert item.data(0, AWAY_ROLE) == [str(card)] and "right-click to forget" in item.toolTip(0)
     menu = window.sidebar.folder_menu(item)

@@ -610,6 +610,7 @@ class MainWindow(QMainWindow):
         elif found_text and self.query.is_search:
             self._run_search(keep_position=True)
         self._first_report = False
+        self.provider.recheck_missing()   # a drive may be back: its photos' cells look again
         self.reports += 1
         self._show_engine_state()
         self.indexingFinished.emit(report)

@@ -141,6 +141,13 @@ class ThumbnailProvider(QObject):
         """The pixmap if it is in memory now; never schedules a load."""
         return self._lru.get(digest)
 
+    def recheck_missing(self) -> None:
+        """Forget which files were not there (a drive may be back): their cells ask again when
+        painted. A photo that could not be opened stays so: its file has not changed."""
+        for digest in [d for d, why in self._broken.items() if why is not BROKEN]:
+            del self._broken[digest]
+            self.ready.emit(digest)
+
     def unavailable(self, digest: str) -> Unavailable | None:
         """Why the thumbnail could not be made, once a load has said so; never schedules a load."""
         return self._broken.get(digest)

@@ -206,9 +206,9 @@ class PreviewPane(QFrame):
 
     def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None, missing: str | None = None) -> None:
         self.photo = photo
-        for button in (self.open_button, self.folder_button, self.like_button):
-            button.setEnabled(photo is not None)
         self.open_button.setEnabled(photo is not None and missing is None)   # no file to open now
+        for button in (self.folder_button, self.like_button):
+            button.setEnabled(photo is not None)
         side = max(self.image.width(), self.image.height(), 480)
         self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())), missing)
         self.details.setVisible(photo is not None)
