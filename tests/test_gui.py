@@ -196,6 +196,33 @@ def test_the_model_picker_shows_each_measured_speed_with_the_machine_it_came_fro
     runner.shutdown()
 
 
+def test_answers_for_a_view_deleted_while_its_jobs_ran_go_nowhere(qtbot):
+    """A view's runner dies with it; the jobs still running finish on their threads, and their
+    answers must not reach the view's widgets, which are gone (a clean-clone run caught a
+    duplicates card deleted with its view, then given its thumbnail during the next test)."""
+    import threading
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QLabel
+
+    from clipphotos.gui.workers import Runner
+    view = QLabel()
+    runner = Runner(1, view)
+    started, release, answers = threading.Event(), threading.Event(), []
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "late"
+    runner.submit(slow, on_done=lambda text: answers.append(view.setText(text)))
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()        # the job ends while its pool is being destroyed
+    view.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)   # the view and its runner go
+    qtbot.wait(300)                                  # the job's answer arrives, and is dropped
+    assert answers == []
+
+
 def test_welcome_says_when_the_hub_is_out_of_reach_and_takes_a_local_file(qtbot, tmp_path):
     from clipphotos.gui.welcome import WelcomeDialog
     from clipphotos.gui.workers import Runner

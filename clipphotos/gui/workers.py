@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
+from shiboken6 import isValid
 
 
 class JobSignals(QObject):
@@ -80,14 +81,20 @@ class Runner(QObject):
         self.pool.start(job)
         return job
 
+    def _answering(self) -> bool:
+        """Whether answers still go to their callbacks: not after shutdown, nor once Qt has
+        destroyed this runner with its owner (a view deleted while its jobs ran, whose answers
+        would reach widgets that are gone)."""
+        return not self._closed and isValid(self)
+
     def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
-        if not self._closed:
+        if self._answering():
             callback(value)
 
     def _finish(self, job: Job, callback: Callable[[Any], None] | None, value: Any,
                 failed: bool = False) -> None:
         self._live.discard(job)
-        if self._closed:
+        if not self._answering():
             return
         if failed and self.intercept is not None and self.intercept(value):
             return
