@@ -155,7 +155,7 @@ def stage_costs(paths: list[Path], model_name: str, weights: Path, lib: Path, ba
     from clipphotos.thumbnails import ThumbnailCache
     embedder = Embedder(open_model(ModelSpec(model_name, None, str(weights), "cpu"), lib))
     cores = usable_cores()
-    thumbs = ThumbnailCache(lib / "bench-thumbnails")
+    thumbs = ThumbnailCache(Path(tempfile.mkdtemp(prefix="bench-thumbnails-", dir=lib)))   # new each time: all written
     inputs: list[np.ndarray] = []
 
     def photo(n: int, with_extra: bool) -> tuple[float, float, float]:   # as Indexer._prepare and _decode do
