@@ -383,11 +383,11 @@ class Library:
         system says do not exist: one it cannot look at (permissions) is not gone either.
         """
         counts = self.catalog.folder_counts()
-        from clipphotos.scanner import mounts_away, offline_reason
+        from clipphotos.scanner import offline_reason
         gone = []
         for fid, path, _ in self.folders():
             if offline_reason(path, counts.get(fid, 0) > 0) is None:
-                away = tuple(folder_prefix(m) for m in mounts_away(self.catalog.mount_points(fid)))
+                away = self._drives_away(fid)
                 gone += [p.path for p in self.catalog.photos_in_folder(fid)
                          if not encode_path(p.path).startswith(away) and _certainly_gone(p.path)]
         return gone
@@ -400,13 +400,18 @@ class Library:
         last scan). None when neither: the file is there, or it cannot be looked at now."""
         if not _certainly_gone(path):
             return None
-        from clipphotos.scanner import mounts_away, offline_reason
+        from clipphotos.scanner import offline_reason
         raw = encode_path(path)
         for fid, root, _ in self.folders():
             if raw.startswith(folder_prefix(encode_path(root))):
-                away = tuple(folder_prefix(m) for m in mounts_away(self.catalog.mount_points(fid)))
-                return "away" if offline_reason(root, True) is not None or raw.startswith(away) else "gone"
+                away = offline_reason(root, True) is not None or raw.startswith(self._drives_away(fid))
+                return "away" if away else "gone"
         return "gone"
+
+    def _drives_away(self, folder_id: int) -> tuple[bytes, ...]:
+        """The path prefixes of the drives mounted inside a library folder that are away now."""
+        from clipphotos.scanner import mounts_away
+        return tuple(folder_prefix(m) for m in mounts_away(self.catalog.mount_points(folder_id)))
 
     def forget(self, paths: Iterable[str]) -> int:
         """Drop catalog rows of files (never touching the files); returns how many photos left."""

@@ -106,7 +106,7 @@ class ThumbnailProvider(QObject):
         self._cache: ThumbnailCache | None = None
         self._absence: Callable[[str], str | None] | None = None
         self._lru: OrderedDict[str, QPixmap] = OrderedDict()
-        self._broken: dict[str, Unavailable] = {}
+        self._unavailable: dict[str, Unavailable] = {}
         self._capacity = capacity
         self._queue: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
@@ -135,7 +135,7 @@ class ThumbnailProvider(QObject):
         with self._lock:
             self._queue.clear()
         self._lru.clear()
-        self._broken.clear()
+        self._unavailable.clear()
 
     def cached(self, digest: str) -> QPixmap | None:
         """The pixmap if it is in memory now; never schedules a load."""
@@ -144,13 +144,13 @@ class ThumbnailProvider(QObject):
     def recheck_missing(self) -> None:
         """Forget which files were not there (a drive may be back): their cells ask again when
         painted. A photo that could not be opened stays so: its file has not changed."""
-        for digest in [d for d, why in self._broken.items() if why is not BROKEN]:
-            del self._broken[digest]
+        for digest in [d for d, why in self._unavailable.items() if why is not BROKEN]:
+            del self._unavailable[digest]
             self.ready.emit(digest)
 
     def unavailable(self, digest: str) -> Unavailable | None:
         """Why the thumbnail could not be made, once a load has said so; never schedules a load."""
-        return self._broken.get(digest)
+        return self._unavailable.get(digest)
 
     def pixmap(self, digest: str, path: str) -> QPixmap | Unavailable | None:
         """The pixmap, why it cannot be made, or None while it loads (the load is scheduled, newest first)."""
@@ -158,8 +158,8 @@ class ThumbnailProvider(QObject):
         if pm is not None:
             self._lru.move_to_end(digest)
             return pm
-        if digest in self._broken:
-            return self._broken[digest]
+        if digest in self._unavailable:
+            return self._unavailable[digest]
         with self._lock:
             if digest in self._queue:
                 self._queue.move_to_end(digest)
@@ -176,7 +176,7 @@ class ThumbnailProvider(QObject):
 
     def _on_loaded(self, digest: str, image: QImage | Unavailable) -> None:
         if isinstance(image, Unavailable):
-            self._broken[digest] = image
+            self._unavailable[digest] = image
         else:
             pm = QPixmap.fromImage(image)
             pm.setDevicePixelRatio(self._dpr)
