@@ -499,7 +499,11 @@ class Indexer:
                 self._claimed.discard(digest)
 
     def _prepare(self, folder_id: int, f: ScannedFile) -> _Item:
-        """Worker: read, hash and (for new content) decode one file into the model's input."""
+        """Worker: read, hash and (for new content) decode one file into the model's input.
+
+        Only the hashing and the decoding hold a core (`CoreTurns`). The read may wait on a disk,
+        and the catalog lookup on the batch the main thread is committing: a worker waiting with a
+        core held would leave that core idle, since no other work may take it meanwhile."""
         item = _Item(f, folder_id)
         try:
             with open(f.path, "rb") as fh:
@@ -510,19 +514,21 @@ class Indexer:
         if not data:
             item.error = "empty file"
             return item
-        with self.turns.hold(1):   # the read may wait on a disk: the core is taken only now
-            return self._decode(item, data)
-
-    def _decode(self, item: _Item, data: bytes) -> _Item:
-        """Worker, holding a core: hash the bytes and, for new content, decode them."""
-        f = item.file
-        item.hash = content_hash(data)
+        with self.turns.hold(1):
+            item.hash = content_hash(data)
         known = self.catalog.content_by_hash([item.hash], self.model_id).get(item.hash)
         if known and known[1]:
             item.reuse = known[0]
             return item
         if not self._claim(item.hash):
             return item  # a byte-identical copy is being decoded by another worker
+        with self.turns.hold(1):
+            return self._decode(item, data)
+
+    def _decode(self, item: _Item, data: bytes) -> _Item:
+        """Worker, holding a core: decode new content into the model's input, its fingerprints
+        and its thumbnail."""
+        f = item.file
         try:
             # A RAW file goes to its decoder process by path, which is cheaper than its bytes.
             source = decode_path(f.path) if is_raw_path(f.path) else data

@@ -334,6 +334,33 @@ def test_core_turns_never_give_out_more_cores_than_there_are_and_a_wide_turn_is_
         assert turns._free == 2
 
 
+def test_a_worker_waiting_for_the_catalog_holds_no_core(tmp_path, photo_library):
+    """While the main thread commits a batch, a decoding worker that must look the photo up
+    waits for the catalog: it must not keep a core turn meanwhile, or that core idles."""
+    import threading
+    import time
+
+    from clipphotos.indexer import CoreTurns, Indexer
+    from clipphotos.scanner import ScannedFile
+    src, _ = photo_library
+    photo = next(p for p in sorted(src.rglob("*.JPG")))
+    with Library(tmp_path / "lib", model=shapes_spec()) as library:
+        folder_id = library.add_folder(src)
+        indexer = Indexer(library.catalog, library.embedder, library.index, library.model_id, cores=1)
+        assert isinstance(indexer.turns, CoreTurns) and indexer.turns.cores == 1
+        st = photo.stat()
+        done: list = []
+        with library.catalog.transaction():   # a commit in progress holds the catalog
+            worker = threading.Thread(target=lambda: done.append(indexer._prepare(
+                folder_id, ScannedFile(os.fsencode(photo), st.st_size, st.st_mtime_ns))))
+            worker.start()
+            time.sleep(0.5)   # read and hashed long since (a small JPEG): waiting for the catalog
+            assert worker.is_alive() and not done
+            assert indexer.turns._free == 1, "the worker kept its core while waiting for the catalog"
+        worker.join(timeout=20)
+        assert done and done[0].tensor is not None and done[0].error is None
+
+
 def test_onnx_runtime_encodes_run_side_by_side_one_thread_each(tmp_path):
     from clipphotos.embedder import Embedder
     from clipphotos.indexer import EncoderPlan, plan_encoders
