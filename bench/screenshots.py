@@ -247,7 +247,7 @@ def shoot_damaged(tmp: Path, model, until: Callable, save: Callable) -> None:
 
 def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
     """A drive reached inside a library folder (a followed link to another device) that is away:
-    its photos' cells and one in the preview, its folder's menu, the question, and the library
+    its photos' cells and one in the preview (with and without a kept thumbnail), its folder's menu, the question, and the library
     after its photos were forgotten."""
     from PySide6.QtCore import QPoint, QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
@@ -282,6 +282,13 @@ def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
                 window.grid.setCurrentIndex(window.model.index(window.model.row_of(shown.path)))
                 until(lambda: not window.runner.busy)
             save(window, f"25-drive-away-{width}.png")
+            # One whose thumbnail was kept: it shows, and the preview says why there is no Open.
+            kept = [p for p in window.model.photos()
+                    if "Camera card" in p.path and window.library.thumbnails.lookup(p.hash) is not None]
+            if kept:
+                window.grid.setCurrentIndex(window.model.index(window.model.row_of(kept[0].path)))
+                until(lambda: not window.preview.open_button.isEnabled())
+                save(window, f"25b-drive-away-kept-thumbnail-{width}.png")
             menu = window.sidebar.folder_menu(item)
             menu.popup(window.sidebar.tree.viewport().mapToGlobal(window.sidebar.tree.visualItemRect(item).center()
                                                                  + QPoint(20, 0)))

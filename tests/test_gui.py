@@ -516,6 +516,19 @@ def test_a_drive_away_for_good_is_forgotten_from_the_folders_menu(qtbot, tmp_pat
     window.grid.setCurrentIndex(window.model.index(row))
     qtbot.waitUntil(lambda: window.preview.image.message == AWAY.tip, timeout=LONG)
     assert not window.preview.open_button.isEnabled() and window.preview.like_button.isEnabled()
+    # One whose thumbnail was kept shows it; its sharp load finds no file, and the pane says why
+    # and offers no Open; the large viewer's caption says it too.
+    kept = next(p for p in on_card if p not in thumbless)
+    window.grid.setCurrentIndex(window.model.index(window.model.row_of(kept.path)))
+    qtbot.waitUntil(lambda: not window.preview.open_button.isEnabled(), timeout=LONG)
+    assert window.preview.image.has_pixmap() and "Drive not connected" in window.preview.when.text()
+    assert "no file to open" in window.preview.open_button.toolTip()
+    window.open_viewer()
+    qtbot.waitUntil(lambda: "Drive not connected" in window.viewer.caption.text(), timeout=LONG)
+    window.close_viewer()
+    present = next(p for p in window.model.photos() if p not in on_card)
+    window.grid.setCurrentIndex(window.model.index(window.model.row_of(present.path)))
+    assert window.preview.open_button.isEnabled() and "Drive not connected" not in window.preview.when.text()
     away = target.with_name(target.name + "-away")
     away.rename(target)                                            # back for a moment: the cells look again
     window.provider.recheck_missing()                              # (each watcher report does this)

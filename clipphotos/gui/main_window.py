@@ -299,12 +299,18 @@ class MainWindow(QMainWindow):
         self.runner.submit(library_jobs.open_library, o.library, o.model, o.device, o.precision,
                            on_done=self._library_opened, on_failed=self._library_failed)
 
+    def _files_from(self, library: Library) -> None:
+        """Thumbnails, and why a photo's file is not there, come from this library now."""
+        self.provider.set_cache(library.thumbnails, library.file_absence)
+        for loader in (self.preview.loader, self.viewer.loader):
+            loader.absence = library.file_absence
+
     def _library_opened(self, opened: Opened) -> None:
         old, self.library = self.library, opened.library
         if old is not None and old is not opened.library:
             self.runner.submit(old.close, on_failed=lambda exc: None)
         self.settings = opened.settings
-        self.provider.set_cache(opened.library.thumbnails, opened.library.file_absence)
+        self._files_from(opened.library)
         self.grid.set_cell_size(self.settings.thumbnail_size)
         self._generation += 1
         self._check_catalog(opened.library)     # first: a rebuilt catalog's photos are shown again
@@ -441,7 +447,7 @@ class MainWindow(QMainWindow):
         if old is not None:
             self.runner.submit(old.close, on_failed=lambda exc: None)
         self.settings = opened.settings
-        self.provider.set_cache(opened.library.thumbnails, opened.library.file_absence)
+        self._files_from(opened.library)
         self.duplicates.set_library(self.library)
 
     # -- folders -------------------------------------------------------------------------

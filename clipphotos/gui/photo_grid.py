@@ -50,7 +50,7 @@ class Unavailable:
 BROKEN = Unavailable("Can’t open", "This photo cannot be opened")
 AWAY = Unavailable("Drive not connected", "Its drive is not connected: the photo is kept until it is back")
 GONE = Unavailable("File missing", "The file is no longer there (moved or deleted since the last scan)")
-_ABSENCE = {"away": AWAY, "gone": GONE}    # Library.file_absence
+ABSENCE = {"away": AWAY, "gone": GONE}    # Library.file_absence → what a cell (and the preview) says
 
 
 class _ThumbSignals(QObject):
@@ -75,7 +75,7 @@ class _Drain(QRunnable):
                 cache, absence = p._cache, p._absence
             image = _load_thumbnail(cache, digest, path, box) if cache is not None else None
             if image is None:   # why, in the cell's words: a drive away is not a broken photo
-                image = _ABSENCE.get(absence(path) or "", BROKEN) if absence is not None else BROKEN
+                image = ABSENCE.get(absence(path) or "", BROKEN) if absence is not None else BROKEN
             p._signals.loaded.emit(digest, image)
 
 

@@ -6,6 +6,7 @@ it: a click never waits for a 24-megapixel JPEG.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,17 +14,18 @@ from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from clipphotos.gui.photo_grid import fit_rect
+from clipphotos.gui.photo_grid import ABSENCE, fit_rect
 from clipphotos.gui.photo_text import PhotoTextSection, Polygon
 from clipphotos.gui.tag_chips import TagChips
 from clipphotos.gui.widgets import vbox
-from clipphotos.gui.workers import Runner, load_preview
+from clipphotos.gui.workers import PhotoAbsent, Runner, load_preview
 
 if TYPE_CHECKING:
     from clipphotos.library import PhotoRecord
 
 
 ZWSP = "\u200b"      # a zero-width space: where a long path may wrap
+OPEN_TIP = "Open in the default viewer"
 
 
 def format_date(taken_at: str | None) -> str:
@@ -101,12 +103,18 @@ class ImageView(QWidget):
 
 
 class _SharpLoader:
-    """Loads a sharp version of the photo on show; answers for another photo are dropped."""
+    """Loads a sharp version of the photo on show; answers for another photo are dropped.
 
-    def __init__(self, runner: Runner, view: ImageView) -> None:
+    A photo whose file is not there (its drive away, or gone) may still show its kept thumbnail:
+    the failed load asks `absence` (Library.file_absence) why, and tells `on_absent`."""
+
+    def __init__(self, runner: Runner, view: ImageView,
+                 on_absent: Callable[[str], None] | None = None) -> None:
         self.runner, self.view = runner, view
         self.path: str | None = None
         self.missing: str | None = None
+        self.absence: Callable[[str], str | None] | None = None   # set when a library opens
+        self.on_absent = on_absent
 
     def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int,
              missing: str | None = None) -> None:
@@ -119,7 +127,7 @@ class _SharpLoader:
             return
         self.view.set_pixmap(thumb, "" if thumb is not None else "Loading…")
         path = photo.path
-        self.runner.submit(load_preview, path, long_side,
+        self.runner.submit(load_preview, path, long_side, self.absence,
                            on_done=lambda image: self._loaded(path, image),
                            on_failed=lambda exc: self._failed(path, exc))
 
@@ -130,8 +138,14 @@ class _SharpLoader:
             self.view.set_pixmap(pm)
 
     def _failed(self, path: str, exc: BaseException) -> None:
-        if path == self.path and not self.view.has_pixmap():
-            self.view.set_pixmap(None, self.missing or f"This photo can’t be shown: {exc}")
+        if path != self.path:
+            return
+        absent = ABSENCE.get(exc.why) if isinstance(exc, PhotoAbsent) else None
+        if absent is not None and self.on_absent is not None:
+            self.on_absent(absent.text)
+        if not self.view.has_pixmap():
+            self.view.set_pixmap(None, self.missing or (absent.tip if absent is not None
+                                                        else f"This photo can’t be shown: {exc}"))
 
 
 class PreviewPane(QFrame):
@@ -149,7 +163,7 @@ class PreviewPane(QFrame):
         self.image = ImageView()
         self.image.setMinimumHeight(200)
         layout.addWidget(self.image, 1)
-        self.loader = _SharpLoader(runner, self.image)
+        self.loader = _SharpLoader(runner, self.image, self._file_absent)
 
         self.title = QLabel()
         self.title.setObjectName("previewTitle")
@@ -190,7 +204,7 @@ class PreviewPane(QFrame):
         actions = QHBoxLayout()
         actions.setSpacing(8)
         self.open_button = QPushButton(icons.get("open", QIcon()), "Open")
-        self.open_button.setToolTip("Open in the default viewer")
+        self.open_button.setToolTip(OPEN_TIP)
         self.folder_button = QPushButton(icons.get("folder", QIcon()), "Show in folder")
         actions.addWidget(self.open_button)
         actions.addWidget(self.folder_button)
@@ -207,6 +221,7 @@ class PreviewPane(QFrame):
     def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None, missing: str | None = None) -> None:
         self.photo = photo
         self.open_button.setEnabled(photo is not None and missing is None)   # no file to open now
+        self.open_button.setToolTip(missing or OPEN_TIP)
         for button in (self.folder_button, self.like_button):
             button.setEnabled(photo is not None)
         side = max(self.image.width(), self.image.height(), 480)
@@ -230,6 +245,15 @@ class PreviewPane(QFrame):
         self.fields["Folder"].setToolTip(photo.path)
 
 
+    def _file_absent(self, reason: str) -> None:
+        """The shown photo's file turned out not to be there, though its thumbnail was kept."""
+        if self.photo is None:
+            return
+        self.open_button.setEnabled(False)
+        self.open_button.setToolTip(f"{reason}: there is no file to open now")
+        self.when.setText(f"{format_date(self.photo.taken_at)} · {reason}")
+
+
 class PhotoViewer(QWidget):
     """The photo large, on a dark stage: ←/→ step through the grid, Esc/Space/Enter go back."""
 
@@ -247,13 +271,25 @@ class PhotoViewer(QWidget):
         self.caption.setObjectName("viewerCaption")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.caption)
-        self.loader = _SharpLoader(runner, self.image)
+        self.loader = _SharpLoader(runner, self.image, self._file_absent)
+        self.photo: PhotoRecord | None = None
 
     def show_photo(self, photo: PhotoRecord, thumb: QPixmap | None, missing: str | None = None) -> None:
+        self.photo = photo
         side = max(self.width(), self.height(), 800)
         self.loader.show(photo, thumb, min(4096, round(side * self.devicePixelRatioF())), missing)
-        self.caption.setText(f"{os.path.basename(photo.path)}   ·   {format_date(photo.taken_at)}"
+        self._caption()
+
+    def _caption(self, reason: str = "") -> None:
+        assert self.photo is not None
+        self.caption.setText(f"{os.path.basename(self.photo.path)}   ·   {format_date(self.photo.taken_at)}"
+                             f"{'   ·   ' + reason + ' (its thumbnail shown)' if reason else ''}"
                              f"      ←  →  to browse,  Esc to go back")
+
+    def _file_absent(self, reason: str) -> None:
+        """The shown photo's file turned out not to be there, though its thumbnail was kept."""
+        if self.photo is not None:
+            self._caption(reason)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

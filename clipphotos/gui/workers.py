@@ -124,12 +124,27 @@ def pil_to_qimage(image: Any) -> QImage:
     return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-def load_preview(path: str, long_side: int) -> QImage:
-    """A photo decoded upright for the preview, no bigger than `long_side` (raises UnreadableImage)."""
+class PhotoAbsent(Exception):
+    """The photo's file is not there to load: `why` is Library.file_absence's answer."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def load_preview(path: str, long_side: int, absence: Callable[[str], str | None] | None = None) -> QImage:
+    """A photo decoded upright for the preview, no bigger than `long_side` (raises UnreadableImage,
+    or PhotoAbsent when `absence` (Library.file_absence) says why the file is not there)."""
     from PIL import Image
 
-    from clipphotos.library import load_image
-    loaded = load_image(path, target=long_side)
+    from clipphotos.library import UnreadableImage, load_image
+    try:
+        loaded = load_image(path, target=long_side)
+    except (UnreadableImage, OSError) as exc:
+        why = absence(path) if absence is not None else None
+        if why is not None:
+            raise PhotoAbsent(why) from exc
+        raise
     img = loaded.image
     w, h = img.size
     if max(w, h) > long_side:
