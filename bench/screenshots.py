@@ -255,10 +255,14 @@ def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
     from clipphotos.gui.main_window import AppOptions, MainWindow
     from clipphotos.library import Library
     from clipphotos.shapes import write_library
+    shm = Path("/dev/shm")   # a folder on another device stands for the camera card
+    if not shm.is_dir() or shm.stat().st_dev == tmp.stat().st_dev:
+        print("drive-away shots skipped: no /dev/shm on another device than the temporary folder to stand for a drive")
+        return
     for width, height in ((1024, 700), (1920, 1080)):
         folder, root = tmp / f"Photos-{width}", tmp / f"away-{width}"
         write_library(folder, 12, seed=12)
-        drive = Path(tempfile.mkdtemp(prefix="clipphotos-shots-card-", dir="/dev/shm"))
+        drive = Path(tempfile.mkdtemp(prefix="clipphotos-shots-card-", dir=shm))
         (folder / "Camera card").symlink_to(drive)
         write_library(drive, 8, seed=13)
         with Library(root, model=model.spec("cpu")) as lib:
