@@ -31,8 +31,6 @@ from clipphotos.gui.widgets import confirm, hbox, vbox
 from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
-    from PySide6.QtGui import QPixmap
-
     from clipphotos.library import IndexReport, Library, PhotoRecord, Progress, RebuiltCatalog, SearchAnswer, TrashReport
     from clipphotos.watcher import WatchEngine, WatchSettings
 
@@ -860,15 +858,8 @@ class MainWindow(QMainWindow):
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         photo = self.model.photo(current.row()) if current.isValid() else None
-        self.preview.show_photo(photo, *self._thumb_for(photo))
+        self.preview.show_photo(photo, self.provider.cached(photo.hash) if photo else None)
         self.preview.text.show_for(self.library, photo, self.query.text if self.query.is_search else "")
-
-    def _thumb_for(self, photo: PhotoRecord | None) -> tuple[QPixmap | None, str | None]:
-        """The photo's thumbnail in memory, and why its file is not there when the grid found out."""
-        if photo is None:
-            return None, None
-        missing = self.provider.unavailable(photo.hash)
-        return self.provider.cached(photo.hash), missing.tip if missing is not None else None
 
     def _focus_grid(self) -> None:
         if self.model.rowCount():
@@ -887,7 +878,7 @@ class MainWindow(QMainWindow):
         photo = self.current_photo()
         if photo is None:
             return
-        self.viewer.show_photo(photo, *self._thumb_for(photo))
+        self.viewer.show_photo(photo, self.provider.cached(photo.hash))
         self.stack.setCurrentIndex(self.PAGE_VIEWER)
         self.preview.hide()          # the viewer shows the photo large: no need for it twice
         self.viewer.setFocus()

@@ -112,15 +112,12 @@ class _SharpLoader:
                  on_absent: Callable[[str], None] | None = None) -> None:
         self.runner, self.view = runner, view
         self.path: str | None = None
-        self.missing: str | None = None
         self.absence: Callable[[str], str | None] | None = None   # set when a library opens
         self.on_absent = on_absent
 
-    def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int,
-             missing: str | None = None) -> None:
-        """Show `photo`, its thumbnail first; `missing` says why its file is not there, if the grid knows."""
+    def show(self, photo: PhotoRecord | None, thumb: QPixmap | None, long_side: int) -> None:
+        """Show `photo`, its thumbnail first."""
         self.path = photo.path if photo is not None else None
-        self.missing = missing
         if photo is None:
             self.view.set_pixmap(None, "Select a photo to see it here\n\n"
                                        "Space  view it large\nM  more like this\nDelete  move to trash")
@@ -144,8 +141,7 @@ class _SharpLoader:
         if absent is not None and self.on_absent is not None:
             self.on_absent(absent.text)
         if not self.view.has_pixmap():
-            self.view.set_pixmap(None, self.missing or (absent.tip if absent is not None
-                                                        else f"This photo can’t be shown: {exc}"))
+            self.view.set_pixmap(None, absent.tip if absent is not None else f"This photo can’t be shown: {exc}")
 
 
 class PreviewPane(QFrame):
@@ -218,14 +214,13 @@ class PreviewPane(QFrame):
         self.like_button.clicked.connect(lambda: self.photo and self.moreLikeThisRequested.emit(self.photo.path))
         self.show_photo(None, None)
 
-    def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None, missing: str | None = None) -> None:
+    def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None) -> None:
         self.photo = photo
-        self.open_button.setEnabled(photo is not None and missing is None)   # no file to open now
-        self.open_button.setToolTip(missing or OPEN_TIP)
-        for button in (self.folder_button, self.like_button):
+        self.open_button.setToolTip(OPEN_TIP)   # until the sharp load finds no file (_file_absent)
+        for button in (self.open_button, self.folder_button, self.like_button):
             button.setEnabled(photo is not None)
         side = max(self.image.width(), self.image.height(), 480)
-        self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())), missing)
+        self.loader.show(photo, thumb, min(2048, round(side * self.devicePixelRatioF())))
         self.details.setVisible(photo is not None)
         self.when.setVisible(photo is not None)
         self.tag_chips.set_photo(photo.path if photo is not None else None)
@@ -243,7 +238,6 @@ class PreviewPane(QFrame):
         shown = folder.replace(home, "~", 1) if folder.startswith(home + os.sep) else folder
         self.fields["Folder"].setText(shown.replace(os.sep, os.sep + ZWSP))   # a long path wraps, never clips
         self.fields["Folder"].setToolTip(photo.path)
-
 
     def _file_absent(self, reason: str) -> None:
         """The shown photo's file turned out not to be there, though its thumbnail was kept."""
@@ -274,10 +268,10 @@ class PhotoViewer(QWidget):
         self.loader = _SharpLoader(runner, self.image, self._file_absent)
         self.photo: PhotoRecord | None = None
 
-    def show_photo(self, photo: PhotoRecord, thumb: QPixmap | None, missing: str | None = None) -> None:
+    def show_photo(self, photo: PhotoRecord, thumb: QPixmap | None) -> None:
         self.photo = photo
         side = max(self.width(), self.height(), 800)
-        self.loader.show(photo, thumb, min(4096, round(side * self.devicePixelRatioF())), missing)
+        self.loader.show(photo, thumb, min(4096, round(side * self.devicePixelRatioF())))
         self._caption()
 
     def _caption(self, reason: str = "") -> None:
