@@ -91,7 +91,7 @@ def naive(paths: list[Path], model_name: str, weights: Path, view: str) -> tuple
     return len(paths) / (time.perf_counter() - started), out
 
 
-def _peak_rss(pid: int) -> int | None:
+def peak_rss(pid: int) -> int | None:
     """The process's own peak resident memory so far (Linux: VmHWM), None where unknown."""
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -112,7 +112,7 @@ def run_index(photos: Path, model_name: str, weights: Path, lib: Path, *flags: s
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
         peak = 0
         while proc.poll() is None:   # VmHWM only grows: the last reading is within 20 ms of the end
-            peak = max(peak, _peak_rss(proc.pid) or 0)
+            peak = max(peak, peak_rss(proc.pid) or 0)
             time.sleep(0.02)
         seconds = time.perf_counter() - started
         out.seek(0), err.seek(0)
