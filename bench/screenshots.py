@@ -291,8 +291,15 @@ def shoot_away(tmp: Path, model, until: Callable, save: Callable) -> None:
                     if "Camera card" in p.path and window.library.thumbnails.lookup(p.hash) is not None]
             if kept:
                 window.grid.setCurrentIndex(window.model.index(window.model.row_of(kept[0].path)))
-                until(lambda: not window.preview.open_button.isEnabled())
+                row = window.model.row_of(kept[0].path)
+                until(lambda: not window.preview.open_button.isEnabled() and window.model.absent(row) is not None)
                 save(window, f"25b-drive-away-kept-thumbnail-{width}.png")
+                # Its context menu: what needs the file is off, and the first line says why.
+                photo_menu = window.photo_menu(row)
+                photo_menu.popup(window.grid.viewport().mapToGlobal(window.grid.visualRect(
+                    window.model.index(row)).center()))
+                save(photo_menu, f"25c-drive-away-photo-menu-{width}.png")
+                photo_menu.close()
             menu = window.sidebar.folder_menu(item)
             menu.popup(window.sidebar.tree.viewport().mapToGlobal(window.sidebar.tree.visualItemRect(item).center()
                                                                  + QPoint(20, 0)))

@@ -516,24 +516,43 @@ def test_a_drive_away_for_good_is_forgotten_from_the_folders_menu(qtbot, tmp_pat
     window.grid.setCurrentIndex(window.model.index(row))
     qtbot.waitUntil(lambda: window.preview.image.message == AWAY.tip, timeout=LONG)
     assert not window.preview.open_button.isEnabled() and window.preview.like_button.isEnabled()
-    # One whose thumbnail was kept shows it; its sharp load finds no file, and the pane says why
-    # and offers no Open; the large viewer's caption says it too.
+    # One whose thumbnail was kept shows it, veiled: its cell, tooltip and context menu say the
+    # drive is not connected and offer nothing that needs the file (a photo here offers it all).
+    # Its sharp load finds no file, and the pane says why and offers no Open; the large viewer's
+    # caption says it too.
     kept = next(p for p in on_card if p not in thumbless)
-    window.grid.setCurrentIndex(window.model.index(window.model.row_of(kept.path)))
+    kept_row = window.model.row_of(kept.path)
+    qtbot.waitUntil(lambda: window.provider.absent(kept.path) is AWAY, timeout=LONG)
+    assert window.provider.cached(kept.hash) is not None and window.model.absent(kept_row) is AWAY
+    assert "drive is not connected" in window.model.data(window.model.index(kept_row), Qt.ItemDataRole.ToolTipRole)
+    assert window.model.data(window.model.index(kept_row), Qt.ItemDataRole.AccessibleTextRole).endswith(
+        ", drive not connected")
+    window.grid.setCurrentIndex(window.model.index(kept_row))
+    menu = {a.text(): a.isEnabled() for a in window.photo_menu(kept_row).actions() if a.text()}
+    assert menu["Drive not connected"] is False and menu["Preview"] and menu["More like this"]
+    assert not menu["Open in default app"] and not menu["Show in folder"] and not menu["Move to trash…"]
+    here_row = next(window.model.row_of(p.path) for p in window.model.photos() if p not in on_card)
+    here = {a.text(): a.isEnabled() for a in window.photo_menu(here_row).actions() if a.text()}
+    assert "Drive not connected" not in here and here["Open in default app"] and here["Move to trash…"]
+    window.grid.setCurrentIndex(window.model.index(kept_row))
     qtbot.waitUntil(lambda: not window.preview.open_button.isEnabled(), timeout=LONG)
     assert window.preview.image.has_pixmap() and "Drive not connected" in window.preview.when.text()
     assert "no file to open" in window.preview.open_button.toolTip()
+    assert not window.preview.folder_button.isEnabled()          # its drive's folder is not there
     window.open_viewer()
     qtbot.waitUntil(lambda: "Drive not connected" in window.viewer.caption.text(), timeout=LONG)
     window.close_viewer()
     present = next(p for p in window.model.photos() if p not in on_card)
     window.grid.setCurrentIndex(window.model.index(window.model.row_of(present.path)))
     assert window.preview.open_button.isEnabled() and "Drive not connected" not in window.preview.when.text()
+    assert window.preview.folder_button.isEnabled()
     away = target.with_name(target.name + "-away")
     away.rename(target)                                            # back for a moment: the cells look again
     window.provider.recheck_missing()                              # (each watcher report does this)
     qtbot.waitUntil(lambda: all(window.provider.cached(p.hash) is not None for p in thumbless), timeout=LONG)
     assert all(window.provider.unavailable(p.hash) is None for p in window.model.photos())
+    qtbot.waitUntil(lambda: kept.path in window.provider._absent, timeout=LONG)   # looked at again
+    assert window.model.absent(kept_row) is None and window.photo_menu(kept_row).actions()[0].text() == "Preview"
     target.rename(away)
     item = window.sidebar.library.child(1)
     assert item.data(0, AWAY_ROLE) == [str(card)] and "right-click to forget" in item.toolTip(0)
@@ -550,6 +569,52 @@ def test_a_drive_away_for_good_is_forgotten_from_the_folders_menu(qtbot, tmp_pat
     qtbot.waitUntil(lambda: len(shown_paths(window)) == 3, timeout=LONG)
     assert all(not p.startswith(str(card)) for p in shown_paths(window))
     qtbot.waitUntil(lambda: window.sidebar.library.child(1).data(0, AWAY_ROLE) == [], timeout=LONG)
+
+
+def test_a_photo_deleted_behind_the_apps_back_shows_its_kept_thumbnail_marked_missing(qtbot, tmp_path, open_window):
+    """A file deleted outside the app while watching is paused keeps its cell and kept thumbnail,
+    veiled and named "File missing" once the cells look again; Open and Move to trash are off in
+    its menu and the preview, while Show in folder stays on (its folder is there). Watching
+    resumed, the scan drops the photo from the catalog, and the grid once no photo is selected."""
+    from clipphotos.gui.photo_grid import GONE
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
+    photos, root = tmp_path / "photos", tmp_path / "library"
+    write_library(photos, 8, seed=32)
+    with Library(root, model=shapes_spec()) as lib:
+        lib.add_folder(photos)
+        lib.index_folders(read_text=False)
+        kept = [p for p in lib.browse() if lib.thumbnails.lookup(p.hash) is not None]
+    assert kept
+    gone = kept[0]
+    window = open_window(root)
+    row = window.model.row_of(gone.path)
+    qtbot.waitUntil(lambda: gone.path in window.provider._absent, timeout=LONG)   # its cell looked once
+    assert window.model.absent(row) is None
+    window.toggle_pause()
+    os.remove(gone.path)
+    window.provider.recheck_missing()                               # (each watcher report does this)
+    qtbot.waitUntil(lambda: window.model.absent(row) is GONE, timeout=LONG)
+    assert window.provider.cached(gone.hash) is not None            # its kept thumbnail still shows
+    assert "no longer there" in window.model.data(window.model.index(row), Qt.ItemDataRole.ToolTipRole)
+    menu = {a.text(): a.isEnabled() for a in window.photo_menu(row).actions() if a.text()}
+    assert menu["File missing"] is False and menu["Show in folder"] and menu["More like this"]
+    assert not menu["Open in default app"] and not menu["Move to trash…"]
+    window.grid.setCurrentIndex(window.model.index(row))
+    qtbot.waitUntil(lambda: not window.preview.open_button.isEnabled(), timeout=LONG)
+    assert window.preview.folder_button.isEnabled() and "File missing" in window.preview.when.text()
+    assert all(window.model.absent(window.model.row_of(p.path)) is None
+               for p in window.model.photos() if p.path != gone.path and p.path in window.provider._absent)
+    # Resumed, the scan drops it from the catalog; the grid the user is looking through (a photo
+    # selected) is left as it is, and the cell goes on saying why; the next refresh drops it.
+    reports = window.reports
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: window.reports > reports and window.library.photo_count() == 7, timeout=LONG)
+    qtbot.waitUntil(lambda: window.model.absent(window.model.row_of(gone.path)) is GONE, timeout=LONG)
+    window.grid.clearSelection()
+    window.refresh(quiet=True)
+    qtbot.waitUntil(lambda: gone.path not in shown_paths(window), timeout=LONG)
+    assert len(shown_paths(window)) == 7
 
 
 def test_damage_met_after_opening_leads_to_the_rebuild_page(qtbot, tmp_path, open_window):

@@ -209,6 +209,24 @@ def test_deleted_photos_leave_the_catalog_and_search(tmp_path, watching, pool):
     assert_consistent(lib, photos)
 
 
+def test_photos_deleted_while_paused_leave_the_catalog_on_resume(tmp_path, watching, pool):
+    """Paused, the engine queues what happens in its folders; resumed, it catches up."""
+    photos = tmp_path / "photos"
+    files = fill(photos, pool[:12])
+    engine = watching(photos)
+    idle(engine)
+    lib = engine.library
+    engine.pause()
+    for f in files[:3]:
+        f.unlink()
+    time.sleep(1.0)
+    assert len(catalog_paths(lib)) == 12                     # nothing done while paused
+    engine.resume()
+    wait_for(lambda: len(catalog_paths(lib)) == 9, what="the deletions, on resume")
+    idle(engine)
+    assert_consistent(lib, photos)
+
+
 def photo_rows(lib: Path) -> int:
     try:
         with sqlite3.connect(f"file:{lib / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=1) as con:

@@ -22,7 +22,7 @@ from clipphotos.gui import desktop, library_jobs
 from clipphotos.gui.duplicates_view import DuplicatesView
 from clipphotos.gui.library_jobs import AppSettings, Browse, Opened
 from clipphotos.model_choices import ModelRequest
-from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
+from clipphotos.gui.photo_grid import AWAY, PhotoGrid, PhotoGridModel, ThumbnailProvider
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
@@ -906,24 +906,38 @@ class MainWindow(QMainWindow):
             return
         if not self.grid.selectionModel().isSelected(index):
             self.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        photo = self.model.photo(index.row())
+        menu = self.photo_menu(index.row())
+        if menu is not None:
+            menu.exec(self.grid.viewport().mapToGlobal(pos))
+
+    def photo_menu(self, row: int) -> QMenu | None:
+        """A grid cell's context menu. For a photo whose file is known not to be there (its drive
+        away, or gone) the actions on the file are off (a gone file's folder can still be shown),
+        and the menu's first line says why."""
+        photo = self.model.photo(row)
         if photo is None:
-            return
+            return None
+        absent = self.model.absent(row)
         menu = QMenu(self)
+        if absent is not None:
+            menu.addAction(absent.text).setEnabled(False)
+            menu.addSeparator()
         menu.addAction("Preview", self.open_viewer).setShortcut(QKeySequence("Space"))
         menu.addAction(self.icons.get("open", QIcon()), "Open in default app",
-                       lambda: desktop.open_file(photo.path))
+                       lambda: desktop.open_file(photo.path)).setEnabled(absent is None)
         menu.addAction(self.icons.get("folder", QIcon()), "Show in folder",
-                       lambda: desktop.show_in_folder(photo.path))
+                       lambda: desktop.show_in_folder(photo.path)).setEnabled(absent is not AWAY)
         menu.addSeparator()
         menu.addAction(self.icons.get("similar", QIcon()), "More like this",
                        lambda: self.more_like_this(photo.path)).setShortcut(QKeySequence("M"))
         menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(photo.path))
         menu.addSeparator()
         count = len(self.selected_paths())
-        menu.addAction(self.icons.get("trash", QIcon()), f"Move {count} photos to trash…" if count > 1
-                       else "Move to trash…", self.trash_selected).setShortcut(QKeySequence.StandardKey.Delete)
-        menu.exec(self.grid.viewport().mapToGlobal(pos))
+        trash = menu.addAction(self.icons.get("trash", QIcon()), f"Move {count} photos to trash…" if count > 1
+                               else "Move to trash…", self.trash_selected)
+        trash.setShortcut(QKeySequence.StandardKey.Delete)
+        trash.setEnabled(absent is None or count > 1)
+        return menu
 
     # -- trash ---------------------------------------------------------------------------
 

@@ -38,6 +38,9 @@ SELECTION_FILL = QColor(47, 111, 222, 34)
 HOVER_FILL = QColor(0, 0, 0, 14)
 DIVIDER_LINE = QColor("#b8bdc6")
 DIVIDER_TEXT_COLOUR = QColor("#5f6672")
+ABSENT_VEIL = QColor(255, 255, 255, 120)     # over a kept thumbnail whose file is not there
+ABSENT_BAND = QColor(40, 44, 52, 190)
+ABSENT_TEXT = QColor("#ffffff")
 
 
 class Unavailable:
@@ -54,7 +57,9 @@ ABSENCE = {"away": AWAY, "gone": GONE}    # Library.file_absence → what a cell
 
 
 class _ThumbSignals(QObject):
-    loaded = Signal(str, object)      # content hash, QImage or Unavailable (cannot be made)
+    # content hash, QImage or Unavailable (cannot be made) or None (not asked for), the path
+    # looked at, and AWAY or GONE when that file is not there (None: it is, or cannot be told)
+    loaded = Signal(str, object, str, object)
 
 
 class _Drain(QRunnable):
@@ -71,12 +76,15 @@ class _Drain(QRunnable):
                 if not p._queue or p._closed:
                     p._draining -= 1
                     return
-                digest, (path, box) = p._queue.popitem(last=True)
+                path, (digest, box, wanted) = p._queue.popitem(last=True)
                 cache, absence = p._cache, p._absence
-            image = _load_thumbnail(cache, digest, path, box) if cache is not None else None
-            if image is None:   # why, in the cell's words: a drive away is not a broken photo
-                image = ABSENCE.get(absence(path) or "", BROKEN) if absence is not None else BROKEN
-            p._signals.loaded.emit(digest, image)
+            image = _load_thumbnail(cache, digest, path, box) if wanted and cache is not None else None
+            # A kept thumbnail shows whether or not its file is there: one lstat says which (and
+            # why, in the cell's words: a drive away is not a broken photo).
+            why = ABSENCE.get(absence(path) or "") if absence is not None else None
+            if wanted and image is None:
+                image = why or BROKEN
+            p._signals.loaded.emit(digest, image, path, why)
 
 
 def _load_thumbnail(cache: ThumbnailCache, digest: str, path: str, box: int) -> QImage | None:
@@ -107,8 +115,9 @@ class ThumbnailProvider(QObject):
         self._absence: Callable[[str], str | None] | None = None
         self._lru: OrderedDict[str, QPixmap] = OrderedDict()
         self._unavailable: dict[str, Unavailable] = {}
+        self._absent: OrderedDict[str, Unavailable | None] = OrderedDict()   # path → looked at: AWAY, GONE, None
         self._capacity = capacity
-        self._queue: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._queue: OrderedDict[str, tuple[str, int, bool]] = OrderedDict()  # path → hash, box, load it
         self._lock = threading.Lock()
         self._draining = 0
         self._closed = False
@@ -136,6 +145,7 @@ class ThumbnailProvider(QObject):
             self._queue.clear()
         self._lru.clear()
         self._unavailable.clear()
+        self._absent.clear()
 
     def cached(self, digest: str) -> QPixmap | None:
         """The pixmap if it is in memory now; never schedules a load."""
@@ -144,27 +154,45 @@ class ThumbnailProvider(QObject):
     def recheck_missing(self) -> None:
         """Forget which files were not there (a drive may be back): their cells ask again when
         painted. A photo that could not be opened stays so: its file has not changed."""
+        self._absent.clear()
         for digest in [d for d, why in self._unavailable.items() if why is not BROKEN]:
             del self._unavailable[digest]
             self.ready.emit(digest)
+        self.ready.emit("")   # the cells that showed a kept thumbnail of an absent file look again
+
+    def absent(self, path: str) -> Unavailable | None:
+        """AWAY or GONE when this photo's file was found not there as its cell was painted, even
+        if its kept thumbnail shows; None when it is there or not looked at yet."""
+        return self._absent.get(path)
 
     def unavailable(self, digest: str) -> Unavailable | None:
         """Why the thumbnail could not be made, once a load has said so; never schedules a load."""
         return self._unavailable.get(digest)
 
     def pixmap(self, digest: str, path: str) -> QPixmap | Unavailable | None:
-        """The pixmap, why it cannot be made, or None while it loads (the load is scheduled, newest first)."""
+        """The pixmap, why it cannot be made, or None while it loads (the load is scheduled, newest
+        first). A pixmap in memory for a path not looked at yet (another file of the same bytes,
+        or after recheck_missing) has its file looked at in the background."""
         pm = self._lru.get(digest)
         if pm is not None:
             self._lru.move_to_end(digest)
+            if path not in self._absent:
+                self._schedule(path, digest, False)
             return pm
         if digest in self._unavailable:
             return self._unavailable[digest]
+        self._schedule(path, digest, True)
+        return None
+
+    def _schedule(self, path: str, digest: str, wanted: bool) -> None:
+        """Queue a look at `path` (and the load of its thumbnail when `wanted`), newest first."""
         with self._lock:
-            if digest in self._queue:
-                self._queue.move_to_end(digest)
+            if path in self._queue:
+                self._queue.move_to_end(path)
+                if wanted and not self._queue[path][2]:
+                    self._queue[path] = (digest, self._box, True)
             else:
-                self._queue[digest] = (path, self._box)
+                self._queue[path] = (digest, self._box, wanted)
                 while len(self._queue) > self.MAX_QUEUE:
                     self._queue.popitem(last=False)
             start = self._draining < self._pool.maxThreadCount()
@@ -172,12 +200,15 @@ class ThumbnailProvider(QObject):
                 self._draining += 1
         if start:
             self._pool.start(_Drain(self))
-        return None
 
-    def _on_loaded(self, digest: str, image: QImage | Unavailable) -> None:
+    def _on_loaded(self, digest: str, image: QImage | Unavailable | None, path: str, why: Unavailable | None) -> None:
+        self._absent[path] = why
+        self._absent.move_to_end(path)
+        while len(self._absent) > 4 * self._capacity:
+            self._absent.popitem(last=False)
         if isinstance(image, Unavailable):
             self._unavailable[digest] = image
-        else:
+        elif image is not None:
             pm = QPixmap.fromImage(image)
             pm.setDevicePixelRatio(self._dpr)
             self._lru[digest] = pm
@@ -271,6 +302,14 @@ class PhotoGridModel(QAbstractListModel):
         photo = self.photo(row)
         return self.provider.pixmap(photo.hash, photo.path) if photo is not None else None
 
+    def absent(self, row: int) -> Unavailable | None:
+        """Why the row's file is not there (its drive away, or gone), as far as known; None if it is."""
+        photo = self.photo(row)
+        if photo is None:
+            return None
+        why = self.provider.unavailable(photo.hash)
+        return why if why in (AWAY, GONE) else self.provider.absent(photo.path)
+
     def row_of(self, path: str) -> int | None:
         for i, photo in enumerate(self._photos):
             if photo.path == path:
@@ -303,10 +342,10 @@ class PhotoGridModel(QAbstractListModel):
             if photo.path in self._marks:
                 return f"{os.path.basename(photo.path)}\n{self._marks[photo.path].tooltip}"
             when = photo.taken_at.replace("T", " ")[:16] if photo.taken_at else "date unknown"
-            missing = self.provider.unavailable(photo.hash)
+            missing = self.provider.unavailable(photo.hash) or self.provider.absent(photo.path)
             return f"{os.path.basename(photo.path)}\n{when}" + (f"\n{missing.tip}" if missing else "")
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            missing = self.provider.unavailable(photo.hash)
+            missing = self.provider.unavailable(photo.hash) or self.provider.absent(photo.path)
             return os.path.basename(photo.path) + (f", {missing.text.lower()}" if missing else "")
         if role == ScoreRole and self._scores is not None:
             return self._scores[i]
@@ -367,6 +406,9 @@ class PhotoDelegate(QStyledItemDelegate):
             clip.addRoundedRect(target, 4, 4)
             painter.setClipPath(clip)
             painter.drawPixmap(target, pm)
+            absent = model.absent(index.row())
+            if absent is not None:    # the kept thumbnail of a file not there: faded, and saying why
+                self._paint_absent(painter, target, absent)
             painter.setClipping(False)
         else:
             w, h = (photo.width or 4, photo.height or 3) if photo is not None else (4, 3)
@@ -388,6 +430,19 @@ class PhotoDelegate(QStyledItemDelegate):
             paint_mark(painter, target, mark)     # last: on top of the picture and the selection
         painter.restore()
 
+
+    def _paint_absent(self, painter: QPainter, target: QRect, why: Unavailable) -> None:
+        """Veil a kept thumbnail whose file is not there and name why in a band along its foot."""
+        painter.fillRect(target, ABSENT_VEIL)
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 0.85)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        band = QRect(target.left(), target.bottom() - metrics.height() - 6, target.width(), metrics.height() + 7)
+        painter.fillRect(band, ABSENT_BAND)
+        painter.setPen(ABSENT_TEXT)
+        text = metrics.elidedText(why.text, Qt.TextElideMode.ElideRight, band.width() - 10)
+        painter.drawText(band, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_divider(self, painter: QPainter, cell: QRect) -> None:
         """The "Less likely" cell: a rule down its left edge and the words, so the matches end visibly."""

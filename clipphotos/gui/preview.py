@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from clipphotos.gui.photo_grid import ABSENCE, fit_rect
+from clipphotos.gui.photo_grid import ABSENCE, AWAY, Unavailable, fit_rect
 from clipphotos.gui.photo_text import PhotoTextSection, Polygon
 from clipphotos.gui.tag_chips import TagChips
 from clipphotos.gui.widgets import vbox
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ZWSP = "\u200b"      # a zero-width space: where a long path may wrap
 OPEN_TIP = "Open in the default viewer"
+FOLDER_TIP = "Show the photo in its folder"
 
 
 def format_date(taken_at: str | None) -> str:
@@ -109,7 +110,7 @@ class _SharpLoader:
     the failed load asks `absence` (Library.file_absence) why, and tells `on_absent`."""
 
     def __init__(self, runner: Runner, view: ImageView,
-                 on_absent: Callable[[str], None] | None = None) -> None:
+                 on_absent: Callable[[Unavailable], None] | None = None) -> None:
         self.runner, self.view = runner, view
         self.path: str | None = None
         self.absence: Callable[[str], str | None] | None = None   # set when a library opens
@@ -139,7 +140,7 @@ class _SharpLoader:
             return
         absent = ABSENCE.get(exc.why) if isinstance(exc, PhotoAbsent) else None
         if absent is not None and self.on_absent is not None:
-            self.on_absent(absent.text)
+            self.on_absent(absent)
         if not self.view.has_pixmap():
             self.view.set_pixmap(None, absent.tip if absent is not None else f"This photo can’t be shown: {exc}")
 
@@ -217,6 +218,7 @@ class PreviewPane(QFrame):
     def show_photo(self, photo: PhotoRecord | None, thumb: QPixmap | None) -> None:
         self.photo = photo
         self.open_button.setToolTip(OPEN_TIP)   # until the sharp load finds no file (_file_absent)
+        self.folder_button.setToolTip(FOLDER_TIP)
         for button in (self.open_button, self.folder_button, self.like_button):
             button.setEnabled(photo is not None)
         side = max(self.image.width(), self.image.height(), 480)
@@ -239,13 +241,17 @@ class PreviewPane(QFrame):
         self.fields["Folder"].setText(shown.replace(os.sep, os.sep + ZWSP))   # a long path wraps, never clips
         self.fields["Folder"].setToolTip(photo.path)
 
-    def _file_absent(self, reason: str) -> None:
-        """The shown photo's file turned out not to be there, though its thumbnail was kept."""
+    def _file_absent(self, why: Unavailable) -> None:
+        """The shown photo's file turned out not to be there: no Open, and no Show in folder
+        while its drive is away (the folder of a file gone since the last scan is still there)."""
         if self.photo is None:
             return
         self.open_button.setEnabled(False)
-        self.open_button.setToolTip(f"{reason}: there is no file to open now")
-        self.when.setText(f"{format_date(self.photo.taken_at)} · {reason}")
+        self.open_button.setToolTip(f"{why.text}: there is no file to open now")
+        if why is AWAY:
+            self.folder_button.setEnabled(False)
+            self.folder_button.setToolTip(f"{why.text}: its folder is not there now")
+        self.when.setText(f"{format_date(self.photo.taken_at)} · {why.text}")
 
 
 class PhotoViewer(QWidget):
@@ -280,10 +286,10 @@ class PhotoViewer(QWidget):
                              f"{'   ·   ' + reason + ' (its thumbnail shown)' if reason else ''}"
                              f"      ←  →  to browse,  Esc to go back")
 
-    def _file_absent(self, reason: str) -> None:
+    def _file_absent(self, why: Unavailable) -> None:
         """The shown photo's file turned out not to be there, though its thumbnail was kept."""
         if self.photo is not None:
-            self._caption(reason)
+            self._caption(why.text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
