@@ -103,13 +103,11 @@ def peak_rss(pid: int) -> int | None:
     return None
 
 
-def run_index(photos: Path, model_name: str, weights: Path, lib: Path, *flags: str) -> tuple[dict, float, int]:
-    """`clipphotos index` in a child process: its JSON report, its whole-process seconds, its peak RSS."""
-    cmd = [sys.executable, "-m", "clipphotos", "index", str(photos), "--library", str(lib),
-           "--model", model_name, "--weights", str(weights), "--json", *flags]
+def measured(cmd: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run `cmd` to its end: its whole-process seconds, its own peak RSS in bytes, its stdout."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
         peak = 0
         while proc.poll() is None:   # VmHWM only grows: the last reading is within 20 ms of the end
             peak = max(peak, peak_rss(proc.pid) or 0)
@@ -117,9 +115,15 @@ def run_index(photos: Path, model_name: str, weights: Path, lib: Path, *flags: s
         seconds = time.perf_counter() - started
         out.seek(0), err.seek(0)
         if proc.returncode:
-            raise subprocess.CalledProcessError(proc.returncode, cmd, out.read(), err.read())
-        report = json.loads(out.read())
-    return report, seconds, peak
+            raise subprocess.CalledProcessError(proc.returncode, cmd, out.read(), err.read()[-4000:])
+        return seconds, peak, out.read()
+
+
+def run_index(photos: Path, model_name: str, weights: Path, lib: Path, *flags: str) -> tuple[dict, float, int]:
+    """`clipphotos index` in a child process: its JSON report, its whole-process seconds, its peak RSS."""
+    seconds, peak, out = measured([sys.executable, "-m", "clipphotos", "index", str(photos), "--library", str(lib),
+                                   "--model", model_name, "--weights", str(weights), "--json", *flags])
+    return json.loads(out), seconds, peak
 
 
 def app(photos: Path, model_name: str, weights: Path, lib: Path) -> tuple[float, dict[str, np.ndarray], int, float]:

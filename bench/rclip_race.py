@@ -43,29 +43,13 @@ PEER = REPO.parent / "shared" / "bench" / "peer" / "rclip4_peer.sh"
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
-from index_throughput import MAKE_LIBRARY, make_weights, peak_rss  # noqa: E402
+from index_throughput import MAKE_LIBRARY, make_weights, measured  # noqa: E402
 
 from clipphotos.loader import is_supported  # noqa: E402
 from clipphotos.models import cpu_identity  # noqa: E402
 
 WORDS = ["dog", "beach", "sunset", "birthday cake", "mountain lake", "red car", "kids", "snow",
          "city at night", "flowers", "a cat", "boat", "forest path", "old church", "bicycle"]
-
-
-def measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """Run `cmd` to its end: whole-process seconds, its own peak RSS in bytes, its stdout."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
-        peak = 0
-        while proc.poll() is None:   # VmHWM only grows: the last reading is within 20 ms of the end
-            peak = max(peak, peak_rss(proc.pid) or 0)
-            time.sleep(0.02)
-        seconds = time.perf_counter() - started
-        out.seek(0), err.seek(0)
-        if proc.returncode:
-            raise subprocess.CalledProcessError(proc.returncode, cmd, out.read(), err.read()[-2000:])
-        return seconds, peak, out.read()
 
 
 class ClipPhotos:
