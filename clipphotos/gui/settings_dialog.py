@@ -22,7 +22,7 @@ THUMBNAIL_SIZES = (("Small", 128), ("Medium", 176), ("Large", 224), ("Extra larg
 GPU = "mps" if sys.platform == "darwin" else "cuda"
 DEVICES = (("Automatic (a GPU if there is one)", "auto"), ("CPU only", "cpu"), ("GPU", GPU))
 PRECISIONS = (("Automatic (fastest that keeps results right)", "auto"), ("fp32 (full)", "fp32"),
-              ("bf16 (fast on recent Intel CPUs)", "bf16"), ("fp16 (GPUs)", "fp16"),
+              ("bf16 (through PyTorch; CPUs with native bf16)", "bf16"), ("fp16 (GPUs)", "fp16"),
               ("int8 (CPUs; slightly less exact)", "int8"))
 
 
