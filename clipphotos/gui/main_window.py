@@ -22,7 +22,7 @@ from clipphotos.gui import desktop, library_jobs
 from clipphotos.gui.duplicates_view import DuplicatesView
 from clipphotos.gui.library_jobs import AppSettings, Browse, Opened
 from clipphotos.model_choices import ModelRequest
-from clipphotos.gui.photo_grid import AWAY, PhotoGrid, PhotoGridModel, ThumbnailProvider
+from clipphotos.gui.photo_grid import PhotoGrid, PhotoGridModel, ThumbnailProvider
 from clipphotos.gui.preview import PhotoViewer, PreviewPane
 from clipphotos.gui.search_bar import Query, SearchBar
 from clipphotos.gui.sidebar import Sidebar
@@ -926,7 +926,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.icons.get("open", QIcon()), "Open in default app",
                        lambda: desktop.open_file(photo.path)).setEnabled(absent is None)
         menu.addAction(self.icons.get("folder", QIcon()), "Show in folder",
-                       lambda: desktop.show_in_folder(photo.path)).setEnabled(absent is not AWAY)
+                       lambda: desktop.show_in_folder(photo.path)).setEnabled(absent is None or absent.folder_there)
         menu.addSeparator()
         menu.addAction(self.icons.get("similar", QIcon()), "More like this",
                        lambda: self.more_like_this(photo.path)).setShortcut(QKeySequence("M"))

@@ -44,14 +44,16 @@ ABSENT_TEXT = QColor("#ffffff")
 
 
 class Unavailable:
-    """DecorationRole value of a photo whose thumbnail cannot be made: what its cell says, and why."""
+    """DecorationRole value of a photo whose thumbnail cannot be made: what its cell says, and
+    why; `folder_there`: whether its folder can still be shown (not while its drive is away)."""
 
-    def __init__(self, text: str, tip: str) -> None:
-        self.text, self.tip = text, tip
+    def __init__(self, text: str, tip: str, folder_there: bool = True) -> None:
+        self.text, self.tip, self.folder_there = text, tip, folder_there
 
 
 BROKEN = Unavailable("Can’t open", "This photo cannot be opened")
-AWAY = Unavailable("Drive not connected", "Its drive is not connected: the photo is kept until it is back")
+AWAY = Unavailable("Drive not connected", "Its drive is not connected: the photo is kept until it is back",
+                   folder_there=False)
 GONE = Unavailable("File missing", "The file is no longer there (moved or deleted since the last scan)")
 ABSENCE = {"away": AWAY, "gone": GONE}    # Library.file_absence → what a cell (and the preview) says
 
@@ -105,7 +107,7 @@ def _load_thumbnail(cache: ThumbnailCache, digest: str, path: str, box: int) -> 
 class ThumbnailProvider(QObject):
     """Pixmaps of thumbnails by content hash: an LRU in memory, loaded on demand in the background."""
 
-    ready = Signal(str)          # a thumbnail arrived (or is known to be broken)
+    ready = Signal(str)          # a thumbnail arrived (or is known to be broken), by hash; "": look again
 
     MAX_QUEUE = 300              # requests beyond this (old ones) are forgotten: scrolled past
 
@@ -157,8 +159,7 @@ class ThumbnailProvider(QObject):
         self._absent.clear()
         for digest in [d for d, why in self._unavailable.items() if why is not BROKEN]:
             del self._unavailable[digest]
-            self.ready.emit(digest)
-        self.ready.emit("")   # the cells that showed a kept thumbnail of an absent file look again
+        self.ready.emit("")   # the grid repaints what it shows: those cells ask again
 
     def absent(self, path: str) -> Unavailable | None:
         """AWAY or GONE when this photo's file was found not there as its cell was painted, even

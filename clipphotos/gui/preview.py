@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from clipphotos.gui.photo_grid import ABSENCE, AWAY, Unavailable, fit_rect
+from clipphotos.gui.photo_grid import ABSENCE, Unavailable, fit_rect
 from clipphotos.gui.photo_text import PhotoTextSection, Polygon
 from clipphotos.gui.tag_chips import TagChips
 from clipphotos.gui.widgets import vbox
@@ -248,7 +248,7 @@ class PreviewPane(QFrame):
             return
         self.open_button.setEnabled(False)
         self.open_button.setToolTip(f"{why.text}: there is no file to open now")
-        if why is AWAY:
+        if not why.folder_there:
             self.folder_button.setEnabled(False)
             self.folder_button.setToolTip(f"{why.text}: its folder is not there now")
         self.when.setText(f"{format_date(self.photo.taken_at)} · {why.text}")
