@@ -33,6 +33,12 @@ weights).
 
   python bench/index_throughput.py --count 150
   python bench/index_throughput.py --model ViT-B-32-256 --weights open_clip_model.safetensors
+  python bench/index_throughput.py --photos FOLDER --precision fp32   # the encoder as the larger stage
+
+`--precision` holds the stages and the app to one number format: fp32 on a CPU with fast int8
+makes the encoder the larger stage, as it is on CPUs without VNNI or bf16, so one machine can
+check the pipeline under both balances. With $CLIPPHOTOS_MODEL_CACHE and --weights, the export
+made by an earlier run is reused.
 """
 from __future__ import annotations
 
@@ -119,17 +125,20 @@ def measured(cmd: list[str], cwd: Path = REPO, env: dict[str, str] | None = None
         return seconds, peak, out.read()
 
 
-def run_index(photos: Path, model_name: str, weights: Path, lib: Path, *flags: str) -> tuple[dict, float, int]:
+def run_index(photos: Path, model_name: str, weights: Path, lib: Path, *flags: str,
+              precision: str = "auto") -> tuple[dict, float, int]:
     """`clipphotos index` in a child process: its JSON report, its whole-process seconds, its peak RSS."""
     seconds, peak, out = measured([sys.executable, "-m", "clipphotos", "index", str(photos), "--library", str(lib),
-                                   "--model", model_name, "--weights", str(weights), "--json", *flags])
+                                   "--model", model_name, "--weights", str(weights), "--precision", precision,
+                                   "--json", *flags])
     return json.loads(out), seconds, peak
 
 
-def app(photos: Path, model_name: str, weights: Path, lib: Path) -> tuple[float, dict[str, np.ndarray], int, float]:
+def app(photos: Path, model_name: str, weights: Path, lib: Path,
+        precision: str = "auto") -> tuple[float, dict[str, np.ndarray], int, float]:
     """The real indexing run, text pass off: img/s of the whole process, vectors, peak RSS, and
     img/s of the indexing itself (report["seconds"]: no start-up, no model load)."""
-    report, seconds, peak = run_index(photos, model_name, weights, lib, "--no-text")
+    report, seconds, peak = run_index(photos, model_name, weights, lib, "--no-text", precision=precision)
     with closing(sqlite3.connect(lib / "catalog.sqlite3")) as db:   # the bench reads the rows themselves
         rows = db.execute("SELECT p.path, v.vec FROM photos p JOIN vectors v ON v.content_id=p.content_id").fetchall()
     vecs = {bytes(p).decode(): np.frombuffer(v, dtype=np.float16).astype(np.float32) for p, v in rows}
@@ -137,7 +146,8 @@ def app(photos: Path, model_name: str, weights: Path, lib: Path) -> tuple[float,
     return files / seconds, vecs, peak, files / report["seconds"]
 
 
-def stage_costs(paths: list[Path], model_name: str, weights: Path, lib: Path, batch_sizes: list[int]) -> dict:
+def stage_costs(paths: list[Path], model_name: str, weights: Path, lib: Path, batch_sizes: list[int],
+                precision: str = "auto") -> dict:
     """Seconds per photo of each indexing stage, over every photo the app indexes (a sample's
     mean missed the library's by up to a tenth: file sizes, and so decode times, vary 2-24 MP):
     read + hash and decode + prepare on one core, and with every core doing it at once (the
@@ -157,8 +167,9 @@ def stage_costs(paths: list[Path], model_name: str, weights: Path, lib: Path, ba
     from clipphotos.models import ModelSpec
     from clipphotos.preprocess import fit
     from clipphotos.thumbnails import ThumbnailCache
-    embedder = Embedder(open_model(ModelSpec(model_name, None, str(weights), "cpu"), lib))
+    embedder = Embedder(open_model(ModelSpec(model_name, None, str(weights), "cpu", precision), lib))
     cores = usable_cores()
+    lib.mkdir(parents=True, exist_ok=True)   # with $CLIPPHOTOS_MODEL_CACHE the export lives elsewhere
     thumbs = ThumbnailCache(Path(tempfile.mkdtemp(prefix="bench-thumbnails-", dir=lib)))   # new each time: all written
     inputs: list[np.ndarray] = []
 
@@ -217,6 +228,9 @@ def main() -> None:
     ap.add_argument("--skip-openclip-view", action="store_true", help="skip the centre-crop reference run")
     ap.add_argument("--batch-sizes", type=int, nargs="*", default=[4, 8, 16, 32],
                     help="batch sizes to time the encoder at (the app's is always timed)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "bf16"],
+                    help="the model's number format for the stages and the app alike (default: the app's own "
+                         "choice; fp32 makes the encoder the larger stage, as on CPUs without VNNI or bf16)")
     ap.add_argument("--skip-text-pass", action="store_true", help="skip timing the text pass after indexing")
     ap.add_argument("--rounds", type=int, default=5,
                     help="runs of the app, each after a measurement of the stages (each side counts at its fastest)")
@@ -250,10 +264,11 @@ def main() -> None:
     app_vecs: dict[str, np.ndarray] = {}
     for n in range(args.rounds):
         lib = work / ("lib" if n == 0 else f"lib-again-{n}")
-        if n:
+        if n and (work / "lib" / "models").is_dir():
             shutil.copytree(work / "lib" / "models", lib / "models")
-        costs.append(stage_costs(paths, args.model, weights, work / "lib", sorted({*args.batch_sizes}) if n == 0 else []))
-        rate, vecs, run_peak, inner = app(photos, args.model, weights, lib)
+        costs.append(stage_costs(paths, args.model, weights, work / "lib", sorted({*args.batch_sizes}) if n == 0 else [],
+                                 args.precision))
+        rate, vecs, run_peak, inner = app(photos, args.model, weights, lib, args.precision)
         runs.append((rate, inner))
         peak = max(peak, run_peak)
         app_vecs = app_vecs or vecs
