@@ -58,7 +58,6 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     from clipphotos.gui import theme
     from clipphotos.gui.main_window import AppOptions, MainWindow
     from clipphotos.model_choices import ModelRequest
-    from clipphotos.gui.settings_dialog import SettingsDialog
     from clipphotos.gui.welcome import WelcomeDialog
     from clipphotos.library import Library
     from clipphotos.shapes import write_library
@@ -89,7 +88,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
         shoot_duplicates(tmp, model, out, until, save)
         return 0
     if args.only == "picker":
-        shoot_picker(until, save)
+        shoot_picker(tmp, model, until, save)
         return 0
     if args.only == "damaged":
         shoot_damaged(tmp, model, until, save)
@@ -204,7 +203,7 @@ def shoot(tmp: Path, args: argparse.Namespace) -> int:
     save(welcome, "10-welcome-offline.png")
     welcome.close()
 
-    settings = SettingsDialog(runner, window.settings)
+    settings = window.settings_dialog()   # as the window opens it: the model's speed measured here
     settings.show()
     until(lambda: not runner.busy)
     save(settings, "11-settings.png")
@@ -365,14 +364,18 @@ def shoot_tagging(window, red: set[str], until: Callable, settle: Callable, save
     at_sizes("24-tags-section")
 
 
-def shoot_picker(until: Callable, save: Callable) -> None:
+def shoot_picker(tmp: Path, model, until: Callable, save: Callable) -> None:
     """The model choices with their measured speeds: the first-run dialog's model page and the
-    settings dialog, each at 1024×700 and 1920×1080."""
+    settings dialog, each at 1024×700 and 1920×1080; then Settings as a window on a library of
+    drawings opens it (11b): the model running there said with its speed measured here."""
     from clipphotos.gui import theme
     from clipphotos.gui.library_jobs import AppSettings
+    from clipphotos.gui.main_window import AppOptions, MainWindow
     from clipphotos.gui.settings_dialog import SettingsDialog
     from clipphotos.gui.welcome import WelcomeDialog
     from clipphotos.gui.workers import Runner
+    from clipphotos.library import Library
+    from clipphotos.shapes import write_library
     runner = Runner(1)
     welcome = WelcomeDialog(runner, theme.icons())
     welcome.add_folder(str(Path.home()))
@@ -388,6 +391,19 @@ def shoot_picker(until: Callable, save: Callable) -> None:
     welcome.close()
     settings.close()
     runner.shutdown()
+    write_library(tmp / "Drawings", 12, seed=5)
+    with Library(tmp / "picker-library", model=model.spec("cpu")) as lib:   # the library remembers its model
+        lib.index_folders([tmp / "Drawings"], read_text=False)
+    window = MainWindow(AppOptions(str(tmp / "picker-library"), None, "cpu", welcome=False))
+    window.show()
+    until(lambda: window.model_state == "ready", 120)
+    here = window.settings_dialog()
+    here.show()
+    for width, height in ((1024, 700), (1920, 1080)):
+        here.resize(width, height)
+        save(here, f"11b-settings-model-here-{width}x{height}.png")
+    here.close()
+    window.close()
 
 
 def shoot_duplicates(tmp: Path, model, out: Path, until: Callable, save: Callable) -> None:

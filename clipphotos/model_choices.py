@@ -33,15 +33,16 @@ class ModelChoice:
     hub_repo: str
     download_mb: int
     needs: str | None = None   # an optional Python package the model needs
-    cpu_speed: float | None = None   # photos/s its image encoder reached on SPEED_MEASURED_ON
+    cpu_speeds: tuple[float, ...] = ()   # photos/s its image encoder reached on each of SPEED_MACHINES
 
     @property
     def speed_text(self) -> str:
-        """The measured speed, said with the machine it was measured on ("" if not measured)."""
-        if self.cpu_speed is None:
+        """The measured speeds, each said with the machine it was measured on ("" if not measured)."""
+        if not self.cpu_speeds:
             return ""
-        rate = f"{self.cpu_speed:.1f}" if self.cpu_speed < 10 else f"{self.cpu_speed:.0f}"
-        return f"The model alone: about {rate} photos a second on {SPEED_MEASURED_ON} (measured)."
+        on = ", ".join(f"{'about ' if n == 0 else ''}{_rate(rate)}{' photos a second' if n == 0 else ''} on {machine}"
+                       for n, (rate, machine) in enumerate(zip(self.cpu_speeds, SPEED_MACHINES)))
+        return f"The model alone, measured without a GPU: {on}."
 
     @property
     def size_text(self) -> str:
@@ -52,15 +53,27 @@ class ModelChoice:
         return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
 
-# Where the picker's speeds come from: `python bench/model_picker.py` on this project's development
-# machine (the image encoder alone at the indexer's batch, through ONNX Runtime at the faster of
-# fp32 and int8 within 0.999 cosine of fp32: the path the app takes on a CPU; random weights).
-SPEED_MEASURED_ON = "a 2-core AMD EPYC (AVX2) without a GPU"
+def _rate(per_second: float) -> str:
+    return f"{per_second:.1f}" if per_second < 10 else f"{per_second:.0f}"
+
+
+def speed_here_text(per_second: float) -> str:
+    """A model's speed as measured on this computer (at its first load here: the image encoder
+    alone, as `ModelChoice.speed_text` says it for the development machine)."""
+    return f"The model alone: about {_rate(per_second)} photos a second on this computer (measured here)."
+
+
+# Where the picker's speeds come from: `python bench/model_picker.py` on two kinds of this project's
+# development machine, 2 cores and no GPU each (the image encoder alone, through ONNX Runtime at
+# the faster of fp32 and int8 within 0.999 cosine of fp32: the path the app takes on a CPU; random
+# weights). The AVX2 figures are from 2 December (one encode of 16 on both cores, as the indexer
+# then ran), the AMX ones from 3 December (two encodes of 8 side by side, as it runs now).
+SPEED_MACHINES = ("a 2-core AMD EPYC (AVX2)", "a 2-core Intel Xeon with AMX")
 
 CHOICES: tuple[ModelChoice, ...] = (
     ModelChoice("fast", "Fast", "Quick on any computer, good for everyday searches.",
                 "ViT-B-32-256", "datacomp_s34b_b86k", "laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K", 605,
-                cpu_speed=11.9),
+                cpu_speeds=(11.9, 41.7)),
     # Apple's MobileCLIP-S2 finds the right photo as often as ViT-L-14 (DataComp XL), the earlier
     # "best", at about a tenth of its cost on a CPU: image retrieval R@1 on Flickr30k 73.4 % and
     # MSCOCO 45.4 % against 73.4 % and 45.7 % (ViT-B-32-256: 64.9 % and 39.9 %); ImageNet zero-shot
@@ -69,9 +82,11 @@ CHOICES: tuple[ModelChoice, ...] = (
     # openclip_results.csv. MobileCLIP2-S2 scores higher (74.8 % and 48.8 %) at the same cost, but
     # its weights are licensed for non-commercial research only (Apple's LICENSE_MODELS), so it is
     # not offered here; `--model MobileCLIP2-S2 --pretrained dfndr2b` still takes it. The image
-    # tower is folded for inference at load (models.reparameterise). See bench/model_picker.py.
-    ModelChoice("best", "Best quality", "Finds the right photo more often; about half as fast as Fast on a CPU.",
-                "MobileCLIP-S2", "datacompdr", "apple/MobileCLIP-S2-OpenCLIP", 397, cpu_speed=5.4),
+    # tower is folded for inference at load (models.reparameterise). Its convolutions gain little
+    # from int8, so it is 0.46x Fast on the AVX2 CPU and 0.22x on the AMX one, where int8 matrix
+    # products are fast. See bench/model_picker.py.
+    ModelChoice("best", "Best quality", "Finds the right photo more often; two to five times slower than Fast on a CPU.",
+                "MobileCLIP-S2", "datacompdr", "apple/MobileCLIP-S2-OpenCLIP", 397, cpu_speeds=(5.4, 9.2)),
     ModelChoice("multilingual", "Multilingual", "Search in about 100 languages, not only English.",
                 "xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k",
                 "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k", 1470, needs="transformers"),

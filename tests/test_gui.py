@@ -178,22 +178,63 @@ def test_the_model_picker_shows_each_measured_speed_with_the_machine_it_came_fro
 
     from clipphotos.gui.welcome import ModelPicker
     from clipphotos.gui.workers import Runner
-    from clipphotos.model_choices import SPEED_MEASURED_ON
+    from clipphotos.model_choices import SPEED_MACHINES
     runner = Runner(1)
     picker = ModelPicker(runner)
     qtbot.addWidget(picker)
     picker.show()
     for card in picker.cards:
         shown = [w for w in card.findChildren(QLabel, "choiceSpeed") if w.isVisible()]
-        if card.choice.cpu_speed is None:
+        if not card.choice.cpu_speeds:
             assert shown == []                  # nothing measured: no figure made up
         else:
-            assert len(shown) == 1 and SPEED_MEASURED_ON in shown[0].text()
-            assert f"{card.choice.cpu_speed:.1f}" in shown[0].text() or f"{card.choice.cpu_speed:.0f}" in shown[0].text()
+            assert len(shown) == 1
+            text = shown[0].text()
+            for rate, machine in zip(card.choice.cpu_speeds, SPEED_MACHINES, strict=True):
+                said = f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
+                assert f"{said} photos a second on {machine}" in text or f"{said} on {machine}" in text
     best = next(c for c in picker.cards if c.choice.key == "best").choice
     fast = next(c for c in picker.cards if c.choice.key == "fast").choice
-    assert best.cpu_speed and fast.cpu_speed    # both measured, so the cost of quality can be weighed
+    assert best.cpu_speeds and fast.cpu_speeds    # both measured, so the cost of quality can be weighed
     runner.shutdown()
+
+
+def test_the_model_running_now_is_said_with_its_speed_on_this_computer(qtbot):
+    """In Settings the current model's card gives the speed its first load measured here, the
+    other cards the development machine's, each said with where it came from."""
+    from PySide6.QtWidgets import QLabel
+
+    from clipphotos.gui.welcome import ModelPicker
+    from clipphotos.gui.workers import Runner
+    from clipphotos.model_choices import CHOICES, SPEED_MACHINES
+    runner = Runner(1)
+    best = next(c for c in CHOICES if c.key == "best")
+    picker = ModelPicker(runner, current=ModelRequest.of(best), speed_here=23.4)
+    qtbot.addWidget(picker)
+    picker.show()
+    for card in picker.cards:
+        shown = " ".join(w.text() for w in card.findChildren(QLabel, "choiceSpeed") if w.isVisible())
+        if card.choice == best:
+            assert "about 23 photos a second on this computer" in shown and SPEED_MACHINES[0] not in shown
+        elif card.choice.cpu_speeds:
+            assert SPEED_MACHINES[0] in shown and "this computer" not in shown
+    runner.shutdown()
+
+
+def test_settings_give_the_loaded_models_speed_measured_on_this_computer(qtbot, open_window, indexed):
+    """The window keeps what the model's first load measured here and Settings says it; the
+    figure is the library's own (its kept verdict), not one the window makes up."""
+    from PySide6.QtWidgets import QLabel
+
+    from clipphotos.model_choices import speed_here_text
+    root, _folder, _truth = indexed
+    window = open_window(root)
+    measured = window.library.inference()[3]["images_per_second"]
+    assert window.model_speed_here == measured > 0
+    dialog = window.settings_dialog()
+    qtbot.addWidget(dialog)
+    said = [w.text() for w in dialog.findChildren(QLabel) if speed_here_text(measured) in w.text()]
+    assert len(said) == 1 and "command line" in said[0]   # the window was opened with --model: that note
 
 
 def test_answers_for_a_view_deleted_while_its_jobs_ran_go_nowhere(qtbot):

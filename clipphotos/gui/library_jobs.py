@@ -87,11 +87,21 @@ def browse(lib: Library, query: Query) -> Browse:
     return Browse(photos, lib.status(), time.monotonic() - started)
 
 
-def load_model(lib: Library) -> tuple[str, str]:
-    """Load the model and its vector index; returns its short name and details (device, precision)."""
+@dataclass(frozen=True)
+class ModelReady:
+    """The loaded model, as the window shows it."""
+
+    title: str                  # short name and device, for the status bar
+    details: str                # which weights, and how it runs here and why (its tooltip)
+    speed_here: float | None    # images/s its image encoder reached on this computer at its first load
+
+
+def load_model(lib: Library) -> ModelReady:
+    """Load the model and its vector index; returns what the window says of it."""
     loaded = lib.warm_up()
-    return f"{short_name(loaded.spec.name)} · {loaded.device_type.upper()}", "; ".join(
-        [loaded.spec.describe(), *loaded.notes])
+    speed = lib.inference()[3].get("images_per_second")
+    return ModelReady(f"{short_name(loaded.spec.name)} · {loaded.device_type.upper()}",
+                      "; ".join([loaded.spec.describe(), *loaded.notes]), speed)
 
 
 def search(lib: Library, query: Query, still_wanted: Callable[[], bool]) -> SearchAnswer | None:

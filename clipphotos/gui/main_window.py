@@ -32,6 +32,7 @@ from clipphotos.gui.workers import Runner
 
 if TYPE_CHECKING:
     from clipphotos.library import IndexReport, Library, PhotoRecord, Progress, RebuiltCatalog, SearchAnswer, TrashReport
+    from clipphotos.gui.settings_dialog import SettingsDialog
     from clipphotos.watcher import WatchEngine, WatchSettings
 
 REFRESH_WHILE_INDEXING_S = 3.0     # how often the browse grid picks up newly indexed photos
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.settings = AppSettings()
         self.model_state = "waiting"        # waiting, loading, ready, failed
         self.model_error = ""
+        self.model_speed_here: float | None = None   # images/s of the loaded model, measured on this computer
         self._intact: bool | None = None    # the open catalog passed SQLite's quick check (None: being checked)
         self.query = Query()
         self.matches = 0                    # how many photos clearly match the search on show
@@ -395,11 +397,12 @@ class MainWindow(QMainWindow):
         self.runner.submit(library_jobs.load_model, self.library,
                            on_done=self._model_loaded, on_failed=self._model_failed)
 
-    def _model_loaded(self, described: tuple[str, str]) -> None:
+    def _model_loaded(self, ready: library_jobs.ModelReady) -> None:
         self.model_state = "ready"
+        self.model_speed_here = ready.speed_here
         self.banner.hide()
-        self.model_label.setText(f"Model: {described[0]}")
-        self.model_label.setToolTip(described[1])
+        self.model_label.setText(f"Model: {ready.title}")
+        self.model_label.setToolTip(ready.details)
         self.modelReady.emit()
         if self.query.is_search:
             self._run_search()
@@ -977,9 +980,15 @@ class MainWindow(QMainWindow):
 
     # -- settings ------------------------------------------------------------------------
 
-    def open_settings(self) -> None:
+    def settings_dialog(self) -> SettingsDialog:
+        """Settings as they are now; the model running now is said with its speed on this computer."""
         from clipphotos.gui.settings_dialog import SettingsDialog
-        dialog = SettingsDialog(self.runner, self.settings, fixed_model=self.options.model, parent=self)
+        speed = self.model_speed_here if self.model_state == "ready" else None
+        return SettingsDialog(self.runner, self.settings, fixed_model=self.options.model, speed_here=speed,
+                              parent=self)
+
+    def open_settings(self) -> None:
+        dialog = self.settings_dialog()
         if dialog.exec() and dialog.result_settings is not None:
             self.apply_settings(dialog.result_settings)
 
@@ -992,6 +1001,8 @@ class MainWindow(QMainWindow):
         lib = self.library
         model_changed = ((new.model != old.model and self.options.model is None) or new.device != old.device
                          or new.precision != old.precision)
+        if model_changed:
+            self.model_speed_here = None   # measured for the model being replaced
         self.runner.submit(library_jobs.store_settings, lib, new,
                            on_done=lambda _r: self._settings_stored(model_changed, new.excluded != old.excluded))
 

@@ -28,7 +28,8 @@ PRECISIONS = (("Automatic (fastest that keeps results right)", "auto"), ("fp32 (
 
 class SettingsDialog(QDialog):
     def __init__(self, runner: Runner, current: AppSettings, fixed_model: ModelRequest | None = None,
-                 parent: QWidget | None = None) -> None:
+                 speed_here: float | None = None, parent: QWidget | None = None) -> None:
+        """`speed_here`: images/s the loaded model (the current one) measured on this computer."""
         super().__init__(parent)
         self.setObjectName("settings")
         self.setWindowTitle("Settings")
@@ -48,7 +49,7 @@ class SettingsDialog(QDialog):
         outer.addWidget(label("Settings", "dialogTitle"))
 
         outer.addWidget(label("Model", "sectionTitle"))
-        self.picker = ModelPicker(runner, current=current.model, fixed=fixed_model)
+        self.picker = ModelPicker(runner, current=current.model, fixed=fixed_model, speed_here=speed_here)
         outer.addWidget(self.picker)
         outer.addWidget(label("A new model re-indexes your photos in the background; search keeps working "
                               "meanwhile.", "note"))

@@ -15,7 +15,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
                                QProgressBar, QPushButton, QRadioButton, QStackedWidget, QWidget)
 
-from clipphotos.model_choices import CHOICES, DownloadCancelled, ModelChoice, ModelRequest, download_weights
+from clipphotos.model_choices import (CHOICES, DownloadCancelled, ModelChoice, ModelRequest, download_weights,
+                                      speed_here_text)
 from clipphotos.gui.widgets import hbox, label, vbox
 from clipphotos.gui.workers import Job, Runner
 
@@ -25,7 +26,8 @@ WEIGHT_FILES = "Model weights (*.safetensors *.pt *.pth *.bin);;All files (*)"
 class _ChoiceCard(QFrame):
     """One model on offer: a radio button with its size and what it is good for."""
 
-    def __init__(self, choice: ModelChoice, group: QButtonGroup, parent: QWidget | None = None) -> None:
+    def __init__(self, choice: ModelChoice, group: QButtonGroup, speed_here: float | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("choiceCard")
         self.choice = choice
@@ -46,10 +48,12 @@ class _ChoiceCard(QFrame):
         text = label(detail, "choiceBlurb")
         text.setContentsMargins(24, 0, 0, 0)
         layout.addWidget(text)
-        if choice.speed_text:
-            speed = label(choice.speed_text, "choiceSpeed")
-            speed.setContentsMargins(24, 0, 0, 0)
-            layout.addWidget(speed)
+        # The model running now was timed on this computer: that figure, not the development machine's.
+        said = speed_here_text(speed_here) if speed_here else choice.speed_text
+        self.speed = label(said, "choiceSpeed") if said else None
+        if self.speed is not None:
+            self.speed.setContentsMargins(24, 0, 0, 0)
+            layout.addWidget(self.speed)
 
     def mousePressEvent(self, event: object) -> None:
         if self.radio.isEnabled():
@@ -65,7 +69,8 @@ class ModelPicker(QWidget):
     busyChanged = Signal(bool)
 
     def __init__(self, runner: Runner, current: ModelRequest | None = None, fixed: ModelRequest | None = None,
-                 parent: QWidget | None = None) -> None:
+                 speed_here: float | None = None, parent: QWidget | None = None) -> None:
+        """`speed_here`: images/s the current model (the one loaded, `fixed` if given) measured here."""
         super().__init__(parent)
         self.runner = runner
         self.fixed = fixed
@@ -78,11 +83,13 @@ class ModelPicker(QWidget):
 
         self.group = QButtonGroup(self)
         self.cards: list[_ChoiceCard] = []
+        here = f"<br>{speed_here_text(speed_here)}" if speed_here else ""
         if fixed is not None:
-            layout.addWidget(label(f"Using the model given on the command line: <b>{fixed.describe()}</b>",
+            layout.addWidget(label(f"Using the model given on the command line: <b>{fixed.describe()}</b>{here}",
                                     "note"))
+        running = current.choice if current is not None and fixed is None else None
         for choice in CHOICES:
-            card = _ChoiceCard(choice, self.group)
+            card = _ChoiceCard(choice, self.group, speed_here if choice == running else None)
             card.setVisible(fixed is None)
             self.cards.append(card)
             layout.addWidget(card)
@@ -91,7 +98,8 @@ class ModelPicker(QWidget):
         if selected is not None:     # a custom current model leaves every card unchecked
             self.cards[CHOICES.index(selected)].radio.setChecked(True)
         if self.custom is not None:
-            layout.addWidget(label(f"Now: <b>{self.custom.describe()}</b> (stays unless you pick another)", "note"))
+            layout.addWidget(label(f"Now: <b>{self.custom.describe()}</b> (stays unless you pick another){here}",
+                                   "note"))
 
         row = QHBoxLayout()
         self.file_button = QPushButton("Use a weights file on this computer…")
