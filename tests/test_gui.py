@@ -235,6 +235,7 @@ def test_settings_give_the_loaded_models_speed_measured_on_this_computer(qtbot, 
     qtbot.addWidget(dialog)
     said = [w.text() for w in dialog.findChildren(QLabel) if speed_here_text(measured) in w.text()]
     assert len(said) == 1 and "command line" in said[0]   # the window was opened with --model: that note
+    assert not dialog.picker.file_label.isVisibleTo(dialog)   # its file is not a card's ("Weights file for Fast")
 
 
 def test_answers_for_a_view_deleted_while_its_jobs_ran_go_nowhere(qtbot):

@@ -75,8 +75,10 @@ class ModelPicker(QWidget):
         self.runner = runner
         self.fixed = fixed
         custom = current is not None and current.choice is None and fixed is None
-        # A current model's file stays with it; a file picked here goes with the chosen card.
-        self.local_file: str | None = current.weights if current and current.weights and not custom else None
+        # A current model's file stays with it; a file picked here goes with the chosen card. A model
+        # fixed by the command line is named with its file in its own note, and no card is chosen.
+        self.local_file: str | None = current.weights if current and current.weights and not custom \
+            and fixed is None else None
         self._job: Job | None = None
         self._downloaded: set[str] = set()
         layout = vbox(self, spacing=8)
