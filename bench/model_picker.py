@@ -7,8 +7,8 @@ speed does not depend on the values), MobileCLIP towers reparameterised as the a
 does at a first load on a CPU (clipphotos.onnx_export), and timed through ONNX Runtime as the
 indexer runs it (its batch, its encodes side by side, one session each with the threads its plan
 gives: clipphotos.indexer.plan_encoders): the path the app takes on a CPU. int8 counts only
-where its cosine to torch fp32 is at least 0.999, as the app's own choice requires. Every model is timed in turn, round by round
-(the machine may be shared: a busy moment slows all of them, not one), best of the rounds, with
+where its cosine to torch fp32 is at least 0.999, as the app's own choice requires. Every model
+is timed in turn, round by round (the machine may be shared: a busy moment slows all of them, not one), best of the rounds, with
 ratios against today's default (ViT-B-32-256) from the same run. Whether the model can take
 that path at all (onnx_export.supported) is printed too: one that cannot runs on torch.
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from clipphotos.models import cpu_identity  # noqa: E402
 
-from clipphotos.indexer import BATCH_SIZE as BATCH, MAX_LANES  # noqa: E402
+from clipphotos.indexer import BATCH_SIZE as BATCH, MAX_LANES, usable_cores  # noqa: E402
 from clipphotos.models import HALF_PRECISION_AGREEMENT as AGREEMENT  # noqa: E402
 OPENCLIP = "open_clip docs/openclip_results.csv and openclip_retrieval_results.csv"
 APPLE = "apple/ml-mobileclip README (MobileCLIP and MobileCLIP2 tables) and results/mobileclip*_s2.jsonl"
@@ -76,8 +76,14 @@ def timed(sessions: list, pictures: np.ndarray) -> float:
         return time.perf_counter() - started
 
 
-def usable_speed(entry: dict, ips: dict[str, float]) -> float:
+def speeds(entry: dict, lanes: int) -> dict[str, float]:
+    """Images/s of each precision at its best round, every lane encoding a batch."""
+    return {p: BATCH * lanes / min(t) for p, t in entry["times"].items()}
+
+
+def usable_speed(entry: dict, lanes: int) -> float:
     """Images/s the app would reach: int8 only where it agrees with fp32 as the app requires."""
+    ips = speeds(entry, lanes)
     return max(ips["fp32"], ips["int8"] if entry["int8_cos"] >= AGREEMENT else 0.0)
 
 
@@ -85,8 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else os.cpu_count() or 1)
+    ap.add_argument("--cores", type=int, default=usable_cores())
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
@@ -141,10 +146,8 @@ def main() -> None:
     print(f"{'model':<22}{'img M':>6}{'fp32/s':>8}{'int8/s':>8}{'x B-32':>7}{'int8 cos':>9}"
           f"{'IN-1k':>7}{'avg38':>7}{'Flickr':>7}{'COCO':>6}  published weights")
     for name, entry in runs.items():
-        ips = {p: BATCH * lanes / min(t) for p, t in entry["times"].items()}
-        best = usable_speed(entry, ips)
-        ratio = f"{best / usable_speed(base, {p: BATCH * lanes / min(t) for p, t in base['times'].items()}):.2f}" \
-            if base else "-"
+        ips = speeds(entry, lanes)
+        ratio = f"{usable_speed(entry, lanes) / usable_speed(base, lanes):.2f}" if base else "-"
         pub = PUBLISHED.get(name)
         figures = "".join(f"{v:>7.1f}" if v is not None else f"{'-':>7}" for v in pub[1:5]) if pub else " " * 28
         print(f"{name:<22}{entry['params']:>6.0f}{ips['fp32']:>8.2f}{ips['int8']:>8.2f}{ratio:>7}"

@@ -40,9 +40,9 @@ class ModelChoice:
         """The measured speeds, each said with the machine it was measured on ("" if not measured)."""
         if not self.cpu_speeds:
             return ""
-        on = ", ".join(f"{'about ' if n == 0 else ''}{_rate(rate)}{' photos a second' if n == 0 else ''} on {machine}"
-                       for n, (rate, machine) in enumerate(zip(self.cpu_speeds, SPEED_MACHINES)))
-        return f"The model alone, measured without a GPU: {on}."
+        (rate, machine), *others = zip(self.cpu_speeds, SPEED_MACHINES, strict=True)
+        on = [f"about {_rate(rate)} photos a second on {machine}", *(f"{_rate(r)} on {m}" for r, m in others)]
+        return f"The model alone, measured without a GPU: {', '.join(on)}."
 
     @property
     def size_text(self) -> str:

@@ -50,10 +50,10 @@ class _ChoiceCard(QFrame):
         layout.addWidget(text)
         # The model running now was timed on this computer: that figure, not the development machine's.
         said = speed_here_text(speed_here) if speed_here else choice.speed_text
-        self.speed = label(said, "choiceSpeed") if said else None
-        if self.speed is not None:
-            self.speed.setContentsMargins(24, 0, 0, 0)
-            layout.addWidget(self.speed)
+        if said:
+            speed = label(said, "choiceSpeed")
+            speed.setContentsMargins(24, 0, 0, 0)
+            layout.addWidget(speed)
 
     def mousePressEvent(self, event: object) -> None:
         if self.radio.isEnabled():
